@@ -1,0 +1,202 @@
+"""The configuration schema: every key, its default and its check, in one place.
+
+Precedence: these defaults < the YAML file (`--config`) < `--set KEY=VALUE` overrides.
+The defaults are the MNIST config (`configs/mnist.yaml` spells them out).
+"""
+
+import dataclasses
+import math
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+
+from mlpcli.errors import ConfigError
+
+Check = tuple[Callable[[Any], bool], str]
+
+
+def _option(default: Any, check: Check | None = None) -> Any:
+    """A schema field: its default and an optional (predicate, what-it-must-be) check."""
+    factory = (lambda: list(default)) if isinstance(default, list) else (lambda: default)
+    return field(default_factory=factory, metadata={"check": check})
+
+
+def _one_of(*choices: str) -> Check:
+    return (lambda v: v in choices), "one of " + ", ".join(choices)
+
+
+POSITIVE: Check = (lambda v: v > 0), "> 0"
+NON_NEGATIVE: Check = (lambda v: v >= 0), ">= 0"
+FRACTION: Check = (lambda v: 0 <= v < 1), "in [0, 1)"
+WIDTHS: Check = (lambda v: len(v) > 0 and all(w > 0 for w in v)), "a non-empty list of widths > 0"
+
+
+@dataclass
+class DataConfig:
+    source: str = _option("tfds", _one_of("tfds", "idx"))  # tfds: download; idx: read data.dir
+    name: str = _option("mnist", _one_of("mnist", "fashion_mnist", "kmnist"))  # tfds dataset
+    dir: str | None = _option(None)  # idx: folder of the four IDX files; tfds: cache (tfds default)
+    validation: int = _option(5000, POSITIVE)  # examples carved from the training set
+    mirror: str | None = _option(None)  # tfds: base URL serving the same files (checksums verified)
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = _option([512, 512], WIDTHS)  # widths of the hidden layers
+    activation: str = _option("relu", _one_of("relu", "sigmoid", "tanh"))  # hidden σ
+    output: str = _option("softmax_cross_entropy", _one_of("softmax_cross_entropy", "mse"))
+    output_activation: str = _option("sigmoid", _one_of("sigmoid", "identity"))  # mse only
+    init: str = _option("he", _one_of("he", "xavier"))
+    dropout: float = _option(0.2, FRACTION)  # drop probability on hidden activations
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _option(30, POSITIVE)
+    batch_size: int = _option(128, POSITIVE)
+    optimizer: str = _option("adam", _one_of("sgd", "adam"))
+    lr: float = _option(0.001, POSITIVE)
+    momentum: float = _option(0.9, FRACTION)  # sgd
+    nesterov: bool = _option(False)  # sgd
+    beta1: float = _option(0.9, FRACTION)  # adam
+    beta2: float = _option(0.999, FRACTION)  # adam
+    eps: float = _option(1e-8, POSITIVE)  # adam
+    weight_decay: float = _option(0.0, NON_NEGATIVE)  # λ: the loss gains (λ/2) Σ‖W‖²
+    schedule: str = _option("cosine", _one_of("constant", "step", "cosine"))
+    step_size: int = _option(10, POSITIVE)  # step: epochs between decays
+    gamma: float = _option(0.1, POSITIVE)  # step: the factor of each decay
+    patience: int = _option(10, NON_NEGATIVE)  # epochs without a better validation loss; 0: off
+    seed: int = _option(0, NON_NEGATIVE)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Defaults, then the YAML file at `path`, then each `KEY=VALUE` override."""
+    raw = read_yaml(path) if path is not None else {}
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return from_dict(raw)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with `yaml.safe_load`; anything else is a ConfigError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping of sections, not {_kind(raw)}")
+    return raw
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`model.hidden=[256,128]` → ("model.hidden", [256, 128]); values are YAML scalars/lists."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. train.epochs=3)")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not YAML: {e}") from None
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set `section.name` in the nested mapping `raw`."""
+    section, dot, name = key.partition(".")
+    if not dot or not name or "." in name:
+        raise ConfigError(f"override key {key!r} must be SECTION.NAME, e.g. train.lr")
+    target = raw.setdefault(section, {})
+    if not isinstance(target, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping, not {_kind(target)}")
+    target[name] = value
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a checked Config from nested mappings; unknown keys and bad values raise."""
+    _reject_unknown(raw, SECTIONS, "top level")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = raw.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping, not {_kind(values)}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        _reject_unknown(values, known, f"section {name!r}")
+        sections[name] = cls(**{k: _checked(f"{name}.{k}", v, known[k]) for k, v in values.items()})
+    return Config(**sections)
+
+
+def _reject_unknown(values: dict[Any, Any], allowed: dict[str, Any], where: str) -> None:
+    for key in values:
+        if key not in allowed:
+            raise ConfigError(f"unknown config key {key!r} at {where}; allowed: {', '.join(allowed)}")
+
+
+def _checked(key: str, value: Any, spec: dataclasses.Field) -> Any:
+    value = _typed(key, value, spec.type)
+    check = spec.metadata["check"]
+    if value is not None and check is not None and not check[0](value):
+        raise ConfigError(f"{key} = {value!r} is out of range: it must be {check[1]}")
+    return value
+
+
+def _typed(key: str, value: Any, annotation: Any) -> Any:
+    """Check `value` against the field's type; ints stand for floats, '1e-3' too."""
+    if isinstance(annotation, types.UnionType) or get_origin(annotation) is Union:
+        if value is None:
+            return None
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r} must be a list of {item.__name__}")
+        return [_typed(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if annotation is float:
+        return _as_float(key, value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation in (str, bool) and isinstance(value, annotation):
+        return value
+    raise ConfigError(f"{key} = {value!r} must be {annotation.__name__}, not {_kind(value)}")
+
+
+def _as_float(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} = {value!r} must be a number, not a boolean")
+    try:
+        number = float(value)  # YAML 1.1 reads 1e-3 as a string: accept it as the number
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} = {value!r} must be a number, not {_kind(value)}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{key} = {value!r} must be a finite number")
+    return number
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def save_config(config: Config) -> str:
+    """The resolved config as YAML text, readable back by `load_config`."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,30 @@
+"""The project's own errors. Library code raises these; only the CLI turns them into
+messages and exit codes."""
+
+
+class MlpError(Exception):
+    """Base of every error a user can cause and fix (bad config, bad file, no network)."""
+
+
+class ConfigError(MlpError):
+    """A config file or override that does not fit the schema."""
+
+
+class DataError(MlpError):
+    """Data that cannot be fetched or read: a missing, corrupt or mismatched IDX file."""
+
+
+class WeightsError(MlpError):
+    """A weights file that is missing, corrupt, or does not fit the data."""
+
+
+class RunDirError(MlpError):
+    """A run directory that cannot be written without losing something."""
+
+
+class DivergedError(MlpError):
+    """The training loss became non-finite; the last good weights were kept."""
+
+    def __init__(self, message: str, history=None):
+        super().__init__(message)
+        self.history = history  # the epochs completed before it diverged
