@@ -1,0 +1,80 @@
+"""Activations a = σ(z) and their derivatives σ', written in terms of the activation a
+that the forward pass kept (equations.md §4): sigmoid σ' = a(1-a), tanh σ' = 1-a²,
+relu σ' = [z > 0] = [a > 0], identity σ' = 1."""
+
+import numpy as np
+
+
+class Activation:
+    name: str
+
+    def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """a = σ(z), written into `out` when given (it may be `z` itself)."""
+        raise NotImplementedError
+
+    def derivative(self, a: np.ndarray) -> np.ndarray:
+        """σ'(z) from a = σ(z)."""
+        raise NotImplementedError
+
+    def backward(self, delta: np.ndarray, a: np.ndarray) -> None:
+        """delta ⊙= σ'(z), in place: the last factor of δ^l = ((W^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l)."""
+        np.multiply(delta, self.derivative(a), out=delta)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class ReLU(Activation):
+    name = "relu"
+
+    def forward(self, z, out=None):
+        return np.maximum(z, 0, out=out)
+
+    def derivative(self, a):
+        return (a > 0).astype(a.dtype)  # [z > 0]
+
+    def backward(self, delta, a):
+        delta[a <= 0] = 0  # δ ⊙ [z > 0]
+
+
+class Sigmoid(Activation):
+    name = "sigmoid"
+
+    def forward(self, z, out=None):
+        out = np.multiply(z, 0.5, out=out)  # σ(z) = (1 + tanh(z/2)) / 2: no overflow
+        np.tanh(out, out=out)
+        out += 1
+        out *= 0.5
+        return out
+
+    def derivative(self, a):
+        return a * (1 - a)  # σ' = a(1 - a)
+
+
+class Tanh(Activation):
+    name = "tanh"
+
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
+
+    def derivative(self, a):
+        return 1 - a * a  # σ' = 1 - a²
+
+
+class Identity(Activation):
+    name = "identity"
+
+    def forward(self, z, out=None):
+        if out is None or out is z:
+            return z
+        out[...] = z
+        return out
+
+    def derivative(self, a):
+        return np.ones_like(a)
+
+    def backward(self, delta, a):
+        pass  # σ' = 1
+
+
+ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (ReLU(), Sigmoid(), Tanh(), Identity())}

@@ -1,0 +1,37 @@
+"""A dense layer, z^l = W^l a^{l-1} + b^l (equations.md §1 and §4).
+
+W is stored (n_out, n_in) as in the derivations; a batch stacks examples as rows, so the
+forward pass is Z = A_prev Wᵀ + b. W, b and their gradients are views into the network's
+flat parameter and gradient buffers, so an optimizer step touches one array.
+"""
+
+import numpy as np
+
+
+class Dense:
+    def __init__(self, W: np.ndarray, b: np.ndarray, grad_W: np.ndarray, grad_b: np.ndarray):
+        self.W, self.b = W, b  # (n_out, n_in), (n_out,)
+        self.grad_W, self.grad_b = grad_W, grad_b
+        self.A_prev: np.ndarray | None = None  # kept by forward for backward
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.W.shape
+
+    def forward(self, A_prev: np.ndarray) -> np.ndarray:
+        """Z = A_prev Wᵀ + b, (B, n_out); keeps A_prev, (B, n_in)."""
+        self.A_prev = A_prev
+        Z = A_prev @ self.W.T
+        Z += self.b
+        return Z
+
+    def backward(self, delta: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Given Δ = ∂C/∂Z (B, n_out), store ∂C/∂W = Δᵀ A_prev and ∂C/∂b = Σ_batch Δ, and
+        return ∂C/∂A_prev = Δ W (B, n_in): the (W^l)ᵀ δ^l of the previous layer's delta.
+        `input_grad=False` skips that product where nothing needs it (the first layer)."""
+        np.matmul(delta.T, self.A_prev, out=self.grad_W)  # dW = Δᵀ A_prev
+        np.sum(delta, axis=0, out=self.grad_b)  # db = Δ summed over the batch
+        return delta @ self.W if input_grad else None  # rows of Δ W are (Wᵀ δ)ᵀ
+
+    def __repr__(self) -> str:
+        return f"Dense({self.W.shape[1]} → {self.W.shape[0]})"

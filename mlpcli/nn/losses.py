@@ -1,0 +1,88 @@
+"""Output layers: the loss C of a batch and the output delta δ^L = ∂C/∂z^L (equations.md §2–3).
+
+Stated once for the whole project: the loss of a batch is the mean over its B examples,
+C = (1/B) Σ_b C_b. So δ^L here carries the factor 1/B, and the delta recursion and
+dW = Δᵀ A_prev that follow give the gradient of that mean. Targets Y are (B, classes)
+rows that sum to 1: one-hot labels, or soft labels.
+"""
+
+import numpy as np
+
+from mlpcli.nn.activations import ACTIVATIONS, Activation
+
+
+class Output:
+    name: str
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """The network's output ŷ (or a^L) from the logits z^L."""
+        raise NotImplementedError
+
+    def loss(self, z: np.ndarray, y: np.ndarray) -> float:
+        """C: the mean loss over the batch."""
+        raise NotImplementedError
+
+    def loss_and_delta(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """C and δ^L = ∂C/∂z^L, sharing the work of the forward output."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class SoftmaxCrossEntropy(Output):
+    """ŷ = softmax(z), C = -Σ_k y_k log ŷ_k, δ^L = ŷ - y (for any y that sums to 1)."""
+
+    name = "softmax_cross_entropy"
+
+    def predict(self, z):
+        shifted = z - z.max(axis=1, keepdims=True)  # z - max(z): exp never overflows
+        np.exp(shifted, out=shifted)
+        shifted /= shifted.sum(axis=1, keepdims=True)
+        return shifted
+
+    def loss(self, z, y):
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_sum_exp = np.log(np.exp(shifted).sum(axis=1))  # log Σ_k exp(z_k - max z)
+        # -Σ_k y_k log ŷ_k = log Σ exp(z) - Σ_k y_k z_k, as Σ_k y_k = 1
+        return float(np.mean(log_sum_exp - np.einsum("bk,bk->b", y, shifted)))
+
+    def loss_and_delta(self, z, y):
+        loss = self.loss(z, y)
+        delta = self.predict(z)
+        delta -= y  # δ^L = ŷ - y
+        delta /= len(z)  # the 1/B of the batch mean
+        return loss, delta
+
+
+class MeanSquaredError(Output):
+    """a = σ(z), C = ½‖a - y‖², δ^L = (a - y) ⊙ σ'(z)."""
+
+    name = "mse"
+
+    def __init__(self, activation: Activation):
+        self.activation = activation
+
+    def predict(self, z):
+        return self.activation.forward(z)
+
+    def loss(self, z, y):
+        return self.loss_and_delta(z, y)[0]
+
+    def loss_and_delta(self, z, y):
+        a = self.predict(z)
+        error = a - y
+        loss = float(0.5 * np.einsum("bk,bk->", error, error) / len(z))
+        self.activation.backward(error, a)  # δ^L = (a - y) ⊙ σ'(z)
+        error /= len(z)  # the 1/B of the batch mean
+        return loss, error
+
+    def __repr__(self) -> str:
+        return f"mse({self.activation})"
+
+
+def make_output(name: str, activation: str = "sigmoid") -> Output:
+    """The output layer a config names: softmax_cross_entropy, or mse after `activation`."""
+    if name == "softmax_cross_entropy":
+        return SoftmaxCrossEntropy()
+    return MeanSquaredError(ACTIVATIONS[activation])

@@ -1,0 +1,124 @@
+"""The multilayer perceptron: a stack of dense layers, forward and the delta recursion
+backward (equations.md §4).
+
+All weights and biases live in one flat buffer `params` laid out [W¹, W², …, b¹, b², …]
+(gradients likewise in `grads`): the optimizer updates one array, weight decay touches
+one contiguous slice, and gradient checking perturbs entries of one vector.
+"""
+
+import numpy as np
+
+from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.layers import Dense
+from mlpcli.nn.losses import make_output
+
+INITS = {
+    "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),  # std of W for relu layers
+    "xavier": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),  # std for sigmoid / tanh
+}
+
+
+class MLP:
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str = "relu",
+        output: str = "softmax_cross_entropy",
+        output_activation: str = "sigmoid",
+        dropout: float = 0.0,
+        dtype: type = np.float32,
+    ):
+        """`sizes` = [n_input, hidden widths…, n_classes]."""
+        self.sizes = list(sizes)
+        self.activation = ACTIVATIONS[activation]
+        self.output = make_output(output, output_activation)
+        self.dropout = dropout
+        shapes = list(zip(sizes[1:], sizes[:-1]))  # (n_out, n_in) of each layer
+        self.n_weights = sum(n_out * n_in for n_out, n_in in shapes)
+        self.params = np.zeros(self.n_weights + sum(sizes[1:]), dtype=dtype)
+        self.grads = np.zeros_like(self.params)
+        self.layers = [
+            Dense(*self._views(self.params, shapes, i), *self._views(self.grads, shapes, i))
+            for i in range(len(shapes))
+        ]
+        self.hidden_outputs: list[np.ndarray] = []  # a^l of each hidden layer, kept for backward
+        self.masks: list[np.ndarray | None] = []  # dropout mask of each hidden layer
+
+    def _views(self, flat: np.ndarray, shapes: list[tuple[int, int]], i: int):
+        """W^i and b^i of layer i as views into `flat`."""
+        w_start = sum(o * n for o, n in shapes[:i])
+        b_start = self.n_weights + sum(o for o, _ in shapes[:i])
+        n_out, n_in = shapes[i]
+        W = flat[w_start : w_start + n_out * n_in].reshape(n_out, n_in)
+        return W, flat[b_start : b_start + n_out]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """All weights (no biases) as one flat view: the part weight decay acts on."""
+        return self.params[: self.n_weights]
+
+    def init(self, rng: np.random.Generator, scheme: str = "he") -> None:
+        """W ~ N(0, std²) with the std of `scheme`; b = 0."""
+        for layer in self.layers:
+            n_out, n_in = layer.shape
+            layer.W[...] = rng.standard_normal((n_out, n_in)) * INITS[scheme](n_in, n_out)
+            layer.b[...] = 0
+
+    def forward(self, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Z^L, the logits (B, n_classes), of the batch X (B, n_input). With `rng`, each hidden
+        activation is dropped with probability `dropout` (inverted dropout: survivors scaled
+        by 1/(1-p)); without it (evaluation) nothing is dropped."""
+        self.hidden_outputs, self.masks = [], []
+        A = X
+        for layer in self.layers[:-1]:
+            Z = layer.forward(A)
+            A = self.activation.forward(Z, out=Z)  # a^l = σ(z^l), in place
+            self.hidden_outputs.append(A)
+            mask = self._dropout_mask(A.shape, A.dtype, rng)
+            self.masks.append(mask)
+            if mask is not None:
+                A = A * mask
+        return self.layers[-1].forward(A)
+
+    def _dropout_mask(self, shape, dtype, rng) -> np.ndarray | None:
+        if rng is None or self.dropout == 0:
+            return None
+        keep = 1.0 - self.dropout
+        kept = rng.random(shape, dtype=np.float32) < keep
+        return kept * np.asarray(1.0 / keep, dtype=dtype)  # 1/(1-p) where kept, else 0
+
+    def backward(self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False):
+        """Fill `grads` from δ^L = ∂C/∂Z^L (B, n_classes) by the delta recursion
+        δ^l = ((W^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l); return ∂C/∂X when `input_grad`."""
+        for l in range(len(self.layers) - 1, 0, -1):
+            delta = self.layers[l].backward(delta)  # (W^{l+1})ᵀ δ^{l+1}, row-wise
+            if self.masks[l - 1] is not None:
+                delta *= self.masks[l - 1]  # through the dropout of a^l
+            self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)
+        grad_input = self.layers[0].backward(delta, input_grad=input_grad)
+        if weight_decay:
+            self.grads[: self.n_weights] += weight_decay * self.weights  # ∂/∂W (λ/2)‖W‖² = λW
+        return grad_input
+
+    def penalty(self, weight_decay: float) -> float:
+        """(λ/2) Σ‖W‖², the L2 part of the loss (biases are not decayed)."""
+        return 0.5 * weight_decay * float(self.weights @ self.weights) if weight_decay else 0.0
+
+    def loss_and_grad(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        weight_decay: float = 0.0,
+        rng: np.random.Generator | None = None,
+        input_grad: bool = False,
+    ):
+        """The loss C + (λ/2)Σ‖W‖² of (X, Y) with `grads` filled; also ∂/∂X when asked."""
+        loss, delta = self.output.loss_and_delta(self.forward(X, rng), Y)
+        grad_input = self.backward(delta, weight_decay, input_grad)
+        return loss + self.penalty(weight_decay), grad_input
+
+    def loss(self, X: np.ndarray, Y: np.ndarray, weight_decay: float = 0.0, rng=None) -> float:
+        return self.output.loss(self.forward(X, rng), Y) + self.penalty(weight_decay)
+
+    def __repr__(self) -> str:
+        return f"MLP({' → '.join(map(str, self.sizes))}, {self.activation}, {self.output})"
