@@ -1,0 +1,266 @@
+"""Data sources → NumPy arrays: IDX files read from a folder, or fetched through
+tensorflow-datasets' download layer (the only module that imports it).
+
+Why TensorFlow is not needed: `tfds.load` and MNIST's builder read files with `tf.io.gfile`,
+but tfds' download layer (`tfds.download.DownloadManager` with the URLs and SHA-256 checksums
+tfds registers for each dataset) does not. We let tfds download, verify and cache the four
+IDX files, then parse them here with NumPy.
+"""
+
+import gzip
+import socket
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from mlpcli.config import DataConfig
+from mlpcli.errors import DataError
+
+N_CLASSES = 10
+IDX_STEMS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_UBYTE = 0x08  # the third byte of the magic number: unsigned bytes
+_GZIP_MAGIC = b"\x1f\x8b"
+CONNECT_TIMEOUT = 5.0  # seconds to reach a download host before giving up
+
+
+@dataclass
+class Dataset:
+    """Images flattened to rows of raw pixels (N, rows·cols) uint8, labels (N,) uint8."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+
+
+# --- IDX files ---------------------------------------------------------------------------
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzip-compressed or raw), checking its header."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
+    zero1, zero2, dtype, ndim = raw[:4]
+    if zero1 or zero2 or dtype != _IDX_UBYTE or ndim == 0:
+        raise DataError(
+            f"{path}: wrong magic number 0x{raw[:4].hex()} (an IDX file of unsigned bytes"
+            " starts 0x000008 then its number of dimensions)"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header ({len(raw)} bytes, {ndim} dimensions)")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: header says {'×'.join(map(str, shape))} = {expected} bytes of data,"
+            f" the file holds {len(raw) - header}"
+        )
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not an IDX file") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read or decompress: {e}") from None
+
+
+def read_images(path: str | Path) -> np.ndarray:
+    """An IDX image file (N, rows, cols) as rows of pixels (N, rows·cols)."""
+    images = read_idx(path)
+    if images.ndim != 3:
+        raise DataError(f"{path}: image files have 3 dimensions (N, rows, cols), this has {images.ndim}")
+    return images.reshape(len(images), -1)
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """An IDX label file (N,) with every label a class in 0..9."""
+    labels = read_idx(path)
+    if labels.ndim != 1:
+        raise DataError(f"{path}: label files have 1 dimension, this has {labels.ndim}")
+    if labels.size and labels.max() >= N_CLASSES:
+        raise DataError(f"{path}: label {labels.max()} is out of range 0..{N_CLASSES - 1}")
+    return labels
+
+
+def read_pair(images_path: str | Path, labels_path: str | Path) -> Dataset:
+    images, labels = read_images(images_path), read_labels(labels_path)
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
+    if len(images) == 0:
+        raise DataError(f"{images_path}: holds no images")
+    return Dataset(images, labels)
+
+
+def find_idx(folder: str | Path, stem: str) -> Path:
+    """The file `stem` or `stem.gz` in `folder`."""
+    for candidate in (Path(folder) / f"{stem}.gz", Path(folder) / stem):
+        if candidate.exists():
+            return candidate
+    raise DataError(f"{folder}: has neither {stem}.gz nor {stem}")
+
+
+# --- tensorflow-datasets' download layer ----------------------------------------------
+
+
+def fetch_tfds(name: str, stems: list[str], cache_dir: str | None, mirror: str | None) -> dict[str, Path]:
+    """Download (or find in tfds' cache) the IDX files `stems` of dataset `name`, each checked
+    against the SHA-256 checksum tfds registers for it. `mirror` replaces the registered
+    base URL (the files and checksums stay the same)."""
+    import tensorflow_datasets as tfds  # slow to import: only when this source is used
+
+    registered = {info.filename: (url, info) for url, info in tfds.builder_cls(name).url_infos.items()}
+    wanted = {}
+    for stem in stems:
+        url, info = registered[f"{stem}.gz"]
+        if mirror:
+            url = f"{mirror.rstrip('/')}/{info.filename}"
+        wanted[stem] = (url, info)
+    downloads = Path(cache_dir or tfds.core.constants.get_default_data_dir()).expanduser() / "downloads"
+    manager = tfds.download.DownloadManager(
+        download_dir=downloads,
+        url_infos={url: info for url, info in wanted.values()},
+        dataset_name=name,
+        force_checksums_validation=True,
+    )
+    for url, info in wanted.values():
+        if not _is_cached(downloads, url, info.checksum):
+            _check_reachable(url, name)
+    try:
+        paths = manager.download({stem: url for stem, (url, _) in wanted.items()})
+    except Exception as e:  # noqa: BLE001 - tfds raises many kinds; each is a download failure
+        raise DataError(f"downloading {name} through tensorflow-datasets failed: {e}") from None
+    return {stem: Path(p) for stem, p in paths.items()}
+
+
+def _is_cached(downloads: Path, url: str, checksum: str) -> bool:
+    """Whether tfds' cache already holds the verified file (then no network is needed)."""
+    from tensorflow_datasets.core.download.resource import get_dl_fname
+
+    return any(downloads.rglob(get_dl_fname(url, checksum)))
+
+
+def _check_reachable(url: str, name: str) -> None:
+    """Fail in seconds, not after minutes of tfds' retries, when the host cannot be reached."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        raise DataError(
+            f"cannot reach {parts.hostname}:{port} to download {name} ({e}).\n"
+            "To train offline, point the idx source at a folder of the four IDX files, e.g.\n"
+            "  mlp train --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist"
+            " --set data.name=fashion_mnist"
+        ) from None
+
+
+# --- splits -------------------------------------------------------------------------------
+
+
+def load_split(config: DataConfig, split: str) -> Dataset:
+    """One split ("train" or "test") from the configured source."""
+    images_stem, labels_stem = IDX_STEMS[split]
+    if config.source == "idx":
+        if not config.dir:
+            raise DataError("data.source is idx but data.dir is not set: name the folder of IDX files")
+        folder = Path(config.dir)
+        if not folder.is_dir():
+            raise DataError(f"data.dir {folder} is not a directory")
+        paths = {stem: find_idx(folder, stem) for stem in (images_stem, labels_stem)}
+    else:
+        paths = fetch_tfds(config.name, [images_stem, labels_stem], config.dir, config.mirror)
+    return read_pair(paths[images_stem], paths[labels_stem])
+
+
+def load_splits(config: DataConfig, seed: int) -> Splits:
+    """Train, a validation set carved from train as a seeded random sample, and test."""
+    full = load_split(config, "train")
+    test = load_split(config, "test")
+    if test.images.shape[1] != full.images.shape[1]:
+        raise DataError(
+            f"train images have {full.images.shape[1]} pixels but test images {test.images.shape[1]}"
+        )
+    if config.validation >= len(full):
+        raise DataError(
+            f"data.validation = {config.validation} leaves no training data"
+            f" (the training split has {len(full)} examples)"
+        )
+    order = np.random.default_rng(seed).permutation(len(full))
+    validation, train = np.sort(order[: config.validation]), np.sort(order[config.validation :])
+    return Splits(
+        train=Dataset(full.images[train], full.labels[train]),
+        validation=Dataset(full.images[validation], full.labels[validation]),
+        test=test,
+    )
+
+
+# --- inputs as the network sees them -----------------------------------------------------
+
+
+@dataclass
+class Normalisation:
+    """x ↦ (x - mean) / std over raw pixel values, with mean and std of the training images.
+    Saved beside the weights so that evaluation sees inputs exactly as training did."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, images: np.ndarray) -> "Normalisation":
+        mean = float(images.mean(dtype=np.float64))
+        std = float(images.std(dtype=np.float64))
+        return cls(mean, std if std > 0 else 1.0)
+
+    def apply(self, images: np.ndarray, dtype=np.float32) -> np.ndarray:
+        X = images.astype(dtype)
+        X -= dtype(self.mean)
+        X *= dtype(1.0 / self.std)
+        return X
+
+
+def one_hot(labels: np.ndarray, n_classes: int = N_CLASSES, dtype=np.float32) -> np.ndarray:
+    """Rows y with y[label] = 1: the targets the losses take."""
+    return np.eye(n_classes, dtype=dtype)[labels]
+
+
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+}

@@ -1,0 +1,114 @@
+"""Shared fixtures: IDX files the tests write, the real data on this machine, a local HTTP server."""
+
+import functools
+import gzip
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MNIST_TEST = Path(os.environ.get("MLPCLI_MNIST_TEST", SHARED_DATA / "mnist-test"))
+FASHION_MNIST = Path(os.environ.get("MLPCLI_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+REQUIRE_DATA = bool(os.environ.get("CI"))  # in CI, missing real data is a failure, not a skip
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """Write `array` (uint8) as an IDX file: 0x0000 0x08 ndim, big-endian dims, data."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    raw = header + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+def synthetic_digits(n: int, seed: int, side: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable images: each class lights its own row band of a side×side image, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, side, side)).astype(np.uint8)
+    bands = np.linspace(0, side * side - side, 10).astype(int)
+    flat = images.reshape(n, -1)
+    for k in range(10):
+        flat[labels == k, bands[k] : bands[k] + side] = 200
+    return images, labels
+
+
+def write_idx_dir(folder: Path, n_train: int = 1200, n_test: int = 300, compress: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    for split, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = synthetic_digits(n, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", images, compress)
+        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", labels, compress)
+    return folder
+
+
+@pytest.fixture
+def idx_dir(tmp_path: Path) -> Path:
+    """A folder of the four IDX files (gzip) holding learnable 8×8 synthetic digits."""
+    return write_idx_dir(tmp_path / "idx")
+
+
+def require(path: Path, what: str) -> Path:
+    if not path.exists():
+        if REQUIRE_DATA:
+            pytest.fail(f"{what} is missing at {path}; .ci/run installs it")
+        pytest.skip(f"{what} not found at {path}")
+    return path
+
+
+@pytest.fixture
+def mnist_test_dir() -> Path:
+    return require(MNIST_TEST, "the real MNIST test split")
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    return require(FASHION_MNIST, "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+
+
+def serve(folder: Path) -> tuple[http.server.HTTPServer, str]:
+    """Serve `folder` over HTTP on 127.0.0.1 in a thread; returns the server and its base URL."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop(server: http.server.HTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def http_server():
+    """start(folder) → base URL of a server on 127.0.0.1, stopped after the test."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        server, url = serve(folder)
+        servers.append(server)
+        return url
+
+    yield start
+    for server in servers:
+        stop(server)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
