@@ -1,0 +1,95 @@
+"""`mlp`: parse the command line, call the library, turn its errors into messages and exit codes."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from mlpcli import __version__, run
+from mlpcli.config import load_config, parse_override
+from mlpcli.errors import MlpError
+
+SET_HELP = "Override one config key, e.g. --set model.hidden=[256,128]; repeatable. Values are YAML."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mlp")
+def main() -> None:
+    """Train and evaluate a NumPy multilayer perceptron on MNIST-style data.
+
+    \b
+      mlp train                               train on MNIST with the default config
+      mlp train --config configs/fashion_mnist.yaml --set train.epochs=5
+      mlp eval runs/mnist-20261123-190000     test accuracy, per-class table, confusion matrix
+    """
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML config; keys not given keep their defaults (see configs/mnist.yaml).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory to create (default: runs/DATASET-DATE-TIME). Must be new or empty.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar per epoch (default: only on a terminal)."
+)
+def train(
+    config_path: str | None, overrides: tuple[str, ...], out: Path | None, progress: bool | None
+) -> None:
+    """Train from a config; write config.yaml, weights.npz, metrics.json, history.csv.
+
+    \b
+    Offline? Train from a folder of the four IDX files:
+      mlp train --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist \\
+                --set data.name=fashion_mnist
+    """
+    with _errors():
+        config = load_config(config_path, overrides)
+        run.train_run(config, out or run.default_run_dir(config), click.echo, progress)
+
+
+@main.command("eval")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="data.KEY=VALUE",
+    help="Override a data key of the run's config, e.g. --set data.dir=DIR; repeatable.",
+)
+def eval_(target: Path, overrides: tuple[str, ...]) -> None:
+    """Evaluate saved weights (a run directory or a weights.npz) on the test split.
+
+    Prints accuracy, loss, per-class precision and recall and the confusion matrix, and
+    writes eval.json beside the weights. The data section comes from the run's config.yaml.
+    """
+    with _errors():
+        run.eval_run(target, _data_overrides(overrides), click.echo)
+
+
+def _data_overrides(overrides: tuple[str, ...]) -> dict:
+    values = {}
+    for item in overrides:
+        key, value = parse_override(item)
+        section, _, name = key.partition(".")
+        if section != "data" or not name:
+            raise click.BadParameter(f"{key!r}: eval takes only data.* keys", param_hint="--set")
+        values[name] = value
+    return values
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the library's errors into `Error: message` and exit code 1."""
+    try:
+        yield
+    except MlpError as e:
+        raise click.ClickException(str(e)) from None

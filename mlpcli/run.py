@@ -1,0 +1,114 @@
+"""What `mlp train` and `mlp eval` do, from a resolved config to files in a run directory.
+The CLI parses options and calls these; these call the library and report through `echo`."""
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from mlpcli import artifacts
+from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config
+from mlpcli.data import CLASS_NAMES, N_CLASSES, Dataset, Normalisation, load_split, load_splits, one_hot
+from mlpcli.errors import DivergedError, WeightsError
+from mlpcli.evaluate import Report, evaluate, format_report
+from mlpcli.nn.network import MLP
+from mlpcli.train import EpochRecord, History, Inputs, fit
+
+Echo = Callable[[str], None]
+
+
+def default_run_dir(config: Config) -> Path:
+    return Path("runs") / f"{config.data.name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def build_model(config: Config, n_input: int) -> MLP:
+    m = config.model
+    return MLP([n_input, *m.hidden, N_CLASSES], m.activation, m.output, m.output_activation, m.dropout)
+
+
+def inputs(dataset: Dataset, norm: Normalisation) -> Inputs:
+    return Inputs(norm.apply(dataset.images), one_hot(dataset.labels), dataset.labels)
+
+
+def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = None) -> dict:
+    """Train as `config` says and write the run directory `out`; returns metrics.json's dict."""
+    out = artifacts.prepare_run_dir(out)
+    splits = load_splits(config.data, config.train.seed)
+    artifacts.write_text(out / artifacts.CONFIG, save_config(config))
+    norm = Normalisation.of(splits.train.images)
+    init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
+    model = build_model(config, splits.train.images.shape[1])
+    model.init(init_rng, config.model.init)
+    echo(f"{model}: {len(splits.train)} training, {len(splits.validation)} validation examples")
+    start = time.perf_counter()
+    try:
+        history = fit(
+            model,
+            inputs(splits.train, norm),
+            inputs(splits.validation, norm),
+            config.train,
+            fit_rng,
+            lambda record: echo(format_epoch(record)),
+            progress,
+        )
+    except DivergedError as e:
+        _save(out, model, norm, e.history, {"status": "diverged", "error": str(e)})
+        raise
+    seconds = time.perf_counter() - start
+    report = evaluate(model, norm.apply(splits.test.images), splits.test.labels)
+    metrics = {
+        "status": "stopped early" if history.stopped_early else "completed",
+        "test_accuracy": report.accuracy,
+        "test_loss": report.loss,
+        "best_epoch": history.best_epoch,
+        "epochs": len(history.epochs),
+        "train_seconds": round(seconds, 3),
+        "best_val_loss": history.epochs[history.best_epoch - 1].val_loss if history.best_epoch else None,
+    }
+    _save(out, model, norm, history, metrics)
+    echo(
+        f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.best_epoch})"
+    )
+    echo(f"saved {out}/")
+    return metrics
+
+
+def _save(out: Path, model: MLP, norm: Normalisation, history: History, metrics: dict) -> None:
+    artifacts.save_weights(out / artifacts.WEIGHTS, model, norm)
+    artifacts.write_history(out / artifacts.HISTORY, history.rows())
+    artifacts.write_json(out / artifacts.METRICS, metrics)
+
+
+def format_epoch(r: EpochRecord) -> str:
+    return (
+        f"epoch {r.epoch:3d}  train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f}"
+        f"  val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f}  lr {r.lr:.3g}  {r.seconds:.1f}s"
+    )
+
+
+def eval_run(target: Path, data_overrides: dict, echo: Echo) -> Report:
+    """Evaluate saved weights on the test split; print the report and write eval.json."""
+    model, norm = artifacts.load_weights(target)
+    weights = target / artifacts.WEIGHTS if target.is_dir() else target
+    data = _data_config(weights.parent / artifacts.CONFIG, data_overrides)
+    test = load_split(data, "test")
+    if test.images.shape[1] != model.sizes[0]:
+        raise WeightsError(
+            f"{weights}: the model takes {model.sizes[0]} inputs but the {data.name} test images"
+            f" have {test.images.shape[1]} pixels"
+        )
+    report = evaluate(model, norm.apply(test.images), test.labels)
+    names = CLASS_NAMES[data.name]
+    echo(f"{model} on the {data.name} test split ({len(test)} examples)\n")
+    echo(format_report(report, names))
+    result = {"weights": str(weights), "dataset": data.name, **report.to_dict(names)}
+    artifacts.write_json(weights.parent / artifacts.EVAL, result)
+    return report
+
+
+def _data_config(saved_config: Path, overrides: dict) -> DataConfig:
+    """The data section of the run's config.yaml (defaults without one), then `overrides`."""
+    saved = read_yaml(saved_config).get("data", {}) if saved_config.exists() else {}
+    return from_dict({"data": {**saved, **overrides}}).data

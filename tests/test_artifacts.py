@@ -1,0 +1,101 @@
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mlpcli.artifacts import load_weights, prepare_run_dir, save_weights, write_atomic, write_text
+from mlpcli.data import Normalisation
+from mlpcli.errors import RunDirError, WeightsError
+from mlpcli.nn.network import MLP
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = MLP([4, 3, 10], "tanh", "mse", "identity")
+    model.init(np.random.default_rng(0))
+    path = tmp_path / "weights.npz"
+    save_weights(path, model, Normalisation(33.0, 77.0))
+    return model, path
+
+
+def test_weights_round_trip_rebuilds_the_model(saved):
+    model, path = saved
+    loaded, norm = load_weights(path)
+    assert (norm.mean, norm.std) == (33.0, 77.0)
+    assert loaded.sizes == [4, 3, 10] and repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded.params, model.params)
+    assert load_weights(path.parent)[0].sizes == [4, 3, 10]  # a run directory works too
+
+
+def rewrite(path, change):
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    change(arrays)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.pop("W2"), "W2 should be floats of shape (10, 3), found missing"),
+        (lambda a: a.pop("sizes"), "missing sizes"),
+        (
+            lambda a: a.update(W1=np.zeros((3, 5), np.float32)),
+            "W1 should be floats of shape (3, 4), found float32 (3, 5)",
+        ),
+        (lambda a: a.update(b1=np.zeros(3, np.int64)), "b1 should be floats"),
+        (lambda a: a.update(sizes=np.array([4, 0, 10])), "is not a list of layer widths"),
+        (lambda a: a.update(activation=np.array("swish")), "unknown activation or output"),
+        (lambda a: a.update(W1=np.full((3, 4), np.nan, np.float32)), "holds non-finite values"),
+        (lambda a: a.update(input_std=np.array(0.0)), "holds non-finite values"),
+    ],
+)
+def test_bad_weights_files_fail_clearly(saved, change, message):
+    _, path = saved
+    rewrite(path, change)
+    with pytest.raises(WeightsError) as error:
+        load_weights(path)
+    assert message in str(error.value)
+
+
+def test_truncated_missing_and_pickled_files(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(WeightsError, match="no such weights file"):
+        load_weights(tmp_path / "none.npz")
+    truncated = tmp_path / "t.npz"
+    truncated.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(WeightsError, match="not a readable weights file"):
+        load_weights(truncated)
+    pickled = tmp_path / "p.npz"
+    np.savez(pickled, W1=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(WeightsError, match="not a readable weights file"):
+        load_weights(pickled)
+    assert zipfile.is_zipfile(pickled)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    write_text(path, json.dumps({"v": 1}))
+
+    def fail(f: io.BufferedWriter):
+        f.write(b"{half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(RunDirError, match="cannot write .*metrics.json: No space left on device"):
+        write_atomic(path, fail)
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
+
+
+def test_run_dir_is_new_or_empty(tmp_path):
+    assert prepare_run_dir(tmp_path / "a" / "b").is_dir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "weights.npz").write_text("keep me")
+    with pytest.raises(RunDirError, match="already holds files"):
+        prepare_run_dir(tmp_path / "full")
+    assert (tmp_path / "full" / "weights.npz").read_text() == "keep me"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunDirError, match="is a file"):
+        prepare_run_dir(tmp_path / "file")

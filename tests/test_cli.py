@@ -1,0 +1,147 @@
+"""The CLI as a user drives it, through click's CliRunner, on IDX folders the tests write."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpcli.cli import main
+
+TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+
+def mlp(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def train_tiny(idx_dir: Path, out: Path, *sets: str):
+    args = ["train", "--config", TINY, "--set", f"data.dir={idx_dir}", "--out", out]
+    for item in sets:
+        args += ["--set", item]
+    return mlp(*args)
+
+
+@pytest.fixture
+def run_dir(idx_dir, tmp_path):
+    result = train_tiny(idx_dir, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    return tmp_path / "run"
+
+
+def test_train_writes_the_run_directory(run_dir):
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.yaml",
+        "history.csv",
+        "metrics.json",
+        "weights.npz",
+    ]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.9 and metrics["epochs"] == 3 and 1 <= metrics["best_epoch"] <= 3
+    assert {"test_loss", "train_seconds", "status"} <= set(metrics)
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert set(rows[0]) == {
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+    }
+    assert "hidden:\n  - 32" in (run_dir / "config.yaml").read_text()
+
+
+def test_train_prints_one_line_per_epoch_and_no_bar_off_a_terminal(idx_dir, tmp_path):
+    result = train_tiny(idx_dir, tmp_path / "run")
+    epochs = [line for line in result.output.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == 3 and "val loss" in epochs[0] and "lr 0.01" in epochs[0]
+    assert "batch/s" not in result.output and "it/s" not in result.output
+
+
+def test_eval_reproduces_the_test_accuracy(run_dir):
+    result = mlp("eval", run_dir)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["accuracy"] == metrics["test_accuracy"]
+    assert report["loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
+    assert np.array(report["confusion_matrix"]).sum() == 300
+    assert f"accuracy  {metrics['test_accuracy']:.4f}" in result.output
+    assert "confusion matrix" in result.output and "precision" in result.output
+    assert mlp("eval", run_dir / "weights.npz").exit_code == 0
+
+
+def test_eval_takes_data_overrides_only(run_dir, tmp_path):
+    result = mlp("eval", run_dir, "--set", "train.epochs=3")
+    assert result.exit_code == 2 and "eval takes only data.* keys" in result.output
+    result = mlp("eval", run_dir, "--set", f"data.dir={tmp_path / 'nowhere'}")
+    assert result.exit_code == 1 and "is not a directory" in result.output
+
+
+def test_same_seed_same_weights_through_the_cli(idx_dir, tmp_path):
+    for name in ("a", "b"):
+        assert train_tiny(idx_dir, tmp_path / name).exit_code == 0
+    with np.load(tmp_path / "a" / "weights.npz") as a, np.load(tmp_path / "b" / "weights.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["train.epochs=0"], "train.epochs = 0 is out of range"),
+        (["model.hidden=[32,0]"], "model.hidden = [32, 0] is out of range"),
+        (["train.optimiser=adam"], "unknown config key 'optimiser' at section 'train'; allowed: epochs,"),
+        (["model.activation=softsign"], "model.activation = 'softsign' is out of range"),
+        (["data.validation=5000"], "data.validation = 5000 leaves no training data"),
+    ],
+)
+def test_bad_settings_fail_with_a_message_and_write_nothing(idx_dir, tmp_path, sets, message):
+    result = train_tiny(idx_dir, tmp_path / "run", *sets)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert not any((tmp_path / "run").glob("*"))
+
+
+def test_a_full_run_directory_is_not_overwritten(run_dir, idx_dir):
+    before = (run_dir / "weights.npz").read_bytes()
+    result = train_tiny(idx_dir, run_dir)
+    assert result.exit_code == 1 and "already holds files" in result.output
+    assert (run_dir / "weights.npz").read_bytes() == before
+
+
+def test_bad_weights_fail_clearly(tmp_path):
+    (tmp_path / "weights.npz").write_bytes(b"PK\x03\x04 broken")
+    result = mlp("eval", tmp_path)
+    assert result.exit_code == 1 and "not a readable weights file" in result.output
+    result = mlp("eval", tmp_path / "missing.npz")
+    assert result.exit_code == 1 and "no such weights file" in result.output
+
+
+def test_weights_that_do_not_fit_the_data(run_dir, tmp_path, mnist_test_dir):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).symlink_to(mnist_test_dir / name)
+    result = mlp("eval", run_dir, "--set", f"data.dir={folder}")
+    assert (
+        result.exit_code == 1
+        and "the model takes 64 inputs but the mnist test images have 784 pixels" in result.output
+    )
+
+
+def test_cli_misuse(tmp_path):
+    assert mlp("train", "--config", tmp_path / "missing.yaml").exit_code == 2
+    assert mlp("train", "--bogus").exit_code == 2
+    assert mlp("eval").exit_code == 2
+    assert mlp("train", "--set", "nonsense").exit_code == 1
+
+
+def test_help_teaches():
+    text = mlp("--help").output
+    assert "train" in text and "eval" in text and "mlp train --config" in text
+    text = mlp("train", "--help").output
+    assert "--set KEY=VALUE" in text and "data.source=idx" in text and "--out" in text
