@@ -80,8 +80,7 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 def save_weights(path: Path, model: MLP, norm: Normalisation) -> None:
     """The arrays, the architecture and the input normalisation: enough to rebuild the model."""
-    arrays = {f"W{i + 1}": layer.W for i, layer in enumerate(model.layers)}
-    arrays |= {f"b{i + 1}": layer.b for i, layer in enumerate(model.layers)}
+    arrays = {name: tensor for name, (tensor, _) in model.tensors().items()}
     meta = {
         "format_version": np.array(FORMAT_VERSION),
         "sizes": np.array(model.sizes, dtype=np.int64),
@@ -121,13 +120,12 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> tuple[MLP, Normali
     if names["activation"] not in ACTIVATIONS or names["output"] not in OUTPUTS:
         raise WeightsError(f"{path}: unknown activation or output {names}")
     model = MLP([int(s) for s in sizes], names["activation"], names["output"], names["output_activation"])
-    for i, layer in enumerate(model.layers):
-        for name, target in ((f"W{i + 1}", layer.W), (f"b{i + 1}", layer.b)):
-            array = arrays.get(name)
-            if array is None or array.shape != target.shape or array.dtype.kind != "f":
-                found = "missing" if array is None else f"{array.dtype} {array.shape}"
-                raise WeightsError(f"{path}: {name} should be floats of shape {target.shape}, found {found}")
-            target[...] = array
+    for name, (target, _) in model.tensors().items():
+        array = arrays.get(name)
+        if array is None or array.shape != target.shape or array.dtype.kind != "f":
+            found = "missing" if array is None else f"{array.dtype} {array.shape}"
+            raise WeightsError(f"{path}: {name} should be floats of shape {target.shape}, found {found}")
+        target[...] = array
     norm = Normalisation(float(arrays["input_mean"]), float(arrays["input_std"]))
     if not np.isfinite(model.params).all() or not np.isfinite([norm.mean, norm.std]).all() or norm.std <= 0:
         raise WeightsError(f"{path}: holds non-finite values")

@@ -11,6 +11,7 @@ import numpy as np
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.layers import Dense
 from mlpcli.nn.losses import make_output
+from mlpcli.nn.params import carve, flat_size
 
 INITS = {
     "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),  # std of W for relu layers
@@ -33,24 +34,24 @@ class MLP:
         self.activation = ACTIVATIONS[activation]
         self.output = make_output(output, output_activation)
         self.dropout = dropout
-        shapes = list(zip(sizes[1:], sizes[:-1]))  # (n_out, n_in) of each layer
-        self.n_weights = sum(n_out * n_in for n_out, n_in in shapes)
-        self.params = np.zeros(self.n_weights + sum(sizes[1:]), dtype=dtype)
+        shapes = [(n_out, n_in) for n_out, n_in in zip(sizes[1:], sizes[:-1])]
+        layout = shapes + [(n_out,) for n_out, _ in shapes]  # [W¹, W², …, b¹, b², …]
+        self.n_weights = flat_size(shapes)
+        self.params = np.zeros(flat_size(layout), dtype=dtype)
         self.grads = np.zeros_like(self.params)
-        self.layers = [
-            Dense(*self._views(self.params, shapes, i), *self._views(self.grads, shapes, i))
-            for i in range(len(shapes))
-        ]
+        Ws, bs = _split(carve(self.params, layout))
+        grad_Ws, grad_bs = _split(carve(self.grads, layout))
+        self.layers = [Dense(*tensors) for tensors in zip(Ws, bs, grad_Ws, grad_bs)]
         self.hidden_outputs: list[np.ndarray] = []  # a^l of each hidden layer, kept for backward
         self.masks: list[np.ndarray | None] = []  # dropout mask of each hidden layer
 
-    def _views(self, flat: np.ndarray, shapes: list[tuple[int, int]], i: int):
-        """W^i and b^i of layer i as views into `flat`."""
-        w_start = sum(o * n for o, n in shapes[:i])
-        b_start = self.n_weights + sum(o for o, _ in shapes[:i])
-        n_out, n_in = shapes[i]
-        W = flat[w_start : w_start + n_out * n_in].reshape(n_out, n_in)
-        return W, flat[b_start : b_start + n_out]
+    def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """W1, b1, W2, … (numbered from the input, as in the equations), each with its gradient."""
+        named = {}
+        for i, layer in enumerate(self.layers, start=1):
+            named[f"W{i}"] = (layer.W, layer.grad_W)
+            named[f"b{i}"] = (layer.b, layer.grad_b)
+        return named
 
     @property
     def weights(self) -> np.ndarray:
@@ -122,3 +123,9 @@ class MLP:
 
     def __repr__(self) -> str:
         return f"MLP({' → '.join(map(str, self.sizes))}, {self.activation}, {self.output})"
+
+
+def _split(views: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """[W¹, …, Wᴸ, b¹, …, bᴸ] → ([W¹, …, Wᴸ], [b¹, …, bᴸ])."""
+    half = len(views) // 2
+    return views[:half], views[half:]
