@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli import artifacts
+from mlpcli import artifacts, gradcheck
 from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config
 from mlpcli.data import CLASS_NAMES, N_CLASSES, Dataset, Normalisation, load_split, load_splits, one_hot
 from mlpcli.errors import DivergedError, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
+from mlpcli.gradcheck import Row, Settings
 from mlpcli.nn.network import MLP
 from mlpcli.train import EpochRecord, History, Inputs, fit
 
@@ -112,3 +113,21 @@ def _data_config(saved_config: Path, overrides: dict) -> DataConfig:
     """The data section of the run's config.yaml (defaults without one), then `overrides`."""
     saved = read_yaml(saved_config).get("data", {}) if saved_config.exists() else {}
     return from_dict({"data": {**saved, **overrides}}).data
+
+
+def gradcheck_rows(
+    config: Config, settings: Settings, model: str, every_combination: bool, jacobians: bool
+) -> tuple[list[Row], str]:
+    """The checks `mlp gradcheck` selects: without --model rnn, --all or --jacobians, the model
+    of the config. Returns the rows and the worked example's text (with --jacobians)."""
+    rows, example = [], ""
+    if model == "rnn":
+        rows += gradcheck.check_rnn(settings)
+    if every_combination:
+        rows += gradcheck.check_all(settings)
+    if jacobians:
+        jacobian_rows, example = gradcheck.check_jacobians(settings)
+        rows += jacobian_rows
+    if not rows:
+        rows = gradcheck.check_config(config, settings)
+    return rows, example

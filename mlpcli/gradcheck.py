@@ -1,0 +1,328 @@
+"""Gradient checking (equations.md §7): every hand-derived gradient beside central
+differences in float64, and the Jacobian forms the delta equations come from (§1–2).
+
+Relative error of an entry: |a - n| / max(|a| + |n|, tiny), a analytic, n numerical. An entry
+passes when its relative error is at most `threshold` or, as in numpy.allclose, its absolute
+error is at most `atol`: float64 central differences cannot resolve gradients much below
+u·|C|/ε ≈ 1e-11 (u the unit roundoff), so an entry whose true gradient is about that small
+has a meaningless relative error. A wrong derivative errs by far more than `atol`.
+
+A ReLU whose pre-activation changes sign between θ+ε and θ-ε (a kink crossed by the step)
+makes the numerical value meaningless there: such entries are counted as kinks, not failures.
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from mlpcli.config import Config
+from mlpcli.data import N_CLASSES
+from mlpcli.nn.losses import SoftmaxCrossEntropy
+from mlpcli.nn.network import MLP
+from mlpcli.nn.rnn import VanillaRNN
+
+TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
+N_INPUT = 784  # a model of a config is checked at MNIST's input size
+ALL_COMBINATIONS = [
+    (activation, output, output_activation)
+    for activation in ("relu", "sigmoid", "tanh")
+    for output, output_activation in (
+        ("softmax_cross_entropy", "sigmoid"),
+        ("mse", "sigmoid"),
+        ("mse", "identity"),
+    )
+]
+
+
+@dataclass
+class Settings:
+    eps: float = 1e-5  # the central-difference step
+    threshold: float = 1e-6  # the largest relative error that passes
+    atol: float = 1e-9  # an absolute error this small passes too (the resolution of the step)
+    samples: int | None = 300  # entries checked per tensor (a seeded sample); None: all
+    seed: int = 0
+    batch: int = 8
+
+
+@dataclass
+class Row:
+    check: str
+    tensor: str
+    shape: tuple[int, ...]
+    checked: int
+    max_abs: float  # over the entries not at a kink
+    max_rel: float
+    kinks: int
+    passed: bool
+
+    @property
+    def verdict(self) -> str:
+        if not self.passed:
+            return "FAIL"
+        return f"pass ({self.kinks} at a kink)" if self.kinks else "pass"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"shape": list(self.shape), "verdict": self.verdict}
+
+
+# --- central differences --------------------------------------------------------------------
+
+
+def central_differences(
+    f: Callable[[], np.ndarray | float],
+    x: np.ndarray,
+    indices: np.ndarray,
+    eps: float,
+    pattern: Callable[[], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(f(x + ε e_i) - f(x - ε e_i)) / 2ε for each flat index i of `x` (changed in place and
+    restored); f may return an array. Also, per index, whether `pattern()` (the set of active
+    ReLUs after f) differs between the two sides: a kink crossed by the step."""
+    flat = x.reshape(-1)
+    assert np.shares_memory(flat, x), "x must be contiguous: it is perturbed in place"
+    values, kinked = [], []
+    for i in indices:
+        old = flat[i]
+        flat[i] = old + eps
+        plus, plus_pattern = np.array(f(), dtype=np.float64), pattern() if pattern else None
+        flat[i] = old - eps
+        minus, minus_pattern = np.array(f(), dtype=np.float64), pattern() if pattern else None
+        flat[i] = old
+        values.append((plus - minus) / (2 * eps))
+        kinked.append(pattern is not None and not np.array_equal(plus_pattern, minus_pattern))
+    return np.array(values), np.array(kinked, dtype=bool)
+
+
+def numerical_jacobian(f: Callable[[], np.ndarray], x: np.ndarray, eps: float) -> np.ndarray:
+    """∂f/∂x with shape f.shape + x.shape."""
+    columns, _ = central_differences(f, x, np.arange(x.size), eps)  # (x.size, *f.shape)
+    return np.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
+
+
+def compare(check: str, tensor: str, analytic, numeric, settings: Settings, kinked=None, shape=None) -> Row:
+    """One row of the report: the analytic and numerical values of the entries checked."""
+    shape = tuple(shape if shape is not None else np.shape(analytic))
+    analytic, numeric = np.asarray(analytic, np.float64).ravel(), np.asarray(numeric, np.float64).ravel()
+    kinked = np.zeros(analytic.size, bool) if kinked is None else kinked
+    error = np.abs(analytic - numeric)
+    relative = error / np.maximum(np.abs(analytic) + np.abs(numeric), TINY)
+    wrong = (relative > settings.threshold) & (error > settings.atol)
+    smooth = ~kinked
+    return Row(
+        check,
+        tensor,
+        shape,
+        analytic.size,
+        max_abs=float(error[smooth].max(initial=0.0)),
+        max_rel=float(relative[smooth].max(initial=0.0)),
+        kinks=int(np.count_nonzero(kinked & wrong)),
+        passed=not (wrong & smooth).any(),
+    )
+
+
+def check_tensors(
+    check: str, loss: Callable[[], float], tensors: dict, settings: Settings, pattern=None
+) -> list[Row]:
+    """Compare each tensor's analytic gradient (name → (tensor, gradient)) with central
+    differences of `loss` on a seeded sample of its entries."""
+    rng = np.random.default_rng(settings.seed)
+    rows = []
+    for name, (tensor, gradient) in tensors.items():
+        indices = _sample(tensor.size, settings.samples, rng)
+        numeric, kinked = central_differences(loss, tensor, indices, settings.eps, pattern)
+        analytic = gradient.reshape(-1)[indices]
+        rows.append(compare(check, name, analytic, numeric, settings, kinked, tensor.shape))
+    return rows
+
+
+def every_entry(settings: Settings) -> Settings:
+    return replace(settings, samples=None)
+
+
+def _sample(size: int, samples: int | None, rng: np.random.Generator) -> np.ndarray:
+    if samples is None or samples >= size:
+        return np.arange(size)
+    return np.sort(rng.choice(size, samples, replace=False))
+
+
+# --- the MLP ----------------------------------------------------------------------------------
+
+
+def check_mlp(
+    sizes: list[int],
+    activation: str,
+    output: str,
+    output_activation: str,
+    dropout: float,
+    weight_decay: float,
+    settings: Settings,
+    init: str = "he",
+) -> list[Row]:
+    """∂loss/∂W, ∂loss/∂b of every layer and ∂loss/∂input of a float64 MLP on a synthetic
+    batch; dropout with a fixed mask (the same seed on every pass), weight decay in the loss."""
+    rng = np.random.default_rng(settings.seed)
+    model = MLP(sizes, activation, output, output_activation, dropout, dtype=np.float64)
+    model.init(rng, init)
+    model.params[model.n_weights :] = 0.1 * rng.standard_normal(model.params.size - model.n_weights)
+    X = rng.standard_normal((settings.batch, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], settings.batch)]
+
+    def mask_rng():
+        return np.random.default_rng(settings.seed + 1) if dropout else None
+
+    _, grad_X = model.loss_and_grad(X, Y, weight_decay, mask_rng(), input_grad=True)
+    tensors = {name: (tensor, grad.copy()) for name, (tensor, grad) in model.tensors().items()}
+    tensors["input"] = (X, grad_X)
+    pattern = relu_pattern(model) if activation == "relu" else None
+    name = f"{'-'.join(map(str, sizes))} {activation} {model.output}"
+    return check_tensors(name, lambda: model.loss(X, Y, weight_decay, mask_rng()), tensors, settings, pattern)
+
+
+def relu_pattern(model: MLP) -> Callable[[], np.ndarray]:
+    """After a forward pass, which hidden ReLUs are active (z > 0): a change between the two
+    sides of a central difference means the step crossed a kink."""
+    return lambda: np.concatenate([(a > 0).ravel() for a in model.hidden_outputs])
+
+
+def check_config(config: Config, settings: Settings) -> list[Row]:
+    """The model a config describes, at MNIST's input size."""
+    m = config.model
+    sizes = [N_INPUT, *m.hidden, N_CLASSES]
+    return check_mlp(
+        sizes,
+        m.activation,
+        m.output,
+        m.output_activation,
+        m.dropout,
+        config.train.weight_decay,
+        settings,
+        m.init,
+    )
+
+
+def check_all(settings: Settings) -> list[Row]:
+    """Every hidden activation with every output, on a small net, every entry, with dropout
+    and weight decay on."""
+    rows = []
+    for activation, output, output_activation in ALL_COMBINATIONS:
+        rows += check_mlp(
+            [12, 9, 7, 5], activation, output, output_activation, 0.25, 1e-3, every_entry(settings), "xavier"
+        )
+    return rows
+
+
+# --- Jacobians ----------------------------------------------------------------------------------
+
+
+def check_jacobians(settings: Settings) -> tuple[list[Row], str]:
+    """The Jacobian forms of equations.md §1–2, each built from its formula and compared with a
+    numerical Jacobian; also the text of the worked example of §1."""
+    eps = settings.eps
+    W = np.array([[4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1001.0, 1002.0])
+
+    def z():
+        return W @ a + b  # z = W a + b
+
+    dz_dW = np.einsum("ij,k->ijk", np.eye(2), a)  # [i][j] = aᵀ when i = j, else 0
+    rows = [
+        compare("dense layer", "∂z/∂a = W", W, numerical_jacobian(z, a, eps), settings),
+        compare("dense layer", "∂z/∂b = I", np.eye(2), numerical_jacobian(z, b, eps), settings),
+        compare("dense layer", "∂z/∂W", dz_dW, numerical_jacobian(z, W, eps), settings),
+    ]
+    rows += _softmax_rows(settings)
+    example = (
+        "worked example (equations.md §1): W = [[4,5,6],[7,8,9]], a = [1,2,3]ᵀ, b = [1001,1002]ᵀ\n"
+        f"  z = W a + b = {z().tolist()}\n"
+        f"  ∂z/∂a = W = {W.tolist()}, ∂z/∂b = I₂\n"
+        f"  ∂z/∂W[0][0] = {dz_dW[0, 0].tolist()}, ∂z/∂W[1][1] = {dz_dW[1, 1].tolist()},"
+        f" off-diagonal blocks {dz_dW[0, 1].tolist()}"
+    )
+    return rows, example
+
+
+def _softmax_rows(settings: Settings) -> list[Row]:
+    """∂ŷ/∂z = diag(ŷ) - ŷŷᵀ, ∂C/∂ŷ = -y/ŷ, and the chain (∂ŷ/∂z)ᵀ ∂C/∂ŷ = ŷ - y (§2)."""
+    eps = settings.eps
+    softmax = SoftmaxCrossEntropy()
+    y_hat = np.array([0.01, 0.11, 0.31, 0.11, 0.21, 0.01, 0.01, 0.01, 0.21, 0.01])
+    y = np.eye(10)[2]
+    z = np.log(y_hat)  # logits whose softmax is the ŷ of the worked example
+
+    def probabilities():
+        return softmax.predict(z[None])[0]
+
+    def cross_entropy_of_y_hat():
+        return -np.sum(y * np.log(p))  # C(ŷ) = -Σ_k y_k log ŷ_k
+
+    p = y_hat.copy()
+    jacobian = np.diag(y_hat) - np.outer(y_hat, y_hat)  # ∂ŷ/∂z
+    dC_dy_hat = -y / y_hat  # ∂C/∂ŷ
+    chained = jacobian.T @ dC_dy_hat
+    dC_dz = numerical_jacobian(lambda: softmax.loss(z[None], y[None]), z, eps)
+    return [
+        compare(
+            "softmax", "∂ŷ/∂z = diag(ŷ) - ŷŷᵀ", jacobian, numerical_jacobian(probabilities, z, eps), settings
+        ),
+        compare(
+            "cross-entropy",
+            "∂C/∂ŷ = -y/ŷ",
+            dC_dy_hat,
+            numerical_jacobian(cross_entropy_of_y_hat, p, eps),
+            settings,
+        ),
+        compare("chain", "(∂ŷ/∂z)ᵀ ∂C/∂ŷ vs ŷ - y", chained, y_hat - y, settings),
+        compare("chain", "ŷ - y vs numerical ∂C/∂z", y_hat - y, dC_dz, settings),
+    ]
+
+
+# --- the RNN ------------------------------------------------------------------------------------
+
+
+def check_rnn(
+    settings: Settings, n_input: int = 4, n_hidden: int = 6, n_output: int = 3, steps: int = 7
+) -> list[Row]:
+    """Back-propagation through time (§6) against central differences, every entry, with soft labels."""
+    rng = np.random.default_rng(settings.seed)
+    rnn = VanillaRNN(n_input, n_hidden, n_output)
+    rnn.init(rng)
+    rnn.params[:] += 0.1 * rng.standard_normal(rnn.params.size)  # nonzero biases too
+    xs = rng.standard_normal((steps, n_input))
+    ys = rng.random((steps, n_output))
+    ys /= ys.sum(axis=1, keepdims=True)  # soft labels: each row sums to 1
+    rnn.loss_and_grad(xs, ys)
+    tensors = {name: (tensor, grad.copy()) for name, (tensor, grad) in rnn.tensors().items()}
+    return check_tensors(f"rnn T={steps}", lambda: rnn.loss(xs, ys), tensors, every_entry(settings))
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def format_table(rows: list[Row], settings: Settings) -> str:
+    header = ("check", "tensor", "shape", "entries", "max abs err", "max rel err", "verdict")
+    cells = [
+        (
+            r.check,
+            r.tensor,
+            "×".join(map(str, r.shape)),
+            str(r.checked),
+            f"{r.max_abs:.2e}",
+            f"{r.max_rel:.2e}",
+            r.verdict,
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *cells]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(
+        f"(ε = {settings.eps:g}; an entry passes when its relative error is at most {settings.threshold:g}"
+        f" or its absolute error at most {settings.atol:g})"
+    )
+    return "\n".join(lines)
+
+
+def failures(rows: list[Row]) -> list[str]:
+    """`check: tensor` of every row that failed."""
+    return [f"{r.check}: {r.tensor}" for r in rows if not r.passed]
