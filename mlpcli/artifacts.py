@@ -8,11 +8,13 @@ import os
 import uuid
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
 from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
@@ -27,15 +29,21 @@ WEIGHTS, CONFIG, METRICS, HISTORY, EVAL = (
 )
 FORMAT_VERSION = 1
 OUTPUTS = ("softmax_cross_entropy", "mse")
+NAMES = {"activation": None, "output": None, "output_activation": None, "dataset": "mnist"}  # → default
 
 
-def prepare_run_dir(path: str | Path) -> Path:
-    """Create the run directory; refuse one that already holds files (nothing is overwritten)."""
-    path = Path(path)
+def check_run_dir(path: Path) -> None:
+    """Refuse a run directory that already holds files (nothing is overwritten)."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {path} is a file, not a directory")
     if path.is_dir() and any(path.iterdir()):
         raise RunDirError(f"--out {path} already holds files; choose a new run directory")
+
+
+def prepare_run_dir(path: str | Path) -> Path:
+    """Create the run directory, new or empty."""
+    path = Path(path)
+    check_run_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -78,8 +86,19 @@ def write_history(path: Path, rows: list[dict]) -> None:
     write_text(path, text.getvalue())
 
 
-def save_weights(path: Path, model: MLP, norm: Normalisation) -> None:
-    """The arrays, the architecture and the input normalisation: enough to rebuild the model."""
+@dataclass
+class Saved:
+    """What a weights file holds: the model, its input normalisation, the dataset it learnt."""
+
+    model: MLP
+    norm: Normalisation
+    dataset: str
+
+
+def save_weights(path: Path, saved: Saved) -> None:
+    """The arrays, the architecture, the input normalisation and the dataset's name: enough to
+    rebuild and evaluate the model with no config."""
+    model, norm = saved.model, saved.norm
     arrays = {name: tensor for name, (tensor, _) in model.tensors().items()}
     meta = {
         "format_version": np.array(FORMAT_VERSION),
@@ -89,11 +108,12 @@ def save_weights(path: Path, model: MLP, norm: Normalisation) -> None:
         "output_activation": np.array(getattr(model.output, "activation", ACTIVATIONS["sigmoid"]).name),
         "input_mean": np.array(norm.mean),
         "input_std": np.array(norm.std),
+        "dataset": np.array(saved.dataset),
     }
     write_atomic(path, lambda f: np.savez(f, **arrays, **meta))
 
 
-def load_weights(path: str | Path) -> tuple[MLP, Normalisation]:
+def load_weights(path: str | Path) -> Saved:
     """Rebuild the model saved at `path` (a weights file or a run directory)."""
     path = Path(path)
     if path.is_dir():
@@ -108,7 +128,7 @@ def load_weights(path: str | Path) -> tuple[MLP, Normalisation]:
     return _model_from(path, arrays)
 
 
-def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> tuple[MLP, Normalisation]:
+def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     meta = ("format_version", "sizes", "activation", "output", "output_activation", "input_mean", "input_std")
     missing = [name for name in meta if name not in arrays]
     if missing:
@@ -116,9 +136,13 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> tuple[MLP, Normali
     sizes = arrays["sizes"]
     if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
         raise WeightsError(f"{path}: sizes {sizes!r} is not a list of layer widths")
-    names = {key: str(arrays[key]) for key in ("activation", "output", "output_activation")}
-    if names["activation"] not in ACTIVATIONS or names["output"] not in OUTPUTS:
-        raise WeightsError(f"{path}: unknown activation or output {names}")
+    names = {key: str(arrays.get(key, default)) for key, default in NAMES.items()}
+    if (
+        names["activation"] not in ACTIVATIONS
+        or names["output"] not in OUTPUTS
+        or names["dataset"] not in DATASETS
+    ):
+        raise WeightsError(f"{path}: unknown activation, output or dataset {names}")
     model = MLP([int(s) for s in sizes], names["activation"], names["output"], names["output_activation"])
     for name, (target, _) in model.tensors().items():
         array = arrays.get(name)
@@ -129,4 +153,4 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> tuple[MLP, Normali
     norm = Normalisation(float(arrays["input_mean"]), float(arrays["input_std"]))
     if not np.isfinite(model.params).all() or not np.isfinite([norm.mean, norm.std]).all() or norm.std <= 0:
         raise WeightsError(f"{path}: holds non-finite values")
-    return model, norm
+    return Saved(model, norm, names["dataset"])

@@ -33,7 +33,7 @@ def main() -> None:
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="YAML config; keys not given keep their defaults (see configs/mnist.yaml).",
+    help="YAML config; keys it leaves out keep their defaults (all listed in configs/mnist.yaml).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option(
@@ -50,9 +50,9 @@ def train(
     """Train from a config; write config.yaml, weights.npz, metrics.json, history.csv.
 
     \b
-    Offline? Train from a folder of the four IDX files:
-      mlp train --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist \\
-                --set data.name=fashion_mnist
+    Offline? Train from a folder of the four IDX files, e.g. Fashion-MNIST from Debian:
+      mlp train --config configs/fashion_mnist.yaml \\
+                --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
     with _errors():
         config = load_config(config_path, overrides)
@@ -72,7 +72,12 @@ def eval_(target: Path, overrides: tuple[str, ...]) -> None:
     """Evaluate saved weights (a run directory or a weights.npz) on the test split.
 
     Prints accuracy, loss, per-class precision and recall and the confusion matrix, and
-    writes eval.json beside the weights. The data section comes from the run's config.yaml.
+    writes eval.json beside the weights. The data comes from the run's config.yaml (for a lone
+    weights file: the dataset it was trained on, through tfds), then --set.
+
+    \b
+      mlp eval runs/fashion_mnist-20261123-190000
+      mlp eval model.npz --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
     with _errors():
         run.eval_run(target, _data_overrides(overrides), click.echo)

@@ -173,9 +173,10 @@ def _check_reachable(url: str, name: str) -> None:
     except OSError as e:
         raise DataError(
             f"cannot reach {parts.hostname}:{port} to download {name} ({e}).\n"
-            "To train offline, point the idx source at a folder of the four IDX files, e.g.\n"
-            "  mlp train --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist"
-            " --set data.name=fashion_mnist"
+            "Offline, read a folder of the four IDX files instead:"
+            " --set data.source=idx --set data.dir=DIR\n"
+            "(Debian's package dataset-fashion-mnist puts Fashion-MNIST in"
+            " /usr/share/datasets/fashion-mnist; train it with --config configs/fashion_mnist.yaml)"
         ) from None
 
 

@@ -35,13 +35,15 @@ def inputs(dataset: Dataset, norm: Normalisation) -> Inputs:
 
 def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = None) -> dict:
     """Train as `config` says and write the run directory `out`; returns metrics.json's dict."""
-    out = artifacts.prepare_run_dir(out)
+    artifacts.check_run_dir(out)  # before the data loads: fail fast, create nothing
     splits = load_splits(config.data, config.train.seed)
+    out = artifacts.prepare_run_dir(out)
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
     norm = Normalisation.of(splits.train.images)
     init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
     model = build_model(config, splits.train.images.shape[1])
     model.init(init_rng, config.model.init)
+    saved = artifacts.Saved(model, norm, config.data.name)
     echo(f"{model}: {len(splits.train)} training, {len(splits.validation)} validation examples")
     start = time.perf_counter()
     try:
@@ -55,7 +57,7 @@ def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = Non
             progress,
         )
     except DivergedError as e:
-        _save(out, model, norm, e.history, {"status": "diverged", "error": str(e)})
+        _save(out, saved, e.history, {"status": "diverged", "error": str(e)})
         raise
     seconds = time.perf_counter() - start
     report = evaluate(model, norm.apply(splits.test.images), splits.test.labels)
@@ -68,7 +70,7 @@ def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = Non
         "train_seconds": round(seconds, 3),
         "best_val_loss": history.epochs[history.best_epoch - 1].val_loss if history.best_epoch else None,
     }
-    _save(out, model, norm, history, metrics)
+    _save(out, saved, history, metrics)
     echo(
         f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.best_epoch})"
     )
@@ -76,8 +78,8 @@ def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = Non
     return metrics
 
 
-def _save(out: Path, model: MLP, norm: Normalisation, history: History, metrics: dict) -> None:
-    artifacts.save_weights(out / artifacts.WEIGHTS, model, norm)
+def _save(out: Path, saved: artifacts.Saved, history: History, metrics: dict) -> None:
+    artifacts.save_weights(out / artifacts.WEIGHTS, saved)
     artifacts.write_history(out / artifacts.HISTORY, history.rows())
     artifacts.write_json(out / artifacts.METRICS, metrics)
 
@@ -91,9 +93,10 @@ def format_epoch(r: EpochRecord) -> str:
 
 def eval_run(target: Path, data_overrides: dict, echo: Echo) -> Report:
     """Evaluate saved weights on the test split; print the report and write eval.json."""
-    model, norm = artifacts.load_weights(target)
+    saved = artifacts.load_weights(target)
+    model, norm = saved.model, saved.norm
     weights = target / artifacts.WEIGHTS if target.is_dir() else target
-    data = _data_config(weights.parent / artifacts.CONFIG, data_overrides)
+    data = _data_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
     test = load_split(data, "test")
     if test.images.shape[1] != model.sizes[0]:
         raise WeightsError(
@@ -109,10 +112,11 @@ def eval_run(target: Path, data_overrides: dict, echo: Echo) -> Report:
     return report
 
 
-def _data_config(saved_config: Path, overrides: dict) -> DataConfig:
-    """The data section of the run's config.yaml (defaults without one), then `overrides`."""
+def _data_config(dataset: str, saved_config: Path, overrides: dict) -> DataConfig:
+    """The defaults for the weights' dataset, then the data section of the run's config.yaml
+    (when the weights sit in a run directory), then `overrides`."""
     saved = read_yaml(saved_config).get("data", {}) if saved_config.exists() else {}
-    return from_dict({"data": {**saved, **overrides}}).data
+    return from_dict({"data": {"name": dataset, **saved, **overrides}}).data
 
 
 def gradcheck_rows(

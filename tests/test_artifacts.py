@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mlpcli.artifacts import load_weights, prepare_run_dir, save_weights, write_atomic, write_text
+from mlpcli.artifacts import Saved, load_weights, prepare_run_dir, save_weights, write_atomic, write_text
 from mlpcli.data import Normalisation
 from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.nn.network import MLP
@@ -16,17 +16,18 @@ def saved(tmp_path):
     model = MLP([4, 3, 10], "tanh", "mse", "identity")
     model.init(np.random.default_rng(0))
     path = tmp_path / "weights.npz"
-    save_weights(path, model, Normalisation(33.0, 77.0))
+    save_weights(path, Saved(model, Normalisation(33.0, 77.0), "kmnist"))
     return model, path
 
 
 def test_weights_round_trip_rebuilds_the_model(saved):
     model, path = saved
-    loaded, norm = load_weights(path)
-    assert (norm.mean, norm.std) == (33.0, 77.0)
+    saved = load_weights(path)
+    loaded, norm = saved.model, saved.norm
+    assert (norm.mean, norm.std) == (33.0, 77.0) and saved.dataset == "kmnist"
     assert loaded.sizes == [4, 3, 10] and repr(loaded) == repr(model)
     np.testing.assert_array_equal(loaded.params, model.params)
-    assert load_weights(path.parent)[0].sizes == [4, 3, 10]  # a run directory works too
+    assert load_weights(path.parent).model.sizes == [4, 3, 10]  # a run directory works too
 
 
 def rewrite(path, change):
@@ -47,7 +48,8 @@ def rewrite(path, change):
         ),
         (lambda a: a.update(b1=np.zeros(3, np.int64)), "b1 should be floats"),
         (lambda a: a.update(sizes=np.array([4, 0, 10])), "is not a list of layer widths"),
-        (lambda a: a.update(activation=np.array("swish")), "unknown activation or output"),
+        (lambda a: a.update(activation=np.array("swish")), "unknown activation, output or dataset"),
+        (lambda a: a.update(dataset=np.array("cifar10")), "unknown activation, output or dataset"),
         (lambda a: a.update(W1=np.full((3, 4), np.nan, np.float32)), "holds non-finite values"),
         (lambda a: a.update(input_std=np.array(0.0)), "holds non-finite values"),
     ],

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import closed_port
 
 from mlpcli.cli import main
 
@@ -103,7 +104,7 @@ def test_bad_settings_fail_with_a_message_and_write_nothing(idx_dir, tmp_path, s
     result = train_tiny(idx_dir, tmp_path / "run", *sets)
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
-    assert not any((tmp_path / "run").glob("*"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_full_run_directory_is_not_overwritten(run_dir, idx_dir):
@@ -119,6 +120,34 @@ def test_bad_weights_fail_clearly(tmp_path):
     assert result.exit_code == 1 and "not a readable weights file" in result.output
     result = mlp("eval", tmp_path / "missing.npz")
     assert result.exit_code == 1 and "no such weights file" in result.output
+
+
+def test_a_lone_weights_file_knows_its_dataset(idx_dir, tmp_path):
+    assert train_tiny(idx_dir, tmp_path / "run", "data.name=fashion_mnist").exit_code == 0
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "run" / "weights.npz").rename(tmp_path / "lone" / "model.npz")
+    result = mlp(
+        "eval", tmp_path / "lone" / "model.npz", "--set", "data.source=idx", "--set", f"data.dir={idx_dir}"
+    )
+    assert result.exit_code == 0, result.output
+    assert "on the fashion_mnist test split" in result.output and "9 Ankle boot" in result.output
+    assert json.loads((tmp_path / "lone" / "eval.json").read_text())["dataset"] == "fashion_mnist"
+
+
+def test_eval_offline_says_how_to_read_local_files(run_dir, tmp_path):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    result = mlp(
+        "eval",
+        run_dir,
+        "--set",
+        "data.source=tfds",
+        "--set",
+        f"data.mirror={dead}",
+        "--set",
+        f"data.dir={tmp_path}",
+    )
+    assert result.exit_code == 1 and "--set data.source=idx --set data.dir=DIR" in result.output
+    assert "mlp train" not in result.output
 
 
 def test_weights_that_do_not_fit_the_data(run_dir, tmp_path, mnist_test_dir):
