@@ -28,14 +28,21 @@ def main() -> None:
     """
 
 
+def config_options(config_help: str):
+    """--config FILE and --set KEY=VALUE, as train and gradcheck take them."""
+
+    def decorate(command):
+        command = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)(
+            command
+        )
+        config_type = click.Path(exists=True, dir_okay=False)
+        return click.option("--config", "config_path", type=config_type, help=config_help)(command)
+
+    return decorate
+
+
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML config; keys it leaves out keep their defaults (all listed in configs/mnist.yaml).",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@config_options("YAML config; keys it leaves out keep their defaults (all listed in configs/mnist.yaml).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -84,13 +91,7 @@ def eval_(target: Path, overrides: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Check the model of this config (default: the default config).",
-)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@config_options("Check the model of this config (default: the default config).")
 @click.option(
     "--model",
     type=click.Choice(["mlp", "rnn"]),
@@ -112,7 +113,7 @@ def eval_(target: Path, overrides: tuple[str, ...]) -> None:
     show_default=True,
     help="Entries checked per tensor (a seeded random sample).",
 )
-@click.option("--full", is_flag=True, help="Check every entry of every tensor.")
+@click.option("--full", is_flag=True, help="Check every entry of every tensor (slow for big layers).")
 @click.option(
     "--eps",
     type=click.FloatRange(min=0, min_open=True),
