@@ -34,7 +34,7 @@ class ReLU(Activation):
         return (a > 0).astype(a.dtype)  # [z > 0]
 
     def backward(self, delta, a):
-        delta[a <= 0] = 0  # δ ⊙ [z > 0]
+        np.multiply(delta, a > 0, out=delta)  # δ ⊙ [z > 0]
 
 
 class Sigmoid(Activation):
