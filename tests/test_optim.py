@@ -52,4 +52,4 @@ def test_schedules():
 def test_make_optimizer_by_name():
     assert isinstance(make_optimizer(TrainConfig(optimizer="sgd"), 3, np.float32), SGD)
     adam = make_optimizer(TrainConfig(optimizer="adam", beta1=0.8), 3, np.float32)
-    assert isinstance(adam, Adam) and adam.beta1 == 0.8 and adam.m.dtype == np.float32
+    assert isinstance(adam, Adam) and adam.beta1 == 0.8 and adam.u.dtype == np.float32
