@@ -173,7 +173,7 @@ def check_mlp(
 
     _, grad_X = model.loss_and_grad(X, Y, weight_decay, mask_rng(), input_grad=True)
     tensors = {name: (tensor, grad.copy()) for name, (tensor, grad) in model.tensors().items()}
-    tensors["input"] = (X, grad_X)
+    tensors["input"] = (X, grad_X.copy())
     pattern = relu_pattern(model) if activation == "relu" else None
     name = f"{'-'.join(map(str, sizes))} {activation} {model.output}"
     return check_tensors(name, lambda: model.loss(X, Y, weight_decay, mask_rng()), tensors, settings, pattern)

@@ -2,7 +2,9 @@
 
 W is stored (n_out, n_in) as in the derivations; a batch stacks examples as rows, so the
 forward pass is Z = A_prev Wᵀ + b. W, b and their gradients are views into the network's
-flat parameter and gradient buffers, so an optimizer step touches one array.
+flat parameter and gradient buffers, so an optimizer step touches one array. Z and ∂C/∂A_prev
+are written into buffers the layer keeps and reuses from batch to batch: an array a layer
+returns holds until the layer's next call.
 """
 
 import numpy as np
@@ -13,6 +15,7 @@ class Dense:
         self.W, self.b = W, b  # (n_out, n_in), (n_out,)
         self.grad_W, self.grad_b = grad_W, grad_b
         self.A_prev: np.ndarray | None = None  # kept by forward for backward
+        self.buffers: dict[str, np.ndarray] = {}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -21,7 +24,7 @@ class Dense:
     def forward(self, A_prev: np.ndarray) -> np.ndarray:
         """Z = A_prev Wᵀ + b, (B, n_out); keeps A_prev, (B, n_in)."""
         self.A_prev = A_prev
-        Z = A_prev @ self.W.T
+        Z = np.matmul(A_prev, self.W.T, out=self._buffer("Z", len(A_prev), self.W.shape[0]))
         Z += self.b
         return Z
 
@@ -31,7 +34,17 @@ class Dense:
         `input_grad=False` skips that product where nothing needs it (the first layer)."""
         np.matmul(delta.T, self.A_prev, out=self.grad_W)  # dW = Δᵀ A_prev
         np.sum(delta, axis=0, out=self.grad_b)  # db = Δ summed over the batch
-        return delta @ self.W if input_grad else None  # rows of Δ W are (Wᵀ δ)ᵀ
+        if not input_grad:
+            return None
+        out = self._buffer("grad_A_prev", len(delta), self.W.shape[1])
+        return np.matmul(delta, self.W, out=out)  # rows of Δ W are (Wᵀ δ)ᵀ
+
+    def _buffer(self, name: str, rows: int, columns: int) -> np.ndarray:
+        """The first `rows` rows of the buffer `name`, grown when a larger batch comes."""
+        buffer = self.buffers.get(name)
+        if buffer is None or len(buffer) < rows:
+            buffer = self.buffers[name] = np.empty((rows, columns), dtype=self.W.dtype)
+        return buffer[:rows]
 
     def __repr__(self) -> str:
         return f"Dense({self.W.shape[1]} → {self.W.shape[0]})"
