@@ -10,12 +10,12 @@ import numpy as np
 
 from mlpcli import artifacts, gradcheck
 from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config
-from mlpcli.data import CLASS_NAMES, N_CLASSES, Dataset, Normalisation, load_split, load_splits, one_hot
+from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, load_split, load_splits
 from mlpcli.errors import DivergedError, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
 from mlpcli.nn.network import MLP
-from mlpcli.train import EpochRecord, History, Inputs, fit
+from mlpcli.train import EpochRecord, History, fit
 
 Echo = Callable[[str], None]
 
@@ -27,10 +27,6 @@ def default_run_dir(config: Config) -> Path:
 def build_model(config: Config, n_input: int) -> MLP:
     m = config.model
     return MLP([n_input, *m.hidden, N_CLASSES], m.activation, m.output, m.output_activation, m.dropout)
-
-
-def inputs(dataset: Dataset, norm: Normalisation) -> Inputs:
-    return Inputs(norm.apply(dataset.images), one_hot(dataset.labels), dataset.labels)
 
 
 def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = None) -> dict:
@@ -49,8 +45,9 @@ def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = Non
     try:
         history = fit(
             model,
-            inputs(splits.train, norm),
-            inputs(splits.validation, norm),
+            splits.train,
+            splits.validation,
+            norm,
             config.train,
             fit_rng,
             lambda record: echo(format_epoch(record)),

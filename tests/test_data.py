@@ -131,3 +131,10 @@ def test_normalisation_and_one_hot():
     assert norm.apply(images).dtype == np.float32
     assert Normalisation.of(np.zeros((2, 2), np.uint8)).std == 1.0
     np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_normalisation_matches_numpy_on_real_sized_data():
+    images = np.random.default_rng(0).integers(0, 256, (1000, 784), dtype=np.uint8)
+    norm = Normalisation.of(images)
+    assert norm.mean == pytest.approx(images.mean(dtype=np.float64), rel=1e-12)
+    assert norm.std == pytest.approx(images.std(dtype=np.float64), rel=1e-12)

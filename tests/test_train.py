@@ -5,7 +5,7 @@ from mlpcli.config import DataConfig, TrainConfig, load_config
 from mlpcli.data import Normalisation, load_splits
 from mlpcli.errors import DivergedError
 from mlpcli.nn.network import MLP
-from mlpcli.run import build_model, inputs
+from mlpcli.run import build_model
 from mlpcli.train import fit
 
 
@@ -16,13 +16,15 @@ def setup(idx_dir, seed=0, **train):
     model = build_model(config, 64)
     model.init(np.random.default_rng(seed), "he")
     defaults = {"epochs": 4, "batch_size": 32, "lr": 0.01, "schedule": "constant", "patience": 0}
-    return model, inputs(splits.train, norm), inputs(splits.validation, norm), TrainConfig(**defaults | train)
+    return model, splits.train, splits.validation, norm, TrainConfig(**defaults | train)
 
 
 def test_fit_learns_and_reports_every_epoch(idx_dir):
-    model, train, validation, config = setup(idx_dir)
+    model, train, validation, norm, config = setup(idx_dir)
     seen = []
-    history = fit(model, train, validation, config, np.random.default_rng(0), seen.append, progress=False)
+    history = fit(
+        model, train, validation, norm, config, np.random.default_rng(0), seen.append, progress=False
+    )
     assert [r.epoch for r in history.epochs] == [1, 2, 3, 4] and seen == history.epochs
     assert history.epochs[-1].val_accuracy > 0.9  # chance is 0.1
     assert history.epochs[-1].train_loss < history.epochs[0].train_loss
@@ -32,42 +34,42 @@ def test_fit_learns_and_reports_every_epoch(idx_dir):
 def test_same_config_and_seed_give_identical_weights(idx_dir):
     weights = []
     for _ in range(2):
-        model, train, validation, config = setup(idx_dir)
-        fit(model, train, validation, config, np.random.default_rng(5), progress=False)
+        model, train, validation, norm, config = setup(idx_dir)
+        fit(model, train, validation, norm, config, np.random.default_rng(5), progress=False)
         weights.append(model.params.copy())
     np.testing.assert_array_equal(weights[0], weights[1])
-    model, train, validation, config = setup(idx_dir)
-    fit(model, train, validation, config, np.random.default_rng(6), progress=False)
+    model, train, validation, norm, config = setup(idx_dir)
+    fit(model, train, validation, norm, config, np.random.default_rng(6), progress=False)
     assert not np.array_equal(model.params, weights[0])
 
 
 def test_early_stopping_keeps_the_best_epoch(idx_dir):
-    model, train, validation, config = setup(idx_dir, epochs=40, patience=2, lr=0.05, optimizer="sgd")
-    history = fit(model, train, validation, config, np.random.default_rng(0), progress=False)
+    model, train, validation, norm, config = setup(idx_dir, epochs=40, patience=2, lr=0.05, optimizer="sgd")
+    history = fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
     losses = [r.val_loss for r in history.epochs]
     assert history.stopped_early and len(history.epochs) < 40
     assert history.best_epoch == 1 + int(np.argmin(losses))
     assert len(history.epochs) - history.best_epoch == 2
     from mlpcli.evaluate import loss_and_accuracy
 
-    assert loss_and_accuracy(model, validation.X, validation.labels)[0] == pytest.approx(
+    assert loss_and_accuracy(model, norm.apply(validation.images), validation.labels)[0] == pytest.approx(
         min(losses), rel=1e-5
     )
 
 
 def test_divergence_stops_with_advice_and_keeps_good_weights(idx_dir):
-    model, train, validation, config = setup(idx_dir, lr=1e6, optimizer="sgd", momentum=0.0)
+    model, train, validation, norm, config = setup(idx_dir, lr=1e6, optimizer="sgd", momentum=0.0)
     start = model.params.copy()
     with pytest.raises(DivergedError, match="non-finite.*try a lower train.lr") as error:
-        fit(model, train, validation, config, np.random.default_rng(0), progress=False)
+        fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
     assert np.isfinite(model.params).all()
     np.testing.assert_array_equal(model.params, start)  # no epoch finished: the initial weights
     assert error.value.history.best_epoch == 0
 
 
 def test_last_batch_may_be_smaller(idx_dir):
-    model, train, validation, config = setup(idx_dir, epochs=1, batch_size=999)  # 1000 = 999 + 1
-    history = fit(model, train, validation, config, np.random.default_rng(0), progress=False)
+    model, train, validation, norm, config = setup(idx_dir, epochs=1, batch_size=999)  # 1000 = 999 + 1
+    history = fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
     assert np.isfinite(history.epochs[0].train_loss)
 
 
