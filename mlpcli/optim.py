@@ -2,7 +2,8 @@
 
 Each optimizer's `step(params, grads, lr)` updates `params` in place from `grads`, the
 gradient of the loss (weight decay is already part of that loss, see MLP.backward). Each is
-a few in-place elementwise passes over the flat buffers, with one preallocated scratch array.
+a few in-place elementwise passes over the flat buffers; `grads` is used up as scratch (the
+next backward pass overwrites it anyway).
 """
 
 import math
@@ -18,23 +19,22 @@ class SGD:
     def __init__(self, n: int, dtype, momentum: float = 0.0, nesterov: bool = False):
         self.momentum, self.nesterov = momentum, nesterov
         self.velocity = np.zeros(n, dtype=dtype) if momentum else None
-        self.scratch = np.zeros(n, dtype=dtype)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
-        s = self.scratch
+        """Update `params`; `grads` is used up (it serves as scratch)."""
         if self.velocity is None:
-            np.multiply(grads, lr, out=s)
-            params -= s  # θ ← θ - lr·g
+            grads *= lr
+            params -= grads  # θ ← θ - lr·g
             return
         self.velocity *= self.momentum
         self.velocity += grads  # v ← μv + g
         if self.nesterov:
-            np.multiply(self.velocity, self.momentum, out=s)
-            s += grads  # g + μv
+            grads *= lr
+            params -= grads  # θ ← θ - lr·g …
+            np.multiply(self.velocity, lr * self.momentum, out=grads)
         else:
-            s[...] = self.velocity
-        s *= lr
-        params -= s
+            np.multiply(self.velocity, lr, out=grads)
+        params -= grads  # … - lr·μv (Nesterov); θ ← θ - lr·v (momentum)
 
 
 class Adam:
@@ -44,31 +44,32 @@ class Adam:
     Stored scaled, u = m/(1-β₁) and w = v/(1-β₂), the moments update in two and three
     passes (u ← β₁u + g, w ← β₂w + g²), and every constant folds into one step size and
     one ε: θ ← θ - lr'·u/(√w + ε') with lr' = lr·(1-β₁)/(1-β₁ᵗ)·√((1-β₂ᵗ)/(1-β₂)) and
-    ε' = ε·√((1-β₂ᵗ)/(1-β₂)). Ten passes over the parameters a step instead of twelve.
+    ε' = ε·√((1-β₂ᵗ)/(1-β₂)). Ten passes over the parameters a step instead of twelve, and
+    no scratch array: once g has gone into u and w, its buffer holds the update.
     """
 
     def __init__(self, n: int, dtype, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.u = np.zeros(n, dtype=dtype)  # m / (1 - β₁)
         self.w = np.zeros(n, dtype=dtype)  # v / (1 - β₂)
-        self.scratch = np.zeros(n, dtype=dtype)
         self.t = 0
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        """Update `params`; `grads` is used up (it serves as scratch)."""
         self.t += 1
-        b1, b2, u, w, s = self.beta1, self.beta2, self.u, self.w, self.scratch
+        b1, b2, u, w = self.beta1, self.beta2, self.u, self.w
         root = math.sqrt((1 - b2**self.t) / (1 - b2))
         lr_step = lr * (1 - b1) / (1 - b1**self.t) * root
         u *= b1
         u += grads  # u ← β₁u + g
-        np.multiply(grads, grads, out=s)
+        np.multiply(grads, grads, out=grads)
         w *= b2
-        w += s  # w ← β₂w + g²
-        np.sqrt(w, out=s)
-        s += self.eps * root
-        np.divide(u, s, out=s)
-        s *= lr_step
-        params -= s  # θ ← θ - lr'·u/(√w + ε')
+        w += grads  # w ← β₂w + g²
+        np.sqrt(w, out=grads)
+        grads += self.eps * root
+        np.divide(u, grads, out=grads)
+        grads *= lr_step
+        params -= grads  # θ ← θ - lr'·u/(√w + ε')
 
 
 def make_optimizer(config: TrainConfig, n: int, dtype) -> SGD | Adam:
