@@ -85,7 +85,7 @@ def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int) -> tuple
     model = MLP(sizes, "relu", dropout=0.0)
     model.init(np.random.default_rng(0), "he")
     config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, epochs=epochs)
-    trainer = Trainer(model, train, norm, config, np.random.default_rng(0))
+    trainer = Trainer(model, train, train, norm, config, np.random.default_rng(0))  # no validation is run
     times = []
     for _ in range(epochs):
         start = time.perf_counter()

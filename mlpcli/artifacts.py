@@ -7,7 +7,9 @@ import json
 import os
 import uuid
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -20,6 +22,7 @@ from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.network import MLP
 
+CHECKPOINT, LOCK = "checkpoint.npz", ".lock"
 WEIGHTS, CONFIG, METRICS, HISTORY, EVAL = (
     "weights.npz",
     "config.yaml",
@@ -28,27 +31,84 @@ WEIGHTS, CONFIG, METRICS, HISTORY, EVAL = (
     "eval.json",
 )
 FORMAT_VERSION = 1
+# what np.load and zipfile raise on a damaged or foreign file
+UNREADABLE = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 OUTPUTS = ("softmax_cross_entropy", "mse")
 NAMES = {"activation": None, "output": None, "output_activation": None, "dataset": "mnist"}  # → default
 
 
-def check_run_dir(path: Path) -> None:
-    """Refuse a run directory that already holds files (nothing is overwritten)."""
+@contextmanager
+def run_directory(path: Path, mode: str) -> Iterator[Path]:
+    """The run directory `path`, locked for this process while the block runs.
+
+    mode "new": it must be absent or empty; "overwrite": it may hold files, which the run
+    replaces; "resume": it must exist. A directory this call created and nothing was written
+    into is removed again when the block fails."""
     if path.exists() and not path.is_dir():
-        raise RunDirError(f"--out {path} is a file, not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        raise RunDirError(f"--out {path} already holds files; choose a new run directory")
-
-
-def prepare_run_dir(path: str | Path) -> Path:
-    """Create the run directory, new or empty."""
-    path = Path(path)
-    check_run_dir(path)
+        raise RunDirError(f"{path} is a file, not a run directory")
+    if mode == "new" and path.is_dir() and any(path.iterdir()):
+        raise RunDirError(f"{path} already holds files: choose a new --out, or --overwrite or --resume it")
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"cannot create run directory {path}: {e.strerror}") from None
-    return path
+    _lock(path)
+    try:
+        yield path
+    finally:
+        (path / LOCK).unlink(missing_ok=True)
+        if created and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _lock(path: Path) -> None:
+    """Take the run directory's lock file, or fail at once if a live run holds it. A lock
+    whose process is gone (a run that crashed) is taken over."""
+    lock = path / LOCK
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None and _alive(owner):
+                raise RunDirError(
+                    f"{path} is in use by another mlp train (process {owner});"
+                    " wait for it or choose another --out"
+                ) from None
+            lock.unlink(missing_ok=True)  # left behind by a run that crashed
+            continue
+        except OSError as e:
+            raise RunDirError(f"cannot lock run directory {path}: {e.strerror}") from None
+        with os.fdopen(descriptor, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return
+    raise RunDirError(f"cannot lock run directory {path}: its lock file keeps coming back")
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -123,7 +183,7 @@ def load_weights(path: str | Path) -> Saved:
             arrays = {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise WeightsError(f"{path}: no such weights file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except UNREADABLE as e:
         raise WeightsError(f"{path}: not a readable weights file ({e})") from None
     return _model_from(path, arrays)
 
@@ -154,3 +214,19 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     if not np.isfinite(model.params).all() or not np.isfinite([norm.mean, norm.std]).all() or norm.std <= 0:
         raise WeightsError(f"{path}: holds non-finite values")
     return Saved(model, norm, names["dataset"])
+
+
+def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """The trainer's arrays and a JSON mapping (positions, history, RNG states) in one file."""
+    write_atomic(path, lambda f: np.savez(f, **arrays, meta=np.array(json.dumps(meta))))
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        return arrays, json.loads(str(arrays.pop("meta")))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: no checkpoint to resume from") from None
+    except (*UNREADABLE, KeyError) as e:
+        raise RunDirError(f"{path}: not a readable checkpoint ({e})") from None

@@ -1,6 +1,7 @@
 """`mlp`: parse the command line, call the library, turn its errors into messages and exit codes."""
 
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +10,7 @@ import click
 
 from mlpcli import __version__, run
 from mlpcli.config import load_config, parse_override
-from mlpcli.errors import MlpError
+from mlpcli.errors import MlpError, TrainingInterrupted
 from mlpcli.gradcheck import Settings, failures, format_table
 
 SET_HELP = "Override one config key, e.g. --set model.hidden=[256,128]; repeatable. Values are YAML."
@@ -49,21 +50,90 @@ def config_options(config_help: str):
     help="Run directory to create (default: runs/DATASET-DATE-TIME). Must be new or empty.",
 )
 @click.option(
+    "--overwrite", is_flag=True, help="Train into a run directory that already holds files, replacing them."
+)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="RUN_DIR",
+    help="Continue a stopped run from its last checkpoint, with its saved config; --set may change"
+    " train keys such as train.epochs, not the model or data.",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bar per epoch (default: only on a terminal)."
 )
 def train(
-    config_path: str | None, overrides: tuple[str, ...], out: Path | None, progress: bool | None
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    overwrite: bool,
+    resume_dir: Path | None,
+    progress: bool | None,
 ) -> None:
     """Train from a config; write config.yaml, weights.npz, metrics.json, history.csv.
+
+    Ctrl-C (or SIGTERM) stops after the current batch and writes a checkpoint that
+    --resume continues from exactly; a second Ctrl-C stops at once.
 
     \b
     Offline? Train from a folder of the four IDX files, e.g. Fashion-MNIST from Debian:
       mlp train --config configs/fashion_mnist.yaml \\
                 --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
-    with _errors():
-        config = load_config(config_path, overrides)
-        run.train_run(config, out or run.default_run_dir(config), click.echo, progress)
+    if resume_dir and (config_path or out or overwrite):
+        raise click.UsageError(
+            "--resume continues a run with its own config and directory: drop --config, --out, --overwrite"
+        )
+    with _errors(), _stop_requests() as stop:
+        try:
+            if resume_dir:
+                run.resume_run(resume_dir, overrides, click.echo, progress, stop)
+            else:
+                config = load_config(config_path, overrides)
+                run.train_run(
+                    config, out or run.default_run_dir(config), click.echo, progress, stop, overwrite
+                )
+        except TrainingInterrupted as e:
+            click.echo(str(e), err=True)
+            raise SystemExit(128 + stop.signal) from None
+        except KeyboardInterrupt:
+            click.echo(
+                "stopped at once; every file on disk is whole (the last checkpoint included)", err=True
+            )
+            raise SystemExit(128 + signal.SIGINT) from None
+
+
+class _StopRequests:
+    """The first SIGINT or SIGTERM asks training to stop after the current batch; a second one
+    stops at once (every file is written atomically, so nothing on disk is left half-written)."""
+
+    def __init__(self) -> None:
+        self.signal = 0
+
+    def __call__(self) -> bool:
+        return self.signal != 0
+
+    def handle(self, signum: int, frame) -> None:
+        if self.signal:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        self.signal = signum
+        click.echo(
+            f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)", err=True
+        )
+
+
+@contextmanager
+def _stop_requests() -> Iterator[_StopRequests]:
+    stop = _StopRequests()
+    previous = {signum: signal.signal(signum, stop.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @main.command("eval")

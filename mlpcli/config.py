@@ -70,6 +70,7 @@ class TrainConfig:
     step_size: int = _option(10, POSITIVE)  # step: epochs between decays
     gamma: float = _option(0.1, POSITIVE)  # step: the factor of each decay
     patience: int = _option(10, NON_NEGATIVE)  # epochs without a better validation loss; 0: off
+    checkpoint_every: int = _option(1, POSITIVE)  # epochs between checkpoints (resumable state)
     seed: int = _option(0, NON_NEGATIVE)
 
 

@@ -22,6 +22,10 @@ class RunDirError(MlpError):
     """A run directory that cannot be written without losing something."""
 
 
+class TrainingInterrupted(MlpError):
+    """Training was asked to stop; a checkpoint to resume from was written."""
+
+
 class DivergedError(MlpError):
     """The training loss became non-finite; the last good weights were kept."""
 

@@ -20,6 +20,14 @@ class SGD:
         self.momentum, self.nesterov = momentum, nesterov
         self.velocity = np.zeros(n, dtype=dtype) if momentum else None
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps of the optimizer."""
+        return {} if self.velocity is None else {"velocity": self.velocity}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        if self.velocity is not None:
+            np.copyto(self.velocity, state["velocity"])
+
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""
         if self.velocity is None:
@@ -53,6 +61,15 @@ class Adam:
         self.u = np.zeros(n, dtype=dtype)  # m / (1 - β₁)
         self.w = np.zeros(n, dtype=dtype)  # v / (1 - β₂)
         self.t = 0
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps of the optimizer."""
+        return {"u": self.u, "w": self.w, "t": np.array(self.t)}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        np.copyto(self.u, state["u"])
+        np.copyto(self.w, state["w"])
+        self.t = int(state["t"])
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""

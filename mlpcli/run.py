@@ -1,21 +1,21 @@
 """What `mlp train` and `mlp eval` do, from a resolved config to files in a run directory.
 The CLI parses options and calls these; these call the library and report through `echo`."""
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from mlpcli import artifacts, gradcheck
-from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config
+from mlpcli.config import Config, DataConfig, from_dict, load_config, read_yaml, save_config
 from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, load_split, load_splits
-from mlpcli.errors import DivergedError, WeightsError
+from mlpcli.errors import ConfigError, DivergedError, RunDirError, TrainingInterrupted, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
 from mlpcli.nn.network import MLP
-from mlpcli.train import EpochRecord, History, fit
+from mlpcli.train import EpochRecord, Stop, Trainer
 
 Echo = Callable[[str], None]
 
@@ -29,34 +29,98 @@ def build_model(config: Config, n_input: int) -> MLP:
     return MLP([n_input, *m.hidden, N_CLASSES], m.activation, m.output, m.output_activation, m.dropout)
 
 
-def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = None) -> dict:
+def train_run(
+    config: Config,
+    out: Path,
+    echo: Echo,
+    progress: bool | None = None,
+    should_stop: Stop = lambda: False,
+    overwrite: bool = False,
+) -> dict:
     """Train as `config` says and write the run directory `out`; returns metrics.json's dict."""
-    artifacts.check_run_dir(out)  # before the data loads: fail fast, create nothing
-    splits = load_splits(config.data, config.train.seed)
-    out = artifacts.prepare_run_dir(out)
-    artifacts.write_text(out / artifacts.CONFIG, save_config(config))
-    norm = Normalisation.of(splits.train.images)
-    init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
-    model = build_model(config, splits.train.images.shape[1])
-    model.init(init_rng, config.model.init)
-    saved = artifacts.Saved(model, norm, config.data.name)
+    with artifacts.run_directory(out, "overwrite" if overwrite else "new") as out:
+        splits = load_splits(config.data, config.train.seed)
+        norm = Normalisation.of(splits.train.images)
+        init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
+        model = build_model(config, splits.train.images.shape[1])
+        model.init(init_rng, config.model.init)
+        trainer = Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng)
+        for stale in (artifacts.CHECKPOINT, artifacts.EVAL):  # of a run this one overwrites
+            (out / stale).unlink(missing_ok=True)
+        artifacts.write_text(out / artifacts.CONFIG, save_config(config))
+        return _train(out, config, splits, trainer, echo, progress, should_stop)
+
+
+def resume_run(
+    out: Path,
+    overrides: Sequence[str],
+    echo: Echo,
+    progress: bool | None = None,
+    should_stop: Stop = lambda: False,
+) -> dict:
+    """Continue the run in `out` from its checkpoint, with its saved config and `overrides`."""
+    with artifacts.run_directory(out, "resume") as out:
+        arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT)
+        config = resumed_config(out / artifacts.CONFIG, overrides)
+        splits = load_splits(config.data, config.train.seed)
+        model = build_model(config, splits.train.images.shape[1])
+        norm = Normalisation(**meta["norm"])
+        trainer = Trainer(model, splits.train, splits.validation, norm, config.train, np.random.default_rng())
+        try:
+            trainer.restore(arrays, meta)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunDirError(f"{out / artifacts.CHECKPOINT}: does not fit this run ({e})") from None
+        artifacts.write_text(out / artifacts.CONFIG, save_config(config))
+        p = trainer.position
+        echo(f"resuming {out} at epoch {p.epoch + 1}, batch {p.batch}")
+        return _train(out, config, splits, trainer, echo, progress, should_stop)
+
+
+FIXED_ON_RESUME = ("data.", "model.", "train.seed", "train.batch_size", "train.optimizer")
+
+
+def resumed_config(saved_path: Path, overrides: Sequence[str]) -> Config:
+    """The run's saved config with `overrides`, which may not change its model or data (nor
+    what the checkpoint's position and optimizer state depend on)."""
+    saved = from_dict(read_yaml(saved_path))
+    config = load_config(saved_path, overrides)
+    for section in ("data", "model", "train"):
+        before, after = getattr(saved, section).__dict__, getattr(config, section).__dict__
+        for key in before:
+            name = f"{section}.{key}"
+            if before[key] != after[key] and name.startswith(FIXED_ON_RESUME):
+                raise ConfigError(
+                    f"--resume keeps the run's model and data: {name} cannot change"
+                    f" (the run has {before[key]!r}, --set asks {after[key]!r})"
+                )
+    return config
+
+
+def _train(out: Path, config: Config, splits, trainer: Trainer, echo: Echo, progress, should_stop) -> dict:
+    """Fit, writing a checkpoint as configured; then test, save, report. On a stop request:
+    a checkpoint, the best weights so far, and TrainingInterrupted."""
+    model, norm = trainer.model, trainer.norm
     echo(f"{model}: {len(splits.train)} training, {len(splits.validation)} validation examples")
-    start = time.perf_counter()
+
+    def checkpoint() -> None:
+        arrays, meta = trainer.state()
+        artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta | {"norm": asdict(norm)})
+
     try:
-        history = fit(
-            model,
-            splits.train,
-            splits.validation,
-            norm,
-            config.train,
-            fit_rng,
-            lambda record: echo(format_epoch(record)),
-            progress,
-        )
+        finished = trainer.fit(lambda record: echo(format_epoch(record)), progress, should_stop, checkpoint)
     except DivergedError as e:
-        _save(out, saved, e.history, {"status": "diverged", "error": str(e)})
+        _save(out, config, trainer, {"status": "diverged", "error": str(e)})
         raise
-    seconds = time.perf_counter() - start
+    if not finished:
+        checkpoint()
+        _save(out, config, trainer, {"status": "interrupted"})
+        p = trainer.position
+        raise TrainingInterrupted(
+            f"stopped at epoch {p.epoch + 1}, batch {p.batch};"
+            " saved a checkpoint and the best weights so far.\n"
+            f"Resume with: mlp train --resume {out}"
+        )
+    history = trainer.history
     report = evaluate(model, norm.apply(splits.test.images), splits.test.labels)
     metrics = {
         "status": "stopped early" if history.stopped_early else "completed",
@@ -64,10 +128,10 @@ def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = Non
         "test_loss": report.loss,
         "best_epoch": history.best_epoch,
         "epochs": len(history.epochs),
-        "train_seconds": round(seconds, 3),
+        "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
         "best_val_loss": history.epochs[history.best_epoch - 1].val_loss if history.best_epoch else None,
     }
-    _save(out, saved, history, metrics)
+    _save(out, config, trainer, metrics)
     echo(
         f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.best_epoch})"
     )
@@ -75,9 +139,12 @@ def train_run(config: Config, out: Path, echo: Echo, progress: bool | None = Non
     return metrics
 
 
-def _save(out: Path, saved: artifacts.Saved, history: History, metrics: dict) -> None:
-    artifacts.save_weights(out / artifacts.WEIGHTS, saved)
-    artifacts.write_history(out / artifacts.HISTORY, history.rows())
+def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
+    """weights.npz (the best weights so far), history.csv and metrics.json."""
+    best = build_model(config, trainer.model.sizes[0])
+    np.copyto(best.params, trainer.best_params)
+    artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(best, trainer.norm, config.data.name))
+    artifacts.write_history(out / artifacts.HISTORY, trainer.history.rows())
     artifacts.write_json(out / artifacts.METRICS, metrics)
 
 

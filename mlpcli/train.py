@@ -1,6 +1,8 @@
 """The training loop: shuffled mini-batches, validation each epoch, early stopping on the
-validation loss, best weights kept. No file I/O: the caller saves what `fit` returns."""
+validation loss, best weights kept, and a state that can stop after any batch and resume
+exactly. No file I/O: the caller saves what the Trainer holds."""
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -42,95 +44,196 @@ class History:
         return [asdict(record) for record in self.epochs]
 
 
+@dataclass
+class Position:
+    """Where training stands: enough, with the weights, the optimizer's state and the RNGs,
+    to continue a stopped run exactly as if it had never stopped."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches completed in the epoch under way
+    order: np.ndarray | None = None  # the epoch's shuffled order, while one is under way
+    loss_sum: float = 0.0  # the epoch's running sums: Σ loss·batch size, correct, seen
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0  # time spent in the epoch under way
+    best_loss: float = math.inf
+
+
+Stop = Callable[[], bool]
+
+
+class Trainer:
+    """Epochs over `train`: shuffled mini-batches, forward, the delta equations backward, an
+    optimizer step; validation, early stopping and the best weights after each epoch. Owns
+    the optimizer's state, the RNGs and the buffers each batch reuses. The images stay
+    compact (uint8); each batch is normalised into a float buffer as it is drawn."""
+
+    def __init__(
+        self,
+        model: MLP,
+        train: Dataset,
+        validation: Dataset,
+        norm: Normalisation,
+        config: TrainConfig,
+        rng: np.random.Generator,
+    ):
+        self.model, self.train, self.norm, self.config = model, train, norm, config
+        self.validation = validation
+        self.X_validation = norm.apply(validation.images)
+        self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
+        self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
+        self.shuffle_rng, self.dropout_rng = rng.spawn(2)
+        self.position, self.history = Position(), History()
+        self.best_params = model.params.copy()
+        batch, n_input = config.batch_size, train.images.shape[1]
+        self.pixels = np.empty((batch, n_input), dtype=train.images.dtype)
+        self.X_batch = np.empty((batch, n_input), dtype=model.params.dtype)
+        self.Y_batch = np.empty((batch, self.targets.shape[1]), dtype=model.params.dtype)
+
+    @property
+    def finished(self) -> bool:
+        return self.history.stopped_early or self.position.epoch >= self.config.epochs
+
+    def fit(
+        self,
+        on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+        progress: bool | None = None,
+        should_stop: Stop = lambda: False,
+        on_checkpoint: Callable[[], None] = lambda: None,
+    ) -> bool:
+        """Train until the configured epochs are done, early stopping ends it, or `should_stop()`
+        says so after a batch. Returns whether training finished; if so the model holds the
+        best weights. `on_checkpoint` is called every `checkpoint_every` epochs."""
+        while not self.finished:
+            start, lr = time.perf_counter(), learning_rate(self.config, self.position.epoch)
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught below
+                completed = self.epoch(lr, progress, should_stop)
+            self.position.seconds += time.perf_counter() - start
+            if not completed:
+                return False
+            self._end_epoch(lr, on_epoch)
+            if self.position.epoch % self.config.checkpoint_every == 0 or self.finished:
+                on_checkpoint()
+            if should_stop() and not self.finished:
+                return False
+        np.copyto(self.model.params, self.best_params)
+        return True
+
+    def epoch(self, lr: float, progress: bool | None = False, should_stop: Stop = lambda: False) -> bool:
+        """Run the epoch under way (a new one if none is) to its end; False if stopped before."""
+        p, batch_size = self.position, self.config.batch_size
+        if p.order is None:
+            p.order = self.shuffle_rng.permutation(len(self.train.labels))
+            p.batch, p.loss_sum, p.correct, p.seen, p.seconds = 0, 0.0, 0, 0, 0.0
+        starts = range(p.batch * batch_size, len(p.order), batch_size)
+        desc = f"epoch {p.epoch + 1}/{self.config.epochs}"
+        bar = tqdm(starts, desc=desc, unit="batch", leave=False, disable=_no_bar(progress))
+        for start in bar:
+            index = p.order[start : start + batch_size]
+            loss, correct = self._step(index, lr)
+            p.batch += 1
+            p.loss_sum += loss * len(index)
+            p.correct += correct
+            p.seen += len(index)
+            if not math.isfinite(loss):
+                break
+            bar.set_postfix(loss=f"{p.loss_sum / p.seen:.4f}", acc=f"{p.correct / p.seen:.4f}", refresh=False)
+            if should_stop() and start + batch_size < len(p.order):
+                return False
+        return True
+
+    def _step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
+        """One batch: forward, δ^L, the delta recursion, an optimizer step; (loss, correct)."""
+        model, n = self.model, len(index)
+        X, Y, pixels = self.X_batch[:n], self.Y_batch[:n], self.pixels[:n]
+        np.take(self.train.images, index, axis=0, out=pixels)
+        self.norm.apply(pixels, out=X)
+        np.take(self.targets, index, axis=0, out=Y)
+        Z = model.forward(X, self.dropout_rng)
+        correct = int(np.count_nonzero(Z.argmax(axis=1) == self.train.labels[index]))
+        loss, delta = model.output.loss_and_delta(Z, Y)
+        if math.isfinite(loss):
+            model.backward(delta, self.config.weight_decay)
+            self.optimizer.step(model.params, model.grads, lr)
+        return loss, correct
+
+    def _end_epoch(self, lr: float, on_epoch: Callable[[EpochRecord], None]) -> None:
+        """Validate, record, keep the best weights, decide on early stopping."""
+        p, history = self.position, self.history
+        train_loss, train_accuracy = p.loss_sum / p.seen, p.correct / p.seen
+        with np.errstate(over="ignore", invalid="ignore"):
+            val_loss, val_accuracy, _ = loss_and_accuracy(
+                self.model, self.X_validation, self.validation.labels
+            )
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            np.copyto(self.model.params, self.best_params)
+            raise DivergedError(
+                f"the training loss became non-finite (epoch {p.epoch + 1}, learning rate {lr:g});"
+                f" try a lower train.lr. The weights of epoch {history.best_epoch} (the best so far)"
+                " were kept.",
+                history,
+            )
+        p.epoch, p.order = p.epoch + 1, None
+        record = EpochRecord(p.epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
+        history.epochs.append(record)
+        on_epoch(record)
+        if val_loss < p.best_loss:
+            p.best_loss, history.best_epoch = val_loss, p.epoch
+            np.copyto(self.best_params, self.model.params)
+        elif self.config.patience and p.epoch - history.best_epoch >= self.config.patience:
+            history.stopped_early = True
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and a JSON-ready mapping that `restore` turns back into this exact state."""
+        p = self.position
+        arrays = {"params": self.model.params, "best_params": self.best_params}
+        arrays |= {f"optimizer_{name}": array for name, array in self.optimizer.state().items()}
+        if p.order is not None:
+            arrays["order"] = p.order
+        meta = {
+            "position": {k: v for k, v in asdict(p).items() if k != "order"},
+            "history": {
+                "epochs": self.history.rows(),
+                "best_epoch": self.history.best_epoch,
+                "stopped_early": self.history.stopped_early,
+            },  # fmt: skip
+            "rng": {
+                "shuffle": self.shuffle_rng.bit_generator.state,
+                "dropout": self.dropout_rng.bit_generator.state,
+            },
+        }
+        return arrays, json.loads(json.dumps(meta))  # as it will be read back: plain JSON
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        np.copyto(self.model.params, arrays["params"])
+        np.copyto(self.best_params, arrays["best_params"])
+        self.optimizer.load_state({name: arrays[f"optimizer_{name}"] for name in self.optimizer.state()})
+        self.position = Position(**meta["position"], order=arrays.get("order"))
+        history = meta["history"]
+        self.history = History(
+            [EpochRecord(**row) for row in history["epochs"]], history["best_epoch"], history["stopped_early"]
+        )
+        self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
+        self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
+
+
 def fit(
     model: MLP,
     train: Dataset,
     validation: Dataset,
     norm: Normalisation,
     config: TrainConfig,
-    seed_rng: np.random.Generator,
+    rng: np.random.Generator,
     on_epoch: Callable[[EpochRecord], None] = lambda record: None,
     progress: bool | None = None,
 ) -> History:
-    """Train `model` in place; on return it holds the weights of the best validation loss.
-    `progress`: show a bar per epoch (None: only on a terminal)."""
-    trainer = Trainer(model, train, norm, config, seed_rng)
-    X_validation = norm.apply(validation.images)
-    history, best_params, best_loss = History(), model.params.copy(), math.inf
-    for epoch in range(config.epochs):
-        start, lr = time.perf_counter(), learning_rate(config, epoch)
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught below
-            train_loss, train_accuracy = trainer.epoch(lr, progress, f"epoch {epoch + 1}/{config.epochs}")
-            val_loss, val_accuracy, _ = loss_and_accuracy(model, X_validation, validation.labels)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            _diverged(model, best_params, history, f"epoch {epoch + 1}, learning rate {lr:g}")
-        record = EpochRecord(
-            epoch + 1, train_loss, train_accuracy, val_loss, val_accuracy, lr, time.perf_counter() - start
-        )
-        history.epochs.append(record)
-        on_epoch(record)
-        if val_loss < best_loss:
-            best_loss, history.best_epoch = val_loss, epoch + 1
-            np.copyto(best_params, model.params)
-        elif config.patience and epoch + 1 - history.best_epoch >= config.patience:
-            history.stopped_early = True
-            break
-    np.copyto(model.params, best_params)
-    return history
-
-
-class Trainer:
-    """Epochs over `train`: shuffled mini-batches, forward, the delta equations backward, an
-    optimizer step. Owns the optimizer's state and the buffers each batch reuses. The images
-    stay compact (uint8); each batch is normalised into a float buffer as it is drawn."""
-
-    def __init__(
-        self, model: MLP, train: Dataset, norm: Normalisation, config: TrainConfig, rng: np.random.Generator
-    ):
-        self.model, self.train, self.norm, self.config = model, train, norm, config
-        self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
-        self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
-        self.shuffle_rng, self.dropout_rng = rng.spawn(2)
-        batch, n_input = config.batch_size, train.images.shape[1]
-        self.pixels = np.empty((batch, n_input), dtype=train.images.dtype)
-        self.X_batch = np.empty((batch, n_input), dtype=model.params.dtype)
-        self.Y_batch = np.empty((batch, self.targets.shape[1]), dtype=model.params.dtype)
-
-    def epoch(self, lr: float, progress: bool | None = False, desc: str = "") -> tuple[float, float]:
-        """One pass over the shuffled batches; returns the running mean loss and accuracy
-        (a non-finite loss ends the pass at once and is returned)."""
-        model, train, batch_size = self.model, self.train, self.config.batch_size
-        order = self.shuffle_rng.permutation(len(train.labels))
-        total_loss, correct, seen = 0.0, 0, 0
-        starts = range(0, len(order), batch_size)
-        bar = tqdm(starts, desc=desc, unit="batch", leave=False, disable=_no_bar(progress))
-        for start in bar:
-            index = order[start : start + batch_size]
-            X, Y, pixels = self.X_batch[: len(index)], self.Y_batch[: len(index)], self.pixels[: len(index)]
-            np.take(train.images, index, axis=0, out=pixels)
-            self.norm.apply(pixels, out=X)
-            np.take(self.targets, index, axis=0, out=Y)
-            Z = model.forward(X, self.dropout_rng)
-            correct += int(np.count_nonzero(Z.argmax(axis=1) == train.labels[index]))
-            loss, delta = model.output.loss_and_delta(Z, Y)
-            if not math.isfinite(loss):
-                return loss, 0.0
-            model.backward(delta, self.config.weight_decay)
-            self.optimizer.step(model.params, model.grads, lr)
-            total_loss += loss * len(index)
-            seen += len(index)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-        return total_loss / seen, correct / seen
+    """Train `model` to the end; on return it holds the weights of the best validation loss."""
+    trainer = Trainer(model, train, validation, norm, config, rng)
+    trainer.fit(on_epoch, progress)
+    return trainer.history
 
 
 def _no_bar(progress: bool | None) -> bool | None:
     return None if progress is None else not progress  # tqdm: None disables off a terminal
-
-
-def _diverged(model: MLP, best_params: np.ndarray, history: History, where: str) -> None:
-    np.copyto(model.params, best_params)
-    raise DivergedError(
-        f"the training loss became non-finite ({where}); try a lower train.lr."
-        f" The weights of epoch {history.best_epoch} (the best so far) were kept.",
-        history,
-    )

@@ -1,11 +1,13 @@
 import io
 import json
+import os
+import subprocess
 import zipfile
 
 import numpy as np
 import pytest
 
-from mlpcli.artifacts import Saved, load_weights, prepare_run_dir, save_weights, write_atomic, write_text
+from mlpcli.artifacts import Saved, load_weights, run_directory, save_weights, write_atomic, write_text
 from mlpcli.data import Normalisation
 from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.nn.network import MLP
@@ -91,13 +93,40 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
 
 
-def test_run_dir_is_new_or_empty(tmp_path):
-    assert prepare_run_dir(tmp_path / "a" / "b").is_dir()
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "weights.npz").write_text("keep me")
-    with pytest.raises(RunDirError, match="already holds files"):
-        prepare_run_dir(tmp_path / "full")
-    assert (tmp_path / "full" / "weights.npz").read_text() == "keep me"
+def test_run_directory_is_new_or_empty_unless_overwritten(tmp_path):
+    with run_directory(tmp_path / "a" / "b", "new") as path:
+        assert (path / ".lock").read_text().strip() == str(os.getpid())
+        (path / "weights.npz").write_text("keep me")
+    assert not (path / ".lock").exists()
+    with pytest.raises(
+        RunDirError, match="already holds files: choose a new --out, or --overwrite or --resume"
+    ):
+        with run_directory(path, "new"):
+            pass
+    assert (path / "weights.npz").read_text() == "keep me"
+    with run_directory(path, "overwrite"):
+        pass
     (tmp_path / "file").write_text("")
-    with pytest.raises(RunDirError, match="is a file"):
-        prepare_run_dir(tmp_path / "file")
+    with pytest.raises(RunDirError, match="is a file, not a run directory"):
+        with run_directory(tmp_path / "file", "new"):
+            pass
+
+
+def test_a_directory_created_for_a_run_that_fails_is_removed(tmp_path):
+    with pytest.raises(RuntimeError), run_directory(tmp_path / "run", "new"):
+        raise RuntimeError("the data did not load")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_live_run_holds_the_directory_and_a_crashed_one_does_not(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(f"{os.getpid()}\n")  # this test's own process: alive
+    with pytest.raises(RunDirError, match=f"in use by another mlp train \\(process {os.getpid()}\\)"):
+        with run_directory(run, "overwrite"):
+            pass
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run / ".lock").write_text(f"{dead.pid}\n")  # a process that has exited: a stale lock
+    with run_directory(run, "overwrite") as path:
+        assert (path / ".lock").read_text().strip() == str(os.getpid())

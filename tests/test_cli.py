@@ -34,6 +34,7 @@ def run_dir(idx_dir, tmp_path):
 
 def test_train_writes_the_run_directory(run_dir):
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoint.npz",
         "config.yaml",
         "history.csv",
         "metrics.json",

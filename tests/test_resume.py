@@ -1,0 +1,231 @@
+"""Interrupt and resume: a run stopped anywhere and resumed ends bitwise where a straight run
+ends; signals give 130 / 143; the run directory is protected."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_idx_dir
+
+from mlpcli import run
+from mlpcli.artifacts import load_checkpoint
+from mlpcli.cli import main
+from mlpcli.config import load_config
+from mlpcli.errors import TrainingInterrupted
+
+TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+
+def settings(idx_dir: Path, epochs: int = 4) -> list[str]:
+    return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3"]
+
+
+def mlp(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def straight(idx_dir: Path, out: Path, epochs: int = 4) -> Path:
+    sets = [a for s in settings(idx_dir, epochs) for a in ("--set", s)]
+    assert mlp("train", "--config", TINY, *sets, "--out", out).exit_code == 0
+    return out
+
+
+def stop_after(calls: int):
+    """A should_stop that says yes on its `calls`-th question (one per batch, one per epoch end)."""
+    count = [0]
+
+    def should_stop() -> bool:
+        count[0] += 1
+        return count[0] >= calls
+
+    return should_stop
+
+
+def interrupted(idx_dir: Path, out: Path, calls: int) -> None:
+    config = load_config(TINY, settings(idx_dir))
+    with pytest.raises(TrainingInterrupted, match=f"Resume with: mlp train --resume {out}"):
+        run.train_run(config, out, lambda line: None, False, stop_after(calls))
+
+
+def weights(out: Path) -> dict[str, np.ndarray]:
+    with np.load(out / "weights.npz") as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def history_without_timings(out: Path) -> list[dict]:
+    return [
+        {k: v for k, v in row.items() if k != "seconds"}
+        for row in csv.DictReader((out / "history.csv").open())
+    ]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)  # bitwise
+    assert history_without_timings(a) == history_without_timings(b)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert (ma["test_accuracy"], ma["test_loss"], ma["best_epoch"]) == (
+        mb["test_accuracy"],
+        mb["test_loss"],
+        mb["best_epoch"],
+    )
+
+
+# 1000 training examples, batch 32: 32 batches and one end-of-epoch question an epoch (33 calls)
+@pytest.mark.parametrize(
+    "calls",
+    [
+        pytest.param([66], id="after epoch 2"),
+        pytest.param([50], id="mid-epoch 2"),
+        pytest.param([10, 40], id="twice"),
+    ],
+)
+def test_interrupted_and_resumed_equals_straight(idx_dir, tmp_path, calls):
+    reference = straight(idx_dir, tmp_path / "straight")
+    out = tmp_path / "stopped"
+    for count in calls:
+        if not out.exists():
+            interrupted(idx_dir, out, count)
+        else:
+            with pytest.raises(TrainingInterrupted):
+                run.resume_run(out, [], lambda line: None, False, stop_after(count))
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["status"] == "interrupted" and (out / "checkpoint.npz").exists()
+    result = mlp("train", "--resume", out)
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "test accuracy" in result.output
+    assert_same_run(reference, out)
+
+
+def test_resume_can_extend_a_finished_run(idx_dir, tmp_path):
+    reference = straight(idx_dir, tmp_path / "six", epochs=6)
+    out = straight(idx_dir, tmp_path / "four", epochs=4)
+    assert mlp("train", "--resume", out, "--set", "train.epochs=6").exit_code == 0
+    assert_same_run(reference, out)
+    assert "epochs: 6" in (out / "config.yaml").read_text()
+
+
+def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
+    out = tmp_path / "stopped"
+    interrupted(idx_dir, out, 70)
+    history = list(csv.DictReader((out / "history.csv").open()))
+    assert len(history) == 2
+    result = mlp("eval", out)
+    assert result.exit_code == 0 and "accuracy" in result.output
+    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    assert meta["position"]["epoch"] == 2 and meta["position"]["batch"] == 4 and len(arrays["order"]) == 1000
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["model.hidden=[64]"], "--resume keeps the run's model and data: model.hidden cannot change"),
+        (["data.validation=100"], "data.validation cannot change"),
+        (["train.batch_size=16"], "train.batch_size cannot change"),
+        (["train.epochs=zero"], "train.epochs = 'zero' must be int"),
+    ],
+)
+def test_resume_refuses_changes_to_model_and_data(idx_dir, tmp_path, sets, message):
+    out = tmp_path / "stopped"
+    interrupted(idx_dir, out, 40)
+    before = (out / "checkpoint.npz").read_bytes()
+    result = mlp("train", "--resume", out, *[a for s in sets for a in ("--set", s)])
+    assert result.exit_code == 1 and message in result.output
+    assert (out / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_misuse(idx_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = mlp("train", "--resume", tmp_path / "empty")
+    assert result.exit_code == 1 and "no checkpoint to resume from" in result.output
+    out = straight(idx_dir, tmp_path / "done")
+    (out / "checkpoint.npz").unlink()
+    result = mlp("train", "--resume", out)
+    assert result.exit_code == 1 and "no checkpoint to resume from" in result.output
+    assert mlp("train", "--resume", out, "--out", tmp_path / "x").exit_code == 2
+    assert mlp("train", "--resume", tmp_path / "missing").exit_code == 2
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 broken")
+    result = mlp("train", "--resume", out)
+    assert result.exit_code == 1 and "not a readable checkpoint" in result.output
+
+
+def test_overwrite_and_the_lock(idx_dir, tmp_path):
+    out = straight(idx_dir, tmp_path / "run")
+    before = (out / "weights.npz").read_bytes()
+    sets = [a for s in settings(idx_dir) for a in ("--set", s)]
+    result = mlp("train", "--config", TINY, *sets, "--out", out)
+    assert result.exit_code == 1 and "already holds files" in result.output
+    assert (out / "weights.npz").read_bytes() == before
+    (out / ".lock").write_text(f"{os.getpid()}\n")  # a live run holds it
+    result = mlp("train", "--config", TINY, *sets, "--out", out, "--overwrite")
+    assert result.exit_code == 1 and f"in use by another mlp train (process {os.getpid()})" in result.output
+    assert (out / "weights.npz").read_bytes() == before
+    (out / ".lock").unlink()
+    result = mlp("train", "--config", TINY, *sets, "--set", "train.seed=1", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (out / "weights.npz").read_bytes() != before and not (out / ".lock").exists()
+
+
+# --- real signals, in a child process ---------------------------------------------------------
+
+
+def start_training(idx_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
+    sets = [a for s in settings(idx_dir, epochs) for a in ("--set", s)]
+    command = [sys.executable, "-c", "from mlpcli.cli import main; main()", "train", "--config", TINY, *sets]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [*command, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def signal_after_first_epoch(child: subprocess.Popen, *signals: int) -> tuple[str, str]:
+    line = child.stdout.readline()
+    while not line.startswith("epoch"):
+        line = child.stdout.readline()
+        assert line, "training ended before its first epoch line"
+    for signum in signals:
+        child.send_signal(signum)
+    stdout, stderr = child.communicate(timeout=120)
+    return line + stdout, stderr
+
+
+@pytest.fixture
+def big_idx_dir(tmp_path):
+    return write_idx_dir(tmp_path / "big", n_train=6000, n_test=300)
+
+
+def test_ctrl_c_checkpoints_and_resume_equals_straight(big_idx_dir, tmp_path):
+    out = tmp_path / "stopped"
+    child = start_training(big_idx_dir, out, epochs=30)
+    _, stderr = signal_after_first_epoch(child, signal.SIGINT)
+    assert child.returncode == 130, stderr
+    assert (
+        "SIGINT: stopping after this batch" in stderr and f"Resume with: mlp train --resume {out}" in stderr
+    )
+    assert "Traceback" not in stderr
+    assert mlp("train", "--resume", out).exit_code == 0
+    assert_same_run(straight(big_idx_dir, tmp_path / "straight", epochs=30), out)
+
+
+def test_sigterm_exits_143_with_a_checkpoint(big_idx_dir, tmp_path):
+    child = start_training(big_idx_dir, tmp_path / "run", epochs=30)
+    _, stderr = signal_after_first_epoch(child, signal.SIGTERM)
+    assert child.returncode == 143, stderr
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[1]["position"]["epoch"] >= 1
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_files(big_idx_dir, tmp_path):
+    out = tmp_path / "run"
+    child = start_training(big_idx_dir, out, epochs=30)
+    _, stderr = signal_after_first_epoch(child, signal.SIGINT, signal.SIGINT)
+    assert child.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    load_checkpoint(out / "checkpoint.npz")  # whole: the epoch-end checkpoint or the stop's own
+    assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
