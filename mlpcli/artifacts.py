@@ -200,17 +200,24 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     if (
         names["activation"] not in ACTIVATIONS
         or names["output"] not in OUTPUTS
+        or names["output_activation"] not in ("sigmoid", "identity")
         or names["dataset"] not in DATASETS
     ):
         raise WeightsError(f"{path}: unknown activation, output or dataset {names}")
-    model = MLP([int(s) for s in sizes], names["activation"], names["output"], names["output_activation"])
+    widths = [int(width) for width in sizes]
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):  # before allocating
+        for name, shape in ((f"W{i}", (n_out, n_in)), (f"b{i}", (n_out,))):
+            array = arrays.get(name)
+            if array is None or array.shape != shape or array.dtype.kind != "f":
+                found = "missing" if array is None else f"{array.dtype} {array.shape}"
+                raise WeightsError(f"{path}: {name} should be floats of shape {shape}, found {found}")
+    scalars = [arrays[key] for key in ("input_mean", "input_std")]
+    if any(a.shape != () or a.dtype.kind != "f" for a in scalars):
+        raise WeightsError(f"{path}: input_mean and input_std should be single numbers")
+    model = MLP(widths, names["activation"], names["output"], names["output_activation"])
     for name, (target, _) in model.tensors().items():
-        array = arrays.get(name)
-        if array is None or array.shape != target.shape or array.dtype.kind != "f":
-            found = "missing" if array is None else f"{array.dtype} {array.shape}"
-            raise WeightsError(f"{path}: {name} should be floats of shape {target.shape}, found {found}")
-        target[...] = array
-    norm = Normalisation(float(arrays["input_mean"]), float(arrays["input_std"]))
+        target[...] = arrays[name]
+    norm = Normalisation(float(scalars[0]), float(scalars[1]))
     if not np.isfinite(model.params).all() or not np.isfinite([norm.mean, norm.std]).all() or norm.std <= 0:
         raise WeightsError(f"{path}: holds non-finite values")
     return Saved(model, norm, names["dataset"])

@@ -6,6 +6,7 @@ The defaults are the MNIST config (`configs/mnist.yaml` spells them out).
 
 import dataclasses
 import math
+import reprlib
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -151,14 +152,14 @@ def from_dict(raw: dict[str, Any]) -> Config:
 def _reject_unknown(values: dict[Any, Any], allowed: dict[str, Any], where: str) -> None:
     for key in values:
         if key not in allowed:
-            raise ConfigError(f"unknown config key {key!r} at {where}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"unknown config key {_show(key)} at {where}; allowed: {', '.join(allowed)}")
 
 
 def _checked(key: str, value: Any, spec: dataclasses.Field) -> Any:
     value = _typed(key, value, spec.type)
     check = spec.metadata["check"]
     if value is not None and check is not None and not check[0](value):
-        raise ConfigError(f"{key} = {value!r} is out of range: it must be {check[1]}")
+        raise ConfigError(f"{key} = {_show(value)} is out of range: it must be {check[1]}")
     return value
 
 
@@ -171,7 +172,7 @@ def _typed(key: str, value: Any, annotation: Any) -> Any:
     if get_origin(annotation) is list:
         (item,) = get_args(annotation)
         if not isinstance(value, list):
-            raise ConfigError(f"{key} = {value!r} must be a list of {item.__name__}")
+            raise ConfigError(f"{key} = {_show(value)} must be a list of {item.__name__}")
         return [_typed(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if annotation is float:
         return _as_float(key, value)
@@ -179,19 +180,28 @@ def _typed(key: str, value: Any, annotation: Any) -> Any:
         return value
     if annotation in (str, bool) and isinstance(value, annotation):
         return value
-    raise ConfigError(f"{key} = {value!r} must be {annotation.__name__}, not {_kind(value)}")
+    raise ConfigError(f"{key} = {_show(value)} must be {annotation.__name__}, not {_kind(value)}")
 
 
 def _as_float(key: str, value: Any) -> float:
     if isinstance(value, bool):
-        raise ConfigError(f"{key} = {value!r} must be a number, not a boolean")
+        raise ConfigError(f"{key} = {_show(value)} must be a number, not a boolean")
     try:
         number = float(value)  # YAML 1.1 reads 1e-3 as a string: accept it as the number
     except (TypeError, ValueError):
-        raise ConfigError(f"{key} = {value!r} must be a number, not {_kind(value)}") from None
+        raise ConfigError(f"{key} = {_show(value)} must be a number, not {_kind(value)}") from None
     if not math.isfinite(number):
-        raise ConfigError(f"{key} = {value!r} must be a finite number")
+        raise ConfigError(f"{key} = {_show(value)} must be a finite number")
     return number
+
+
+def _show(value: Any) -> str:
+    """The value as a message shows it: short even when YAML aliases nest it enormously."""
+    return _SHORT.repr(value)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 6, 4, 60, 60
 
 
 def _kind(value: Any) -> str:

@@ -8,6 +8,7 @@ IDX files, then parse them here with NumPy.
 """
 
 import gzip
+import math
 import socket
 import zlib
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated header ({len(raw)} bytes, {ndim} dimensions)")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)
     if len(raw) - header != expected:
         raise DataError(
             f"{path}: header says {'×'.join(map(str, shape))} = {expected} bytes of data,"

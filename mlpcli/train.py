@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from mlpcli.config import TrainConfig
 from mlpcli.data import Dataset, Normalisation, one_hot
-from mlpcli.errors import DivergedError
+from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
 from mlpcli.optim import learning_rate, make_optimizer
@@ -77,6 +77,11 @@ class Trainer:
         config: TrainConfig,
         rng: np.random.Generator,
     ):
+        if config.batch_size > len(train):
+            raise ConfigError(
+                f"train.batch_size = {config.batch_size} is larger than the training data"
+                f" ({len(train)} examples)"
+            )
         self.model, self.train, self.norm, self.config = model, train, norm, config
         self.validation = validation
         self.X_validation = norm.apply(validation.images)

@@ -1,0 +1,401 @@
+"""The corpus of bad inputs. Each case builds its input in a workspace that also holds a good
+IDX folder (`idx/`), gives the `mlp` command line that meets it, and the message and exit code
+a user must get. tests/test_bad_inputs.py runs them all."""
+
+import gzip
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from conftest import write_idx
+
+from mlpcli.artifacts import Saved, save_weights
+from mlpcli.data import Normalisation
+from mlpcli.nn.network import MLP
+
+TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+
+@dataclass
+class Case:
+    id: str
+    args: Callable[[Path], list[str]]  # workspace → the command line
+    message: str
+    exit_code: int = 1
+
+
+def config(text: str) -> Callable[[Path], list[str]]:
+    """`mlp train` with a config file holding `text`."""
+
+    def args(ws: Path) -> list[str]:
+        (ws / "bad.yaml").write_text(text)
+        return [
+            "train",
+            "--config",
+            str(ws / "bad.yaml"),
+            "--set",
+            f"data.dir={ws / 'idx'}",
+            "--out",
+            str(ws / "run"),
+        ]
+
+    return args
+
+
+def train_with(*sets: str) -> Callable[[Path], list[str]]:
+    """`mlp train` on the tiny config with these overrides."""
+
+    def args(ws: Path) -> list[str]:
+        options = [a for item in (f"data.dir={ws / 'idx'}", *sets) for a in ("--set", item)]
+        return ["train", "--config", TINY, *options, "--out", str(ws / "run")]
+
+    return args
+
+
+def idx_folder(change: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    """`mlp train` on a copy of the good IDX folder that `change` spoils."""
+
+    def args(ws: Path) -> list[str]:
+        shutil.copytree(ws / "idx", ws / "bad-idx")
+        change(ws / "bad-idx")
+        return train_with(f"data.dir={ws / 'bad-idx'}")(ws)
+
+    return args
+
+
+def replace(stem: str, content: bytes) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        (folder / f"{stem}.gz").write_bytes(content)
+
+    return change
+
+
+def write(stem: str, array) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        write_idx(folder / f"{stem}.gz", np.asarray(array), compress=True)
+
+    return change
+
+
+def header(dims: list[int], magic: bytes = b"\x00\x00\x08") -> bytes:
+    return magic + bytes([len(dims)]) + np.array(dims, dtype=">u4").tobytes()
+
+
+def weights(change: Callable[[dict], None], sizes=(64, 32, 10)) -> Callable[[Path], list[str]]:
+    """`mlp eval` on a weights file for the 8×8 data that `change` spoils (arrays by name)."""
+
+    def args(ws: Path) -> list[str]:
+        model = MLP(list(sizes))
+        model.init(np.random.default_rng(0))
+        path = ws / "model.npz"
+        save_weights(path, Saved(model, Normalisation(30.0, 60.0), "mnist"))
+        with np.load(path) as npz:
+            arrays = dict(npz)
+        change(arrays)
+        np.savez(path, **arrays)
+        return ["eval", str(path), "--set", "data.source=idx", "--set", f"data.dir={ws / 'idx'}"]
+
+    return args
+
+
+def spoiled_weights(change: Callable[[bytes], bytes]) -> Callable[[Path], list[str]]:
+    """`mlp eval` on a good weights file whose bytes `change` spoils."""
+
+    def args(ws: Path) -> list[str]:
+        command = weights(lambda arrays: None)(ws)
+        path = ws / "model.npz"
+        path.write_bytes(change(path.read_bytes()))
+        return command
+
+    return args
+
+
+def raw_weights(content: bytes) -> Callable[[Path], list[str]]:
+    def args(ws: Path) -> list[str]:
+        (ws / "model.npz").write_bytes(content)
+        return ["eval", str(ws / "model.npz")]
+
+    return args
+
+
+def cli(*words: str) -> Callable[[Path], list[str]]:
+    """A command line; {ws} stands for the workspace."""
+    return lambda ws: [word.format(ws=ws) for word in words]
+
+
+ALIAS_BOMB = """
+a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+model: {hidden: [*f, *f, *f, *f, *f, *f, *f, *f, *f]}
+"""
+
+# nine levels of nine: 387 million leaves if anything expanded it (a message, say)
+VALUE_BOMB = "model:\n  hidden:\n    a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"    {name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi")
+)
+
+CASES = [
+    # --- configs -------------------------------------------------------------------------------
+    Case(
+        "unknown top-level key",
+        config("colour: red\n"),
+        "unknown config key 'colour' at top level; allowed: data, model, train",
+    ),
+    Case(
+        "unknown data key",
+        config("data: {path: /x}\n"),
+        "unknown config key 'path' at section 'data'; allowed: source, name, dir",
+    ),
+    Case(
+        "unknown model key",
+        config("model: {layers: 3}\n"),
+        "unknown config key 'layers' at section 'model'; allowed: hidden",
+    ),
+    Case(
+        "unknown train key",
+        config("train: {optimiser: adam}\n"),
+        "unknown config key 'optimiser' at section 'train'; allowed: epochs",
+    ),
+    Case("epochs as text", config("train: {epochs: ten}\n"), "train.epochs = 'ten' must be int, not str"),
+    Case("lr as a list", config("train: {lr: [0.1]}\n"), "train.lr = [0.1] must be a number, not list"),
+    Case("hidden as a number", config("model: {hidden: 128}\n"), "model.hidden = 128 must be a list of int"),
+    Case(
+        "validation as a fraction",
+        config("data: {validation: 0.5}\n"),
+        "data.validation = 0.5 must be int, not float",
+    ),
+    Case(
+        "batch size as a boolean",
+        train_with("train.batch_size=true"),
+        "train.batch_size = True must be int, not bool",
+    ),
+    Case(
+        "negative epochs", train_with("train.epochs=-1"), "train.epochs = -1 is out of range: it must be > 0"
+    ),
+    Case(
+        "zero batch size",
+        train_with("train.batch_size=0"),
+        "train.batch_size = 0 is out of range: it must be > 0",
+    ),
+    Case("zero learning rate", train_with("train.lr=0"), "train.lr = 0.0 is out of range: it must be > 0"),
+    Case(
+        "negative learning rate",
+        train_with("train.lr=-0.01"),
+        "train.lr = -0.01 is out of range: it must be > 0",
+    ),
+    Case("not-a-number learning rate", train_with("train.lr=.nan"), "train.lr = nan must be a finite number"),
+    Case(
+        "negative weight decay",
+        train_with("train.weight_decay=-0.1"),
+        "train.weight_decay = -0.1 is out of range: it must be >= 0",
+    ),
+    Case(
+        "zero width",
+        train_with("model.hidden=[32,0]"),
+        "model.hidden = [32, 0] is out of range: it must be a non-empty list",
+    ),
+    Case(
+        "no hidden layers",
+        train_with("model.hidden=[]"),
+        "model.hidden = [] is out of range: it must be a non-empty list",
+    ),
+    Case(
+        "dropout of one",
+        train_with("model.dropout=1"),
+        "model.dropout = 1.0 is out of range: it must be in [0, 1)",
+    ),
+    Case(
+        "unknown activation",
+        train_with("model.activation=gelu"),
+        "model.activation = 'gelu' is out of range: it must be one of relu, sigmoid, tanh",
+    ),
+    Case(
+        "unknown optimizer",
+        train_with("train.optimizer=rmsprop"),
+        "train.optimizer = 'rmsprop' is out of range: it must be one of sgd, adam",
+    ),
+    Case(
+        "batch larger than the data",
+        train_with("train.batch_size=5000"),
+        "train.batch_size = 5000 is larger than the training data (1000 examples)",
+    ),
+    Case(
+        "validation takes all the data",
+        train_with("data.validation=1200"),
+        "data.validation = 1200 leaves no training data",
+    ),
+    Case("not YAML at all", config("train: {epochs: [\n  - ]]\n"), "is not valid YAML"),
+    Case("YAML that is a list", config("- data\n- model\n"), "must be a mapping of sections, not list"),
+    Case(
+        "section that is a number", config("train: 5\n"), "config section 'train' must be a mapping, not int"
+    ),
+    Case("exploding aliases at the top level", config(ALIAS_BOMB), "unknown config key 'a' at top level"),
+    Case(
+        "exploding aliases in a value",
+        config(VALUE_BOMB),
+        "model.hidden = {'a': [1, 1, 1, 1, 1, 1, ...], 'b':",
+    ),
+    Case("unsafe YAML tag", config("train: !!python/object/apply:os.system ['true']\n"), "is not valid YAML"),
+    Case("override that is not KEY=VALUE", train_with("nonsense"), "override 'nonsense' is not KEY=VALUE"),
+    Case(
+        "override key without a section", train_with("epochs=3"), "override key 'epochs' must be SECTION.NAME"
+    ),
+    Case("config that is a directory", cli("train", "--config", "{ws}/idx"), "is a directory", 2),
+    Case("config that does not exist", cli("train", "--config", "{ws}/missing.yaml"), "does not exist", 2),
+    Case("data.dir that is a file", train_with("data.dir=" + TINY), "is not a directory"),
+    Case(
+        "idx source without a dir",
+        cli("train", "--set", "data.source=idx", "--out", "{ws}/run"),
+        "data.source is idx but data.dir is not set",
+    ),
+    # --- IDX files ------------------------------------------------------------------------------
+    Case(
+        "empty image file",
+        idx_folder(replace("train-images-idx3-ubyte", gzip.compress(b""))),
+        "too short to be an IDX file (0 bytes)",
+    ),
+    Case(
+        "truncated image data",
+        idx_folder(replace("train-images-idx3-ubyte", gzip.compress(header([1200, 8, 8]) + bytes(500)))),
+        "header says 1200×8×8 = 76800 bytes of data, the file holds 500",
+    ),
+    Case(
+        "truncated header",
+        idx_folder(replace("train-labels-idx1-ubyte", header([1200, 8])[:6])),
+        "truncated header",
+    ),
+    Case(
+        "wrong magic number",
+        idx_folder(replace("train-images-idx3-ubyte", header([2, 2, 2], b"\x00\x00\x09") + bytes(8))),
+        "wrong magic number 0x00000903",
+    ),
+    Case(
+        "images of rank 2",
+        idx_folder(write("train-images-idx3-ubyte", np.zeros((1200, 64), np.uint8))),
+        "image files have 3 dimensions (N, rows, cols), this has 2",
+    ),
+    Case(
+        "labels of rank 2",
+        idx_folder(write("train-labels-idx1-ubyte", np.zeros((1200, 1), np.uint8))),
+        "label files have 1 dimension, this has 2",
+    ),
+    Case(
+        "counts that do not match",
+        idx_folder(write("train-labels-idx1-ubyte", np.zeros(1199, np.uint8))),
+        "holds 1200 images but",
+    ),
+    Case(
+        "label of 12",
+        idx_folder(write("t10k-labels-idx1-ubyte", np.full(300, 12, np.uint8))),
+        "label 12 is out of range 0..9",
+    ),
+    Case(
+        "corrupt gzip stream",
+        idx_folder(
+            replace("t10k-images-idx3-ubyte", gzip.compress(header([300, 8, 8]) + bytes(19200))[:-30])
+        ),
+        "cannot read or decompress",
+    ),
+    Case(
+        "missing label file",
+        idx_folder(lambda folder: (folder / "t10k-labels-idx1-ubyte.gz").unlink()),
+        "has neither t10k-labels-idx1-ubyte.gz nor t10k-labels-idx1-ubyte",
+    ),
+    Case(
+        "test images of another size",
+        idx_folder(write("t10k-images-idx3-ubyte", np.zeros((300, 7, 7), np.uint8))),
+        "train images have 64 pixels but test images 49",
+    ),
+    Case(
+        "an IDX path that is a directory",
+        idx_folder(
+            lambda folder: (
+                (folder / "train-images-idx3-ubyte.gz").unlink(),
+                (folder / "train-images-idx3-ubyte.gz").mkdir(),
+            )
+        ),
+        "is a directory, not an IDX file",
+    ),
+    # --- weights files --------------------------------------------------------------------------
+    Case("truncated zip", spoiled_weights(lambda content: content[:400]), "not a readable weights file"),
+    Case("text, not a weights file", raw_weights(b"W1 = [[1, 2], [3, 4]]\n"), "not a readable weights file"),
+    Case(
+        "a missing weight array",
+        weights(lambda a: a.pop("W2")),
+        "W2 should be floats of shape (10, 32), found missing",
+    ),
+    Case("no architecture", weights(lambda a: a.pop("sizes")), "missing sizes; is it an mlp weights file?"),
+    Case(
+        "a weight of the wrong shape",
+        weights(lambda a: a.update(W1=np.zeros((32, 65), np.float32))),
+        "W1 should be floats of shape (32, 64), found float32 (32, 65)",
+    ),
+    Case(
+        "integer weights",
+        weights(lambda a: a.update(b1=np.zeros(32, np.int32))),
+        "b1 should be floats of shape (32,), found int32 (32,)",
+    ),
+    Case(
+        "an object array that needs pickle",
+        weights(lambda a: a.update(W1=np.array([{"x": 1}], dtype=object))),
+        "not a readable weights file (Object arrays cannot be loaded when allow_pickle=False)",
+    ),
+    Case(
+        "non-finite weights",
+        weights(lambda a: a["W2"].__setitem__((0, 0), np.inf)),
+        "holds non-finite values",
+    ),
+    Case(
+        "a normalisation that is not a number",
+        weights(lambda a: a.update(input_std=np.zeros(3))),
+        "input_mean and input_std should be single numbers",
+    ),
+    Case(
+        "an unknown activation",
+        weights(lambda a: a.update(activation=np.array("swish"))),
+        "unknown activation, output or dataset",
+    ),
+    Case(
+        "an architecture that does not fit the data",
+        weights(lambda a: None, sizes=(784, 32, 10)),
+        "the model takes 784 inputs but the mnist test images have 64 pixels",
+    ),
+    Case(
+        "sizes of a huge model the file does not hold",
+        weights(lambda a: a.update(sizes=np.array([100000, 100000, 10]))),
+        "W1 should be floats of shape (100000, 100000), found float32 (32, 64)",
+    ),
+    # --- CLI misuse -----------------------------------------------------------------------------
+    Case("eval without a path", cli("eval"), "Missing argument 'TARGET'", 2),
+    Case("eval of a path that does not exist", cli("eval", "{ws}/nothing"), "no such weights file"),
+    Case("eval of a folder without weights", cli("eval", "{ws}/idx"), "weights.npz: no such weights file"),
+    Case("an unknown option", cli("train", "--bogus"), "No such option '--bogus'", 2),
+    Case("an unknown command", cli("fit"), "No such command 'fit'", 2),
+    Case(
+        "eval with a train override",
+        cli("eval", "{ws}/idx", "--set", "train.epochs=3"),
+        "eval takes only data.* keys",
+        2,
+    ),
+    Case(
+        "resume with a config",
+        cli("train", "--resume", "{ws}/idx", "--config", TINY),
+        "--resume continues a run with its own config",
+        2,
+    ),
+    Case(
+        "resume of a folder that is no run",
+        cli("train", "--resume", "{ws}/idx"),
+        "no checkpoint to resume from",
+    ),
+    Case(
+        "gradcheck with zero samples", cli("gradcheck", "--samples", "0"), "Invalid value for '--samples'", 2
+    ),
+]
