@@ -140,7 +140,8 @@ def from_dict(raw: dict[str, Any]) -> Config:
     _reject_unknown(raw, SECTIONS, "top level")
     sections = {}
     for name, cls in SECTIONS.items():
-        values = raw.get(name) or {}
+        values = raw.get(name)
+        values = {} if values is None else values
         if not isinstance(values, dict):
             raise ConfigError(f"config section {name!r} must be a mapping, not {_kind(values)}")
         known = {f.name: f for f in dataclasses.fields(cls)}
@@ -190,6 +191,8 @@ def _as_float(key: str, value: Any) -> float:
         number = float(value)  # YAML 1.1 reads 1e-3 as a string: accept it as the number
     except (TypeError, ValueError):
         raise ConfigError(f"{key} = {_show(value)} must be a number, not {_kind(value)}") from None
+    except OverflowError:
+        raise ConfigError(f"{key} = {_show(value)} is too large for a number") from None
     if not math.isfinite(number):
         raise ConfigError(f"{key} = {_show(value)} must be a finite number")
     return number
