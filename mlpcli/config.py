@@ -4,6 +4,7 @@ Precedence: these defaults < the YAML file (`--config`) < `--set KEY=VALUE` over
 The defaults are the MNIST config (`configs/mnist.yaml` spells them out).
 """
 
+import copy
 import dataclasses
 import math
 import reprlib
@@ -90,7 +91,12 @@ SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Defaults, then the YAML file at `path`, then each `KEY=VALUE` override."""
-    raw = read_yaml(path) if path is not None else {}
+    return with_overrides(read_yaml(path) if path is not None else {}, overrides)
+
+
+def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> Config:
+    """The config of the nested mapping `raw` (left unchanged) with each `KEY=VALUE` applied."""
+    raw = copy.deepcopy(raw)
     for item in overrides:
         key, value = parse_override(item)
         set_dotted(raw, key, value)

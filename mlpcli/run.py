@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli import artifacts, gradcheck
-from mlpcli.config import Config, DataConfig, from_dict, load_config, read_yaml, save_config
+from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config, with_overrides
 from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, load_split, load_splits
 from mlpcli.errors import ConfigError, DivergedError, RunDirError, TrainingInterrupted, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
@@ -45,8 +45,6 @@ def train_run(
         model = build_model(config, splits.train.images.shape[1])
         model.init(init_rng, config.model.init)
         trainer = Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng)
-        for stale in (artifacts.CHECKPOINT, artifacts.EVAL):  # of a run this one overwrites
-            (out / stale).unlink(missing_ok=True)
         artifacts.write_text(out / artifacts.CONFIG, save_config(config))
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
@@ -61,7 +59,7 @@ def resume_run(
     """Continue the run in `out` from its checkpoint, with its saved config and `overrides`."""
     with artifacts.run_directory(out, "resume") as out:
         arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT)
-        config = resumed_config(out / artifacts.CONFIG, overrides)
+        config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
         splits = load_splits(config.data, config.train.seed)
         model = build_model(config, splits.train.images.shape[1])
         norm = Normalisation(**meta["norm"])
@@ -79,11 +77,13 @@ def resume_run(
 FIXED_ON_RESUME = ("data.", "model.", "train.seed", "train.batch_size", "train.optimizer")
 
 
-def resumed_config(saved_path: Path, overrides: Sequence[str]) -> Config:
-    """The run's saved config with `overrides`, which may not change its model or data (nor
-    what the checkpoint's position and optimizer state depend on)."""
-    saved = from_dict(read_yaml(saved_path))
-    config = load_config(saved_path, overrides)
+def resumed_config(saved_raw: dict | None, overrides: Sequence[str], checkpoint: Path) -> Config:
+    """The config the checkpoint was written with, and `overrides`, which may not change its
+    model or data (nor what the checkpoint's position and optimizer state depend on)."""
+    if not isinstance(saved_raw, dict):
+        raise RunDirError(f"{checkpoint}: holds no config to resume with")
+    saved = from_dict(saved_raw)
+    config = with_overrides(saved_raw, overrides)
     for section in ("data", "model", "train"):
         before, after = getattr(saved, section).__dict__, getattr(config, section).__dict__
         for key in before:
@@ -104,7 +104,8 @@ def _train(out: Path, config: Config, splits, trainer: Trainer, echo: Echo, prog
 
     def checkpoint() -> None:
         arrays, meta = trainer.state()
-        artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta | {"norm": asdict(norm)})
+        meta |= {"norm": asdict(norm), "config": config.to_dict()}
+        artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
 
     try:
         finished = trainer.fit(lambda record: echo(format_epoch(record)), progress, should_stop, checkpoint)
@@ -144,6 +145,7 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     best = build_model(config, trainer.model.sizes[0])
     np.copyto(best.params, trainer.best_params)
     artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(best, trainer.norm, config.data.name))
+    (out / artifacts.EVAL).unlink(missing_ok=True)  # it spoke of the weights just replaced
     artifacts.write_history(out / artifacts.HISTORY, trainer.history.rows())
     artifacts.write_json(out / artifacts.METRICS, metrics)
 

@@ -168,9 +168,11 @@ def test_overwrite_and_the_lock(idx_dir, tmp_path):
     assert result.exit_code == 1 and f"in use by another mlp train (process {os.getpid()})" in result.output
     assert (out / "weights.npz").read_bytes() == before
     (out / ".lock").unlink()
+    assert mlp("eval", out).exit_code == 0
     result = mlp("train", "--config", TINY, *sets, "--set", "train.seed=1", "--out", out, "--overwrite")
     assert result.exit_code == 0, result.output
     assert (out / "weights.npz").read_bytes() != before and not (out / ".lock").exists()
+    assert not (out / "eval.json").exists()  # it spoke of the replaced weights
 
 
 # --- real signals, in a child process ---------------------------------------------------------

@@ -1,0 +1,87 @@
+"""Full disks, read-only directories and diverging runs: a clear error, a non-zero exit, and
+the files already there left whole."""
+
+import errno
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from mlpcli import artifacts
+from mlpcli.cli import main
+
+TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+
+def mlp(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def finished_run(idx_dir: Path, out: Path) -> Path:
+    assert mlp("train", "--config", TINY, "--set", f"data.dir={idx_dir}", "--out", out).exit_code == 0
+    return out
+
+
+def fail_with(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, __import__("os").strerror(code))
+
+    return fail
+
+
+def test_a_full_disk_stops_with_a_message_and_keeps_the_previous_run(idx_dir, tmp_path, monkeypatch):
+    out = finished_run(idx_dir, tmp_path / "run")
+    before = snapshot(out)
+    monkeypatch.setattr(artifacts.os, "fsync", fail_with(errno.ENOSPC))  # every write fails before its rename
+    result = mlp("train", "--config", TINY, "--set", f"data.dir={idx_dir}", "--out", out, "--overwrite")
+    assert (
+        result.exit_code == 1
+        and "No space left on device" in result.output
+        and "Traceback" not in result.output
+    )
+    assert snapshot(out) == before  # every file whole and unchanged, no temporary left, no lock
+
+
+def test_a_full_disk_while_resuming_keeps_the_checkpoint(idx_dir, tmp_path, monkeypatch):
+    out = finished_run(idx_dir, tmp_path / "run")
+    before = snapshot(out)
+    monkeypatch.setattr(artifacts.os, "fsync", fail_with(errno.ENOSPC))
+    result = mlp("train", "--resume", out, "--set", "train.epochs=5")
+    assert result.exit_code == 1 and "cannot write" in result.output
+    assert snapshot(out) == before
+
+
+def test_a_read_only_run_directory_fails_eval_clearly(idx_dir, tmp_path, monkeypatch):
+    out = finished_run(idx_dir, tmp_path / "run")
+    assert mlp("eval", out).exit_code == 0
+    before = snapshot(out)
+    monkeypatch.setattr(artifacts.os, "replace", fail_with(errno.EACCES))  # root ignores chmod: simulate
+    result = mlp("eval", out)
+    assert result.exit_code == 1 and f"cannot write {out / 'eval.json'}: Permission denied" in result.output
+    assert snapshot(out) == before
+
+
+def test_a_diverging_run_suggests_a_lower_rate_and_keeps_good_weights(idx_dir, tmp_path):
+    out = tmp_path / "run"
+    sets = ["train.lr=1e6", "train.optimizer=sgd", "train.momentum=0.0", f"data.dir={idx_dir}"]
+    result = mlp("train", "--config", TINY, *[a for s in sets for a in ("--set", s)], "--out", out)
+    assert result.exit_code == 1 and "try a lower train.lr" in result.output
+    with np.load(out / "weights.npz") as npz:
+        assert all(np.isfinite(npz[name]).all() for name in npz.files if name.startswith(("W", "b")))
+    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
+    assert mlp("eval", out).exit_code == 0  # the kept weights still evaluate
+
+
+def test_no_temporary_files_survive_a_failed_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(artifacts.os, "fsync", fail_with(errno.EIO))
+    path = tmp_path / "metrics.json"
+    try:
+        artifacts.write_json(path, {"a": 1})
+    except artifacts.RunDirError as e:
+        assert "Input/output error" in str(e)
+    assert list(tmp_path.iterdir()) == []
