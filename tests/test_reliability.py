@@ -85,3 +85,14 @@ def test_no_temporary_files_survive_a_failed_write(tmp_path, monkeypatch):
     except artifacts.RunDirError as e:
         assert "Input/output error" in str(e)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_after_divergence_resume_with_a_lower_rate_continues_from_the_last_checkpoint(idx_dir, tmp_path):
+    out = finished_run(idx_dir, tmp_path / "run")  # 3 epochs, a checkpoint after each
+    result = mlp("train", "--resume", out, "--set", "train.epochs=5", "--set", "train.lr=1e30")
+    assert result.exit_code == 1 and "try a lower train.lr" in result.output
+    result = mlp("train", "--resume", out, "--set", "train.epochs=5", "--set", "train.lr=0.01")
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "at epoch 4" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 5 and metrics["test_accuracy"] > 0.9
