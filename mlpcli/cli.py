@@ -13,6 +13,7 @@ from mlpcli.config import load_config, parse_override
 from mlpcli.errors import MlpError, TrainingInterrupted
 from mlpcli.gradcheck import Settings, failures, format_table
 
+GRADCHECK = Settings()  # the defaults of mlp gradcheck's options
 SET_HELP = "Override one config key, e.g. --set model.hidden=[256,128]; repeatable. Values are YAML."
 
 
@@ -179,7 +180,7 @@ def eval_(target: Path, overrides: tuple[str, ...]) -> None:
 @click.option(
     "--samples",
     type=click.IntRange(min=1),
-    default=300,
+    default=GRADCHECK.samples,
     show_default=True,
     help="Entries checked per tensor (a seeded random sample).",
 )
@@ -187,25 +188,25 @@ def eval_(target: Path, overrides: tuple[str, ...]) -> None:
 @click.option(
     "--eps",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-5,
+    default=GRADCHECK.eps,
     show_default=True,
     help="The central-difference step ε.",
 )
 @click.option(
     "--threshold",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-6,
+    default=GRADCHECK.threshold,
     show_default=True,
     help="The largest relative error that passes.",
 )
 @click.option(
     "--atol",
     type=click.FloatRange(min=0),
-    default=1e-9,
+    default=GRADCHECK.atol,
     show_default=True,
     help="An absolute error this small passes too (float64's resolution of the step).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=GRADCHECK.seed, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of tables.")
 def gradcheck(
     config_path,

@@ -224,21 +224,5 @@ class Trainer:
         self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
 
 
-def fit(
-    model: MLP,
-    train: Dataset,
-    validation: Dataset,
-    norm: Normalisation,
-    config: TrainConfig,
-    rng: np.random.Generator,
-    on_epoch: Callable[[EpochRecord], None] = lambda record: None,
-    progress: bool | None = None,
-) -> History:
-    """Train `model` to the end; on return it holds the weights of the best validation loss."""
-    trainer = Trainer(model, train, validation, norm, config, rng)
-    trainer.fit(on_epoch, progress)
-    return trainer.history
-
-
 def _no_bar(progress: bool | None) -> bool | None:
     return None if progress is None else not progress  # tqdm: None disables off a terminal

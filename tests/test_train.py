@@ -6,7 +6,13 @@ from mlpcli.data import Normalisation, load_splits
 from mlpcli.errors import DivergedError
 from mlpcli.nn.network import MLP
 from mlpcli.run import build_model
-from mlpcli.train import fit
+from mlpcli.train import Trainer
+
+
+def fit(model, train, validation, norm, config, rng, on_epoch=lambda record: None, progress=False):
+    trainer = Trainer(model, train, validation, norm, config, rng)
+    assert trainer.fit(on_epoch, progress)
+    return trainer.history
 
 
 def setup(idx_dir, seed=0, **train):
