@@ -2,6 +2,7 @@
 Every file is written atomically: to a temporary file beside it, then renamed over it."""
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -20,9 +21,11 @@ from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
 from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.network import MLP
 
 CHECKPOINT, LOCK = "checkpoint.npz", ".lock"
+CHECKPOINT_META = {"position", "history", "rng", "norm", "config"}
 WEIGHTS, CONFIG, METRICS, HISTORY, EVAL = (
     "weights.npz",
     "config.yaml",
@@ -35,14 +38,15 @@ FORMAT_VERSION = 1
 UNREADABLE = (
     OSError,
     ValueError,
+    TypeError,
     EOFError,
     zipfile.BadZipFile,
     zlib.error,
     NotImplementedError,
     RuntimeError,
 )
-OUTPUTS = ("softmax_cross_entropy", "mse")
-NAMES = {"activation": None, "output": None, "output_activation": None, "dataset": "mnist"}  # → default
+# the text entries of a weights file, with the value a file without the entry means
+TEXT_ENTRIES = {"activation": None, "output": None, "output_activation": None, "dataset": "mnist"}
 
 
 @contextmanager
@@ -50,65 +54,62 @@ def run_directory(path: Path, mode: str) -> Iterator[Path]:
     """The run directory `path`, locked for this process while the block runs.
 
     mode "new": it must be absent or empty; "overwrite": it may hold files, which the run
-    replaces; "resume": it must exist. A directory this call created and nothing was written
-    into is removed again when the block fails."""
-    if path.exists() and not path.is_dir():
-        raise RunDirError(f"{path} is a file, not a run directory")
-    if mode == "new" and path.is_dir() and any(path.iterdir()):
-        raise RunDirError(f"{path} already holds files: choose a new --out, or --overwrite or --resume it")
-    created = not path.exists()
+    replaces; "resume": it must exist. Directories this call created and nothing was written
+    into are removed again when the block ends."""
     try:
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path} is a file, not a run directory")
+        if mode == "new" and path.is_dir() and any(path.iterdir()):
+            raise RunDirError(
+                f"{path} already holds files: choose a new --out, or --overwrite or --resume it"
+            )
+        outermost_new = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
         path.mkdir(parents=True, exist_ok=True)
+        lock = _lock(path)
     except OSError as e:
-        raise RunDirError(f"cannot create run directory {path}: {e.strerror}") from None
-    _lock(path)
+        raise RunDirError(f"cannot use run directory {path}: {e.strerror or e}") from None
     try:
         yield path
     finally:
         (path / LOCK).unlink(missing_ok=True)
-        if created and not any(path.iterdir()):
-            path.rmdir()
+        os.close(lock)  # releases the flock
+        if outermost_new is not None:
+            _remove_empty(path, outermost_new)
 
 
-def _lock(path: Path) -> None:
-    """Take the run directory's lock file, or fail at once if a live run holds it. A lock
-    whose process is gone (a run that crashed) is taken over."""
+def _lock(path: Path) -> int:
+    """An exclusive flock on the run directory's lock file (holding our process id), or a
+    RunDirError at once if a live run holds it. The kernel drops a flock when its process
+    ends, so a run that crashed never leaves the directory locked."""
     lock = path / LOCK
-    for _ in range(2):
+    while True:
+        descriptor = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _lock_owner(lock)
-            if owner is not None and _alive(owner):
-                raise RunDirError(
-                    f"{path} is in use by another mlp train (process {owner});"
-                    " wait for it or choose another --out"
-                ) from None
-            lock.unlink(missing_ok=True)  # left behind by a run that crashed
-            continue
-        except OSError as e:
-            raise RunDirError(f"cannot lock run directory {path}: {e.strerror}") from None
-        with os.fdopen(descriptor, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        return
-    raise RunDirError(f"cannot lock run directory {path}: its lock file keeps coming back")
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(descriptor, 32).decode(errors="replace").strip() or "?"
+            os.close(descriptor)
+            raise RunDirError(
+                f"{path} is in use by another mlp train (process {owner});"
+                " wait for it or choose another --out"
+            ) from None
+        if lock.exists() and lock.stat().st_ino == os.fstat(descriptor).st_ino:
+            break  # the file at that path is the one we locked
+        os.close(descriptor)  # a run that finished unlinked it in between: lock the new one
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{os.getpid()}\n".encode())
+    return descriptor
 
 
-def _lock_owner(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
+def _remove_empty(path: Path, outermost: Path) -> None:
+    """Remove `path` and its parents up to `outermost`, each only while it is empty."""
+    for directory in [path, *path.parents]:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        if directory == outermost:
+            return
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -196,11 +197,11 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     sizes = arrays["sizes"]
     if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
         raise WeightsError(f"{path}: sizes {sizes!r} is not a list of layer widths")
-    names = {key: str(arrays.get(key, default)) for key, default in NAMES.items()}
+    names = {key: str(arrays.get(key, default)) for key, default in TEXT_ENTRIES.items()}
     if (
         names["activation"] not in ACTIVATIONS
         or names["output"] not in OUTPUTS
-        or names["output_activation"] not in ("sigmoid", "identity")
+        or names["output_activation"] not in OUTPUT_ACTIVATIONS
         or names["dataset"] not in DATASETS
     ):
         raise WeightsError(f"{path}: unknown activation, output or dataset {names}")
@@ -232,7 +233,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        return arrays, json.loads(str(arrays.pop("meta")))
+        meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict) or not meta.keys() >= CHECKPOINT_META:
+            raise ValueError(f"it needs {', '.join(sorted(CHECKPOINT_META))}")
+        return arrays, meta
     except FileNotFoundError:
         raise RunDirError(f"{path}: no checkpoint to resume from") from None
     except (*UNREADABLE, KeyError) as e:

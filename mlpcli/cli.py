@@ -1,6 +1,7 @@
 """`mlp`: parse the command line, call the library, turn its errors into messages and exit codes."""
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,7 +101,8 @@ def train(
             raise SystemExit(128 + stop.signal) from None
         except KeyboardInterrupt:
             click.echo(
-                "stopped at once; every file on disk is whole (the last checkpoint included)", err=True
+                "stopped at once; every file on disk is whole (a checkpoint, if any, is a complete one)",
+                err=True,
             )
             raise SystemExit(128 + signal.SIGINT) from None
 
@@ -121,9 +123,8 @@ class _StopRequests:
                 raise KeyboardInterrupt
             raise SystemExit(128 + signum)
         self.signal = signum
-        click.echo(
-            f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)", err=True
-        )
+        message = f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)\n"
+        os.write(2, message.encode())  # not click.echo: the signal may land while stderr is being written
 
 
 @contextmanager
@@ -236,16 +237,15 @@ def gradcheck(
     with _errors():
         config = load_config(config_path, overrides)
         rows, example = run.gradcheck_rows(config, settings, model, every_combination, jacobians)
+    failed = failures(rows)
     if as_json:
-        click.echo(
-            json.dumps({"passed": not failures(rows), "checks": [r.to_dict() for r in rows]}, indent=2)
-        )
+        click.echo(json.dumps({"passed": not failed, "checks": [r.to_dict() for r in rows]}, indent=2))
     else:
         click.echo(format_table(rows, settings))
         if example:
             click.echo("\n" + example)
-    if failures(rows):
-        click.echo("FAILED: " + "; ".join(failures(rows)), err=True)
+    if failed:
+        click.echo("FAILED: " + "; ".join(failed), err=True)
         raise SystemExit(1)
 
 

@@ -17,6 +17,8 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 
 from mlpcli.errors import ConfigError
+from mlpcli.nn.activations import HIDDEN_ACTIVATIONS
+from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 
 Check = tuple[Callable[[Any], bool], str]
 
@@ -49,9 +51,9 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     hidden: list[int] = _option([512, 512], WIDTHS)  # widths of the hidden layers
-    activation: str = _option("relu", _one_of("relu", "sigmoid", "tanh"))  # hidden σ
-    output: str = _option("softmax_cross_entropy", _one_of("softmax_cross_entropy", "mse"))
-    output_activation: str = _option("sigmoid", _one_of("sigmoid", "identity"))  # mse only
+    activation: str = _option("relu", _one_of(*HIDDEN_ACTIVATIONS))  # hidden σ
+    output: str = _option("softmax_cross_entropy", _one_of(*OUTPUTS))
+    output_activation: str = _option("sigmoid", _one_of(*OUTPUT_ACTIVATIONS))  # mse only
     init: str = _option("he", _one_of("he", "xavier"))
     dropout: float = _option(0.2, FRACTION)  # drop probability on hidden activations
 

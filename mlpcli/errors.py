@@ -28,7 +28,3 @@ class TrainingInterrupted(MlpError):
 
 class DivergedError(MlpError):
     """The training loss became non-finite; the last good weights were kept."""
-
-    def __init__(self, message: str, history=None):
-        super().__init__(message)
-        self.history = history  # the epochs completed before it diverged

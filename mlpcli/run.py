@@ -45,7 +45,6 @@ def train_run(
         model = build_model(config, splits.train.images.shape[1])
         model.init(init_rng, config.model.init)
         trainer = Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng)
-        artifacts.write_text(out / artifacts.CONFIG, save_config(config))
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
 
@@ -62,19 +61,20 @@ def resume_run(
         config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
         splits = load_splits(config.data, config.train.seed)
         model = build_model(config, splits.train.images.shape[1])
-        norm = Normalisation(**meta["norm"])
-        trainer = Trainer(model, splits.train, splits.validation, norm, config.train, np.random.default_rng())
         try:
+            norm = Normalisation(**meta["norm"])
+            trainer = Trainer(
+                model, splits.train, splits.validation, norm, config.train, np.random.default_rng()
+            )
             trainer.restore(arrays, meta)
         except (KeyError, TypeError, ValueError) as e:
             raise RunDirError(f"{out / artifacts.CHECKPOINT}: does not fit this run ({e})") from None
-        artifacts.write_text(out / artifacts.CONFIG, save_config(config))
         p = trainer.position
         echo(f"resuming {out} at epoch {p.epoch + 1}, batch {p.batch}")
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
 
-FIXED_ON_RESUME = ("data.", "model.", "train.seed", "train.batch_size", "train.optimizer")
+FIXED_ON_RESUME = ("data.", "model.", "train.seed", "train.batch_size", "train.optimizer", "train.momentum")
 
 
 def resumed_config(saved_raw: dict | None, overrides: Sequence[str], checkpoint: Path) -> Config:
@@ -105,6 +105,7 @@ def _train(out: Path, config: Config, splits, trainer: Trainer, echo: Echo, prog
     def checkpoint() -> None:
         arrays, meta = trainer.state()
         meta |= {"norm": asdict(norm), "config": config.to_dict()}
+        artifacts.write_text(out / artifacts.CONFIG, save_config(config))  # the run's files change together
         artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
 
     try:
@@ -141,7 +142,8 @@ def _train(out: Path, config: Config, splits, trainer: Trainer, echo: Echo, prog
 
 
 def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
-    """weights.npz (the best weights so far), history.csv and metrics.json."""
+    """config.yaml, weights.npz (the best weights so far), history.csv and metrics.json."""
+    artifacts.write_text(out / artifacts.CONFIG, save_config(config))
     best = build_model(config, trainer.model.sizes[0])
     np.copyto(best.params, trainer.best_params)
     artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(best, trainer.norm, config.data.name))
@@ -164,6 +166,10 @@ def eval_run(target: Path, data_overrides: dict, echo: Echo) -> Report:
     weights = target / artifacts.WEIGHTS if target.is_dir() else target
     data = _data_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
     test = load_split(data, "test")
+    if model.sizes[-1] != N_CLASSES:
+        raise WeightsError(
+            f"{weights}: the model has {model.sizes[-1]} outputs, the data {N_CLASSES} classes"
+        )
     if test.images.shape[1] != model.sizes[0]:
         raise WeightsError(
             f"{weights}: the model takes {model.sizes[0]} inputs but the {data.name} test images"
@@ -182,6 +188,8 @@ def _data_config(dataset: str, saved_config: Path, overrides: dict) -> DataConfi
     """The defaults for the weights' dataset, then the data section of the run's config.yaml
     (when the weights sit in a run directory), then `overrides`."""
     saved = read_yaml(saved_config).get("data", {}) if saved_config.exists() else {}
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(saved).__name__}")
     return from_dict({"data": {"name": dataset, **saved, **overrides}}).data
 
 

@@ -107,8 +107,8 @@ class Trainer:
         on_checkpoint: Callable[[], None] = lambda: None,
     ) -> bool:
         """Train until the configured epochs are done, early stopping ends it, or `should_stop()`
-        says so after a batch. Returns whether training finished; if so the model holds the
-        best weights. `on_checkpoint` is called every `checkpoint_every` epochs."""
+        says so before a batch. Returns whether training finished; if so the model holds the
+        best weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end."""
         while not self.finished:
             start, lr = time.perf_counter(), learning_rate(self.config, self.position.epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught below
@@ -119,13 +119,12 @@ class Trainer:
             self._end_epoch(lr, on_epoch)
             if self.position.epoch % self.config.checkpoint_every == 0 or self.finished:
                 on_checkpoint()
-            if should_stop() and not self.finished:
-                return False
         np.copyto(self.model.params, self.best_params)
         return True
 
     def epoch(self, lr: float, progress: bool | None = False, should_stop: Stop = lambda: False) -> bool:
-        """Run the epoch under way (a new one if none is) to its end; False if stopped before."""
+        """Run the epoch under way (a new one if none is) to its end; False if `should_stop()`
+        said so before one of its batches."""
         p, batch_size = self.position, self.config.batch_size
         if p.order is None:
             p.order = self.shuffle_rng.permutation(len(self.train.labels))
@@ -134,6 +133,8 @@ class Trainer:
         desc = f"epoch {p.epoch + 1}/{self.config.epochs}"
         bar = tqdm(starts, desc=desc, unit="batch", leave=False, disable=_no_bar(progress))
         for start in bar:
+            if should_stop():
+                return False
             index = p.order[start : start + batch_size]
             loss, correct = self._step(index, lr)
             p.batch += 1
@@ -143,8 +144,6 @@ class Trainer:
             if not math.isfinite(loss):
                 break
             bar.set_postfix(loss=f"{p.loss_sum / p.seen:.4f}", acc=f"{p.correct / p.seen:.4f}", refresh=False)
-            if should_stop() and start + batch_size < len(p.order):
-                return False
         return True
 
     def _step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
@@ -175,18 +174,21 @@ class Trainer:
             raise DivergedError(
                 f"the training loss became non-finite (epoch {p.epoch + 1}, learning rate {lr:g});"
                 f" try a lower train.lr. The weights of epoch {history.best_epoch} (the best so far)"
-                " were kept.",
-                history,
+                " were kept."
             )
-        p.epoch, p.order = p.epoch + 1, None
+        p.epoch, p.order, p.batch = p.epoch + 1, None, 0
         record = EpochRecord(p.epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
         history.epochs.append(record)
         on_epoch(record)
         if val_loss < p.best_loss:
             p.best_loss, history.best_epoch = val_loss, p.epoch
             np.copyto(self.best_params, self.model.params)
-        elif self.config.patience and p.epoch - history.best_epoch >= self.config.patience:
-            history.stopped_early = True
+        history.stopped_early = self._patience_ran_out()
+
+    def _patience_ran_out(self) -> bool:
+        """`patience` epochs have passed since the best validation loss."""
+        patience = self.config.patience
+        return bool(patience) and self.position.epoch - self.history.best_epoch >= patience
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -199,11 +201,7 @@ class Trainer:
             arrays["order"] = p.order
         meta = {
             "position": {k: v for k, v in asdict(p).items() if k != "order"},
-            "history": {
-                "epochs": self.history.rows(),
-                "best_epoch": self.history.best_epoch,
-                "stopped_early": self.history.stopped_early,
-            },  # fmt: skip
+            "history": {"epochs": self.history.rows(), "best_epoch": self.history.best_epoch},
             "rng": {
                 "shuffle": self.shuffle_rng.bit_generator.state,
                 "dropout": self.dropout_rng.bit_generator.state,
@@ -217,9 +215,8 @@ class Trainer:
         self.optimizer.load_state({name: arrays[f"optimizer_{name}"] for name in self.optimizer.state()})
         self.position = Position(**meta["position"], order=arrays.get("order"))
         history = meta["history"]
-        self.history = History(
-            [EpochRecord(**row) for row in history["epochs"]], history["best_epoch"], history["stopped_early"]
-        )
+        self.history = History([EpochRecord(**row) for row in history["epochs"]], history["best_epoch"])
+        self.history.stopped_early = self._patience_ran_out()  # under this config's patience
         self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
         self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
 

@@ -3,6 +3,7 @@ IDX folder (`idx/`), gives the `mlp` command line that meets it, and the message
 a user must get. tests/test_bad_inputs.py runs them all."""
 
 import gzip
+import io
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,19 @@ def spoiled_weights(change: Callable[[bytes], bytes]) -> Callable[[Path], list[s
     return args
 
 
+def weights_in_run(config_text: str) -> Callable[[Path], list[str]]:
+    """`mlp eval` on a run directory whose config.yaml holds `config_text`."""
+
+    def args(ws: Path) -> list[str]:
+        weights(lambda arrays: None)(ws)
+        (ws / "run").mkdir()
+        (ws / "model.npz").rename(ws / "run" / "weights.npz")
+        (ws / "run" / "config.yaml").write_text(config_text)
+        return ["eval", str(ws / "run")]
+
+    return args
+
+
 def raw_weights(content: bytes) -> Callable[[Path], list[str]]:
     def args(ws: Path) -> list[str]:
         (ws / "model.npz").write_bytes(content)
@@ -125,6 +139,14 @@ def cli(*words: str) -> Callable[[Path], list[str]]:
     return lambda ws: [word.format(ws=ws) for word in words]
 
 
+def npy_bytes() -> bytes:
+    """A real .npy file (one array), which np.load opens without a context manager."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(2, np.float32))
+    return buffer.getvalue()
+
+
+NPY = npy_bytes()
 ALIAS_BOMB = """
 a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]
 b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
@@ -371,6 +393,17 @@ CASES = [
         "sizes of a huge model the file does not hold",
         weights(lambda a: a.update(sizes=np.array([100000, 100000, 10]))),
         "W1 should be floats of shape (100000, 100000), found float32 (32, 64)",
+    ),
+    Case("a .npy array, not a weights file", raw_weights(NPY), "not a readable weights file"),
+    Case(
+        "a model with 3 outputs",
+        weights(lambda a: None, sizes=(64, 32, 3)),
+        "the model has 3 outputs, the data 10 classes",
+    ),
+    Case(
+        "a run whose config has no data mapping",
+        weights_in_run("data: [1, 2]\n"),
+        "its data section must be a mapping, not list",
     ),
     # --- CLI misuse -----------------------------------------------------------------------------
     Case("eval without a path", cli("eval"), "Missing argument 'TARGET'", 2),

@@ -1,5 +1,7 @@
 """Shared fixtures: IDX files the tests write, the real data on this machine, a local HTTP server."""
 
+import contextlib
+import fcntl
 import functools
 import gzip
 import http.server
@@ -112,3 +114,15 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def held_lock(run_dir: Path, pid: int = 4242):
+    """Another live run's hold on `run_dir`: an flock on its lock file, which names `pid`."""
+    descriptor = os.open(run_dir / ".lock", os.O_CREAT | os.O_RDWR)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.write(descriptor, f"{pid}\n".encode())
+    try:
+        yield
+    finally:
+        os.close(descriptor)

@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import held_lock
 
 from mlpcli.artifacts import Saved, load_weights, run_directory, save_weights, write_atomic, write_text
 from mlpcli.data import Normalisation
@@ -121,12 +122,21 @@ def test_a_directory_created_for_a_run_that_fails_is_removed(tmp_path):
 def test_a_live_run_holds_the_directory_and_a_crashed_one_does_not(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / ".lock").write_text(f"{os.getpid()}\n")  # this test's own process: alive
-    with pytest.raises(RunDirError, match=f"in use by another mlp train \\(process {os.getpid()}\\)"):
+    with (
+        held_lock(run, pid=4242),
+        pytest.raises(RunDirError, match="in use by another mlp train \\(process 4242\\)"),
+    ):
         with run_directory(run, "overwrite"):
             pass
     dead = subprocess.Popen(["true"])
     dead.wait()
-    (run / ".lock").write_text(f"{dead.pid}\n")  # a process that has exited: a stale lock
+    (run / ".lock").write_text(f"{dead.pid}\n")  # left by a run that crashed: nobody holds it
     with run_directory(run, "overwrite") as path:
         assert (path / ".lock").read_text().strip() == str(os.getpid())
+    assert list(run.iterdir()) == []
+
+
+def test_a_failed_run_removes_the_parent_directories_it_created(tmp_path):
+    with pytest.raises(RuntimeError), run_directory(tmp_path / "runs" / "a" / "b", "new"):
+        raise RuntimeError("the data did not load")
+    assert list(tmp_path.iterdir()) == []

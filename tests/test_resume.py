@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import write_idx_dir
+from conftest import held_lock, write_idx_dir
 
 from mlpcli import run
 from mlpcli.artifacts import load_checkpoint
@@ -38,7 +38,7 @@ def straight(idx_dir: Path, out: Path, epochs: int = 4) -> Path:
 
 
 def stop_after(calls: int):
-    """A should_stop that says yes on its `calls`-th question (one per batch, one per epoch end)."""
+    """A should_stop that says yes on its `calls`-th question (one before each batch)."""
     count = [0]
 
     def should_stop() -> bool:
@@ -78,11 +78,12 @@ def assert_same_run(a: Path, b: Path) -> None:
     )
 
 
-# 1000 training examples, batch 32: 32 batches and one end-of-epoch question an epoch (33 calls)
+# 1000 training examples, batch 32: 32 batches an epoch, should_stop asked before each
 @pytest.mark.parametrize(
     "calls",
     [
-        pytest.param([66], id="after epoch 2"),
+        pytest.param([1], id="before the first batch"),
+        pytest.param([65], id="after epoch 2"),
         pytest.param([50], id="mid-epoch 2"),
         pytest.param([10, 40], id="twice"),
     ],
@@ -120,7 +121,7 @@ def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
     result = mlp("eval", out)
     assert result.exit_code == 0 and "accuracy" in result.output
     arrays, meta = load_checkpoint(out / "checkpoint.npz")
-    assert meta["position"]["epoch"] == 2 and meta["position"]["batch"] == 4 and len(arrays["order"]) == 1000
+    assert meta["position"]["epoch"] == 2 and meta["position"]["batch"] == 5 and len(arrays["order"]) == 1000
 
 
 @pytest.mark.parametrize(
@@ -129,6 +130,7 @@ def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
         (["model.hidden=[64]"], "--resume keeps the run's model and data: model.hidden cannot change"),
         (["data.validation=100"], "data.validation cannot change"),
         (["train.batch_size=16"], "train.batch_size cannot change"),
+        (["train.momentum=0.5"], "train.momentum cannot change"),
         (["train.epochs=zero"], "train.epochs = 'zero' must be int"),
     ],
 )
@@ -154,6 +156,11 @@ def test_resume_misuse(idx_dir, tmp_path):
     (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 broken")
     result = mlp("train", "--resume", out)
     assert result.exit_code == 1 and "not a readable checkpoint" in result.output
+    np.savez(out / "checkpoint.npz", params=np.zeros(3), meta=np.array("[1, 2]"))
+    result = mlp("train", "--resume", out)
+    assert (
+        result.exit_code == 1 and "not a readable checkpoint (it needs config, history, norm" in result.output
+    )
 
 
 def test_overwrite_and_the_lock(idx_dir, tmp_path):
@@ -163,9 +170,9 @@ def test_overwrite_and_the_lock(idx_dir, tmp_path):
     result = mlp("train", "--config", TINY, *sets, "--out", out)
     assert result.exit_code == 1 and "already holds files" in result.output
     assert (out / "weights.npz").read_bytes() == before
-    (out / ".lock").write_text(f"{os.getpid()}\n")  # a live run holds it
-    result = mlp("train", "--config", TINY, *sets, "--out", out, "--overwrite")
-    assert result.exit_code == 1 and f"in use by another mlp train (process {os.getpid()})" in result.output
+    with held_lock(out, pid=4242):  # a live run holds it
+        result = mlp("train", "--config", TINY, *sets, "--out", out, "--overwrite")
+    assert result.exit_code == 1 and "in use by another mlp train (process 4242)" in result.output
     assert (out / "weights.npz").read_bytes() == before
     (out / ".lock").unlink()
     assert mlp("eval", out).exit_code == 0

@@ -78,3 +78,4 @@ class Identity(Activation):
 
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (ReLU(), Sigmoid(), Tanh(), Identity())}
+HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh")  # the choices for hidden layers

@@ -81,6 +81,10 @@ class MeanSquaredError(Output):
         return f"mse({self.activation})"
 
 
+OUTPUTS = ("softmax_cross_entropy", "mse")
+OUTPUT_ACTIVATIONS = ("sigmoid", "identity")  # what mse may follow
+
+
 def make_output(name: str, activation: str = "sigmoid") -> Output:
     """The output layer a config names: softmax_cross_entropy, or mse after `activation`."""
     if name == "softmax_cross_entropy":
