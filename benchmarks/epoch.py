@@ -91,6 +91,8 @@ def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int) -> tuple
         start = time.perf_counter()
         trainer.epoch(1e-3)
         times.append(time.perf_counter() - start)
+        assert trainer.position.seen == len(train), "an epoch must see every example"
+        trainer.position.order = None  # the next call starts a new epoch (fit does so after validating)
     return statistics.median(times[1:] or times), model  # the first epoch warms caches up
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from mlpcli import artifacts, gradcheck
 from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config, with_overrides
-from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, load_split, load_splits
+from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, Splits, load_split, load_splits
 from mlpcli.errors import ConfigError, DivergedError, RunDirError, TrainingInterrupted, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
@@ -70,7 +70,7 @@ def resume_run(
         except (KeyError, TypeError, ValueError) as e:
             raise RunDirError(f"{out / artifacts.CHECKPOINT}: does not fit this run ({e})") from None
         p = trainer.position
-        echo(f"resuming {out} at epoch {p.epoch + 1}, batch {p.batch}")
+        echo(f"resuming {out} in epoch {p.epoch + 1}, after {p.batch} of its batches")
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
 
@@ -96,7 +96,15 @@ def resumed_config(saved_raw: dict | None, overrides: Sequence[str], checkpoint:
     return config
 
 
-def _train(out: Path, config: Config, splits, trainer: Trainer, echo: Echo, progress, should_stop) -> dict:
+def _train(
+    out: Path,
+    config: Config,
+    splits: Splits,
+    trainer: Trainer,
+    echo: Echo,
+    progress: bool | None,
+    should_stop: Stop,
+) -> dict:
     """Fit, writing a checkpoint as configured; then test, save, report. On a stop request:
     a checkpoint, the best weights so far, and TrainingInterrupted."""
     model, norm = trainer.model, trainer.norm
@@ -118,7 +126,7 @@ def _train(out: Path, config: Config, splits, trainer: Trainer, echo: Echo, prog
         _save(out, config, trainer, {"status": "interrupted"})
         p = trainer.position
         raise TrainingInterrupted(
-            f"stopped at epoch {p.epoch + 1}, batch {p.batch};"
+            f"stopped in epoch {p.epoch + 1}, after {p.batch} of its batches;"
             " saved a checkpoint and the best weights so far.\n"
             f"Resume with: mlp train --resume {out}"
         )
