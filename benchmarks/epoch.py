@@ -29,7 +29,7 @@ from mlpcli.config import DataConfig, TrainConfig
 from mlpcli.data import N_CLASSES, Normalisation, load_split
 from mlpcli.evaluate import evaluate
 from mlpcli.nn.network import MLP
-from mlpcli.train import Trainer
+from mlpcli.train import Position, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int) -> tuple
         trainer.epoch(1e-3)
         times.append(time.perf_counter() - start)
         assert trainer.position.seen == len(train), "an epoch must see every example"
-        trainer.position.order = None  # the next call starts a new epoch (fit does so after validating)
+        trainer.position = Position()  # the next call starts a new epoch (fit does so after validating)
     return statistics.median(times[1:] or times), model  # the first epoch warms caches up
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
-from mlpcli.errors import RunDirError, WeightsError
+from mlpcli.errors import MlpError, RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.network import MLP
@@ -179,14 +179,20 @@ def load_weights(path: str | Path) -> Saved:
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS
+    arrays = _read_npz(path, WeightsError, "no such weights file", "weights file")
+    return _model_from(path, arrays)
+
+
+def _read_npz(path: Path, error: type[MlpError], missing: str, kind: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file at `path`, read without pickle; `error` when it is missing
+    or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            return {name: npz[name] for name in npz.files}
     except FileNotFoundError:
-        raise WeightsError(f"{path}: no such weights file") from None
+        raise error(f"{path}: {missing}") from None
     except UNREADABLE as e:
-        raise WeightsError(f"{path}: not a readable weights file ({e})") from None
-    return _model_from(path, arrays)
+        raise error(f"{path}: not a readable {kind} ({e})") from None
 
 
 def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
@@ -230,14 +236,13 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    arrays = _read_npz(path, RunDirError, "no checkpoint to resume from", "checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
-        if not isinstance(meta, dict) or not meta.keys() >= CHECKPOINT_META:
-            raise ValueError(f"it needs {', '.join(sorted(CHECKPOINT_META))}")
-        return arrays, meta
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: no checkpoint to resume from") from None
-    except (*UNREADABLE, KeyError) as e:
+    except (KeyError, ValueError) as e:
         raise RunDirError(f"{path}: not a readable checkpoint ({e})") from None
+    if not isinstance(meta, dict) or not meta.keys() >= CHECKPOINT_META:
+        raise RunDirError(
+            f"{path}: not a readable checkpoint (it needs {', '.join(sorted(CHECKPOINT_META))})"
+        )
+    return arrays, meta

@@ -159,7 +159,7 @@ def eval_(target: Path, overrides: tuple[str, ...]) -> None:
       mlp eval model.npz --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
     with _errors():
-        run.eval_run(target, _data_overrides(overrides), click.echo)
+        run.eval_run(target, _only_data_keys(overrides), click.echo)
 
 
 @main.command()
@@ -249,15 +249,12 @@ def gradcheck(
         raise SystemExit(1)
 
 
-def _data_overrides(overrides: tuple[str, ...]) -> dict:
-    values = {}
+def _only_data_keys(overrides: tuple[str, ...]) -> tuple[str, ...]:
     for item in overrides:
-        key, value = parse_override(item)
-        section, _, name = key.partition(".")
-        if section != "data" or not name:
+        key, _ = parse_override(item)
+        if not key.startswith("data."):
             raise click.BadParameter(f"{key!r}: eval takes only data.* keys", param_hint="--set")
-        values[name] = value
-    return values
+    return overrides
 
 
 @contextmanager

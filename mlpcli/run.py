@@ -167,7 +167,7 @@ def format_epoch(r: EpochRecord) -> str:
     )
 
 
-def eval_run(target: Path, data_overrides: dict, echo: Echo) -> Report:
+def eval_run(target: Path, data_overrides: Sequence[str], echo: Echo) -> Report:
     """Evaluate saved weights on the test split; print the report and write eval.json."""
     saved = artifacts.load_weights(target)
     model, norm = saved.model, saved.norm
@@ -192,13 +192,13 @@ def eval_run(target: Path, data_overrides: dict, echo: Echo) -> Report:
     return report
 
 
-def _data_config(dataset: str, saved_config: Path, overrides: dict) -> DataConfig:
+def _data_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> DataConfig:
     """The defaults for the weights' dataset, then the data section of the run's config.yaml
     (when the weights sit in a run directory), then `overrides`."""
     saved = read_yaml(saved_config).get("data", {}) if saved_config.exists() else {}
     if not isinstance(saved, dict):
         raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(saved).__name__}")
-    return from_dict({"data": {"name": dataset, **saved, **overrides}}).data
+    return with_overrides({"data": {"name": dataset, **saved}}, overrides).data
 
 
 def gradcheck_rows(

@@ -126,9 +126,8 @@ class Trainer:
         """Run the epoch under way (a new one if none is) to its end; False if `should_stop()`
         said so before one of its batches."""
         p, batch_size = self.position, self.config.batch_size
-        if p.order is None:
+        if p.order is None:  # a new epoch
             p.order = self.shuffle_rng.permutation(len(self.train.labels))
-            p.batch, p.loss_sum, p.correct, p.seen, p.seconds = 0, 0.0, 0, 0, 0.0
         starts = range(p.batch * batch_size, len(p.order), batch_size)
         desc = f"epoch {p.epoch + 1}/{self.config.epochs}"
         bar = tqdm(starts, desc=desc, unit="batch", leave=False, disable=_no_bar(progress))
@@ -176,13 +175,14 @@ class Trainer:
                 f" try a lower train.lr. The weights of epoch {history.best_epoch} (the best so far)"
                 " were kept."
             )
-        p.epoch, p.order, p.batch = p.epoch + 1, None, 0
-        record = EpochRecord(p.epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
+        epoch, best_loss = p.epoch + 1, p.best_loss
+        record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
         history.epochs.append(record)
         on_epoch(record)
-        if val_loss < p.best_loss:
-            p.best_loss, history.best_epoch = val_loss, p.epoch
+        if val_loss < best_loss:
+            best_loss, history.best_epoch = val_loss, epoch
             np.copyto(self.best_params, self.model.params)
+        self.position = Position(epoch=epoch, best_loss=best_loss)  # the next epoch starts afresh
         history.stopped_early = self._patience_ran_out()
 
     def _patience_ran_out(self) -> bool:

@@ -20,7 +20,7 @@ class Output:
 
     def loss(self, z: np.ndarray, y: np.ndarray) -> float:
         """C: the mean loss over the batch."""
-        raise NotImplementedError
+        return self.loss_and_delta(z, y)[0]
 
     def loss_and_delta(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """C and δ^L = ∂C/∂z^L, sharing the work of the forward output."""
@@ -35,21 +35,23 @@ class SoftmaxCrossEntropy(Output):
 
     name = "softmax_cross_entropy"
 
-    def predict(self, z):
-        shifted = z - z.max(axis=1, keepdims=True)  # z - max(z): exp never overflows
-        np.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=1, keepdims=True)
-        return shifted
-
-    def loss(self, z, y):
+    @staticmethod
+    def _parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z - max(z) (exp never overflows, ŷ is unchanged), its exp, and the row sums Σ_k exp."""
         shifted = z - z.max(axis=1, keepdims=True)
-        log_sum_exp = np.log(np.exp(shifted).sum(axis=1))  # log Σ_k exp(z_k - max z)
-        # -Σ_k y_k log ŷ_k = log Σ exp(z) - Σ_k y_k z_k, as Σ_k y_k = 1
-        return float(np.mean(log_sum_exp - np.einsum("bk,bk->b", y, shifted)))
+        exp = np.exp(shifted)
+        return shifted, exp, exp.sum(axis=1, keepdims=True)
+
+    def predict(self, z):
+        _, exp, total = self._parts(z)
+        exp /= total  # ŷ_i = exp(z_i) / Σ_k exp(z_k)
+        return exp
 
     def loss_and_delta(self, z, y):
-        loss = self.loss(z, y)
-        delta = self.predict(z)
+        shifted, delta, total = self._parts(z)
+        # -Σ_k y_k log ŷ_k = log Σ_k exp(z_k) - Σ_k y_k z_k, as Σ_k y_k = 1
+        loss = float(np.mean(np.log(total[:, 0]) - np.einsum("bk,bk->b", y, shifted)))
+        delta /= total  # ŷ
         delta -= y  # δ^L = ŷ - y
         delta /= len(z)  # the 1/B of the batch mean
         return loss, delta
@@ -65,9 +67,6 @@ class MeanSquaredError(Output):
 
     def predict(self, z):
         return self.activation.forward(z)
-
-    def loss(self, z, y):
-        return self.loss_and_delta(z, y)[0]
 
     def loss_and_delta(self, z, y):
         a = self.predict(z)
