@@ -88,9 +88,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}
-
-
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Defaults, then the YAML file at `path`, then each `KEY=VALUE` override."""
     return with_overrides(read_yaml(path) if path is not None else {}, overrides)
@@ -133,29 +130,47 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set `section.name` in the nested mapping `raw`."""
-    section, dot, name = key.partition(".")
-    if not dot or not name or "." in name:
+    """Set `section.name` (or `section.subsection.name`) in the nested mapping `raw`."""
+    *path, name = key.split(".")
+    if not path or not all(path) or not name:
         raise ConfigError(f"override key {key!r} must be SECTION.NAME, e.g. train.lr")
-    target = raw.setdefault(section, {})
-    if not isinstance(target, dict):
-        raise ConfigError(f"config section {section!r} must be a mapping, not {_kind(target)}")
+    target = raw
+    for depth, part in enumerate(path, start=1):
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            where = ".".join(path[:depth])
+            raise ConfigError(f"config section {where!r} must be a mapping, not {_kind(target)}")
     target[name] = value
 
 
 def from_dict(raw: dict[str, Any]) -> Config:
     """Build a checked Config from nested mappings; unknown keys and bad values raise."""
-    _reject_unknown(raw, SECTIONS, "top level")
-    sections = {}
-    for name, cls in SECTIONS.items():
-        values = raw.get(name)
-        values = {} if values is None else values
-        if not isinstance(values, dict):
-            raise ConfigError(f"config section {name!r} must be a mapping, not {_kind(values)}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        _reject_unknown(values, known, f"section {name!r}")
-        sections[name] = cls(**{k: _checked(f"{name}.{k}", v, known[k]) for k, v in values.items()})
-    return Config(**sections)
+    return _section(Config, raw, "")
+
+
+def _section(cls: type, values: Any, name: str) -> Any:
+    """The dataclass `cls` from the mapping `values` (None: all defaults), each key checked;
+    a field that is itself a dataclass is a nested section."""
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping, not {_kind(values)}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    _reject_unknown(values, known, f"section {name!r}" if name else "top level")
+    checked = {}
+    for key, value in values.items():
+        dotted, spec = f"{name}.{key}".lstrip("."), known[key]
+        is_section = dataclasses.is_dataclass(spec.type)
+        checked[key] = _section(spec.type, value, dotted) if is_section else _checked(dotted, value, spec)
+    return cls(**checked)
+
+
+def flat_items(section: Any, prefix: str = "") -> dict[str, Any]:
+    """Every key of a config (or of one of its sections) by its dotted name: {"train.lr": 0.001, …}."""
+    items = {}
+    for spec in dataclasses.fields(section):
+        value, dotted = getattr(section, spec.name), f"{prefix}{spec.name}"
+        items |= flat_items(value, dotted + ".") if dataclasses.is_dataclass(value) else {dotted: value}
+    return items
 
 
 def _reject_unknown(values: dict[Any, Any], allowed: dict[str, Any], where: str) -> None:

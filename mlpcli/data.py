@@ -32,10 +32,15 @@ CONNECT_TIMEOUT = 5.0  # seconds to reach a download host before giving up
 
 @dataclass
 class Dataset:
-    """Images flattened to rows of raw pixels (N, rows·cols) uint8, labels (N,) uint8."""
+    """Images flattened to rows of raw pixels (N, rows·cols) uint8, labels (N,) uint8, and the
+    (rows, cols) the rows unflatten to."""
 
     images: np.ndarray
     labels: np.ndarray
+    image_shape: tuple[int, int]
+
+    def subset(self, index: np.ndarray) -> "Dataset":
+        return Dataset(self.images[index], self.labels[index], self.image_shape)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -89,11 +94,11 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_images(path: str | Path) -> np.ndarray:
-    """An IDX image file (N, rows, cols) as rows of pixels (N, rows·cols)."""
+    """An IDX image file (N, rows, cols)."""
     images = read_idx(path)
     if images.ndim != 3:
         raise DataError(f"{path}: image files have 3 dimensions (N, rows, cols), this has {images.ndim}")
-    return images.reshape(len(images), -1)
+    return images
 
 
 def read_labels(path: str | Path) -> np.ndarray:
@@ -114,7 +119,8 @@ def read_pair(images_path: str | Path, labels_path: str | Path) -> Dataset:
         )
     if len(images) == 0:
         raise DataError(f"{images_path}: holds no images")
-    return Dataset(images, labels)
+    n, rows, cols = images.shape
+    return Dataset(images.reshape(n, rows * cols), labels, (rows, cols))
 
 
 def find_idx(folder: str | Path, stem: str) -> Path:
@@ -203,9 +209,10 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
     """Train, a validation set carved from train as a seeded random sample, and test."""
     full = load_split(config, "train")
     test = load_split(config, "test")
-    if test.images.shape[1] != full.images.shape[1]:
+    if test.image_shape != full.image_shape:
         raise DataError(
-            f"train images have {full.images.shape[1]} pixels but test images {test.images.shape[1]}"
+            f"train images are {'×'.join(map(str, full.image_shape))} pixels"
+            f" but test images {'×'.join(map(str, test.image_shape))}"
         )
     if config.validation >= len(full):
         raise DataError(
@@ -214,11 +221,7 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         )
     order = np.random.default_rng(seed).permutation(len(full))
     validation, train = np.sort(order[: config.validation]), np.sort(order[config.validation :])
-    return Splits(
-        train=Dataset(full.images[train], full.labels[train]),
-        validation=Dataset(full.images[validation], full.labels[validation]),
-        test=test,
-    )
+    return Splits(train=full.subset(train), validation=full.subset(validation), test=test)
 
 
 # --- inputs as the network sees them -----------------------------------------------------

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli import artifacts, gradcheck
-from mlpcli.config import Config, DataConfig, from_dict, read_yaml, save_config, with_overrides
+from mlpcli.config import (
+    Config,
+    DataConfig,
+    flat_items,
+    from_dict,
+    read_yaml,
+    save_config,
+    with_overrides,
+)
 from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, Splits, load_split, load_splits
 from mlpcli.errors import ConfigError, DivergedError, RunDirError, TrainingInterrupted, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
@@ -82,17 +90,14 @@ def resumed_config(saved_raw: dict | None, overrides: Sequence[str], checkpoint:
     model or data (nor what the checkpoint's position and optimizer state depend on)."""
     if not isinstance(saved_raw, dict):
         raise RunDirError(f"{checkpoint}: holds no config to resume with")
-    saved = from_dict(saved_raw)
     config = with_overrides(saved_raw, overrides)
-    for section in ("data", "model", "train"):
-        before, after = getattr(saved, section).__dict__, getattr(config, section).__dict__
-        for key in before:
-            name = f"{section}.{key}"
-            if before[key] != after[key] and name.startswith(FIXED_ON_RESUME):
-                raise ConfigError(
-                    f"--resume keeps the run's model and data: {name} cannot change"
-                    f" (the run has {before[key]!r}, --set asks {after[key]!r})"
-                )
+    before, after = flat_items(from_dict(saved_raw)), flat_items(config)
+    for name, value in before.items():
+        if value != after[name] and name.startswith(FIXED_ON_RESUME):
+            raise ConfigError(
+                f"--resume keeps the run's model and data: {name} cannot change"
+                f" (the run has {value!r}, --set asks {after[name]!r})"
+            )
     return config
 
 

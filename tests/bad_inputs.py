@@ -333,7 +333,7 @@ CASES = [
     Case(
         "test images of another size",
         idx_folder(write("t10k-images-idx3-ubyte", np.zeros((300, 7, 7), np.uint8))),
-        "train images have 64 pixels but test images 49",
+        "train images are 8×8 pixels but test images 7×7",
     ),
     Case(
         "an IDX path that is a directory",

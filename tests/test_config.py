@@ -71,7 +71,7 @@ def test_empty_file_means_defaults(tmp_path):
         ("train: {epochs: [\n", [], "is not valid YAML"),
         ("", ["epochs=3"], "override key 'epochs' must be SECTION.NAME"),
         ("", ["train.epochs"], "override 'train.epochs' is not KEY=VALUE"),
-        ("", ["train.x.y=1"], "override key 'train.x.y' must be SECTION.NAME"),
+        ("", ["train.x.y=1"], "unknown config key 'x' at section 'train'"),
         ("", ["train.lr=[1"], "the value is not YAML"),
     ],
 )
