@@ -36,7 +36,18 @@ def _one_of(*choices: str) -> Check:
 POSITIVE: Check = (lambda v: v > 0), "> 0"
 NON_NEGATIVE: Check = (lambda v: v >= 0), ">= 0"
 FRACTION: Check = (lambda v: 0 <= v < 1), "in [0, 1)"
+KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")
 WIDTHS: Check = (lambda v: len(v) > 0 and all(w > 0 for w in v)), "a non-empty list of widths > 0"
+
+
+@dataclass
+class AugmentConfig:
+    """Random transformations of each training batch (never of validation or test images)."""
+
+    shift: int = _option(2, NON_NEGATIVE)  # translate by up to this many pixels along each axis
+    rotate: float = _option(10.0, NON_NEGATIVE)  # rotate by up to this many degrees either way
+    scale: float = _option(0.1, FRACTION)  # scale by a factor in [1 - scale, 1 + scale]
+    flip: bool = _option(False)  # mirror left-right half the time (clothes, not digits)
 
 
 @dataclass
@@ -46,6 +57,7 @@ class DataConfig:
     dir: str | None = _option(None)  # idx: folder of the four IDX files; tfds: cache (tfds default)
     validation: int = _option(5000, POSITIVE)  # examples carved from the training set
     mirror: str | None = _option(None)  # tfds: base URL serving the same files (checksums verified)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -60,7 +72,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = _option(30, POSITIVE)
+    epochs: int = _option(60, POSITIVE)
     batch_size: int = _option(128, POSITIVE)
     optimizer: str = _option("adam", _one_of("sgd", "adam"))
     lr: float = _option(0.001, POSITIVE)
@@ -73,7 +85,8 @@ class TrainConfig:
     schedule: str = _option("cosine", _one_of("constant", "step", "cosine"))
     step_size: int = _option(10, POSITIVE)  # step: epochs between decays
     gamma: float = _option(0.1, POSITIVE)  # step: the factor of each decay
-    patience: int = _option(10, NON_NEGATIVE)  # epochs without a better validation loss; 0: off
+    keep: str = _option("best_val_accuracy", _one_of(*KEEP_RULES))  # which epoch's weights the run keeps
+    patience: int = _option(0, NON_NEGATIVE)  # stop after this many epochs without a better one; 0: off
     checkpoint_every: int = _option(1, POSITIVE)  # epochs between checkpoints (resumable state)
     seed: int = _option(0, NON_NEGATIVE)
 

@@ -52,7 +52,9 @@ def train_run(
         init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
         model = build_model(config, splits.train.images.shape[1])
         model.init(init_rng, config.model.init)
-        trainer = Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng)
+        trainer = Trainer(
+            model, splits.train, splits.validation, norm, config.train, fit_rng, config.data.augment
+        )
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
 
@@ -71,8 +73,9 @@ def resume_run(
         model = build_model(config, splits.train.images.shape[1])
         try:
             norm = Normalisation(**meta["norm"])
+            rng = np.random.default_rng()  # its state comes from the checkpoint
             trainer = Trainer(
-                model, splits.train, splits.validation, norm, config.train, np.random.default_rng()
+                model, splits.train, splits.validation, norm, config.train, rng, config.data.augment
             )
             trainer.restore(arrays, meta)
         except (KeyError, TypeError, ValueError) as e:
@@ -82,7 +85,15 @@ def resume_run(
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
 
-FIXED_ON_RESUME = ("data.", "model.", "train.seed", "train.batch_size", "train.optimizer", "train.momentum")
+FIXED_ON_RESUME = (
+    "data.",
+    "model.",
+    "train.seed",
+    "train.batch_size",
+    "train.optimizer",
+    "train.momentum",
+    "train.keep",  # the kept weights were chosen by it
+)
 
 
 def resumed_config(saved_raw: dict | None, overrides: Sequence[str], checkpoint: Path) -> Config:
@@ -122,7 +133,12 @@ def _train(
         artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
 
     try:
-        finished = trainer.fit(lambda record: echo(format_epoch(record)), progress, should_stop, checkpoint)
+        finished = trainer.fit(
+            lambda record: echo(format_epoch(record, kept=trainer.history.best_epoch == record.epoch)),
+            progress,
+            should_stop,
+            checkpoint,
+        )
     except DivergedError as e:
         _save(out, config, trainer, {"status": "diverged", "error": str(e)})
         raise
@@ -135,16 +151,18 @@ def _train(
             " saved a checkpoint and the best weights so far.\n"
             f"Resume with: mlp train --resume {out}"
         )
-    history = trainer.history
+    history, kept = trainer.history, trainer.history.best
     report = evaluate(model, norm.apply(splits.test.images), splits.test.labels)
     metrics = {
         "status": "stopped early" if history.stopped_early else "completed",
         "test_accuracy": report.accuracy,
         "test_loss": report.loss,
+        "keep": config.train.keep,
         "best_epoch": history.best_epoch,
         "epochs": len(history.epochs),
         "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
-        "best_val_loss": history.epochs[history.best_epoch - 1].val_loss if history.best_epoch else None,
+        "best_val_accuracy": kept.val_accuracy if kept else None,
+        "best_val_loss": kept.val_loss if kept else None,
     }
     _save(out, config, trainer, metrics)
     echo(
@@ -165,10 +183,12 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     artifacts.write_json(out / artifacts.METRICS, metrics)
 
 
-def format_epoch(r: EpochRecord) -> str:
+def format_epoch(r: EpochRecord, kept: bool) -> str:
+    """One epoch's line; `*` marks an epoch whose weights are now the ones kept."""
     return (
         f"epoch {r.epoch:3d}  train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f}"
         f"  val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f}  lr {r.lr:.3g}  {r.seconds:.1f}s"
+        + ("  *" if kept else "")
     )
 
 

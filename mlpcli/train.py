@@ -1,6 +1,7 @@
-"""The training loop: shuffled mini-batches, validation each epoch, early stopping on the
-validation loss, best weights kept, and a state that can stop after any batch and resume
-exactly. No file I/O: the caller saves what the Trainer holds."""
+"""The training loop: shuffled (and augmented) mini-batches, validation each epoch, the weights
+of the best epoch kept by the configured rule (`train.keep`), early stopping by the same rule,
+and a state that can stop after any batch and resume exactly. No file I/O: the caller saves
+what the Trainer holds."""
 
 import json
 import math
@@ -11,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from mlpcli.config import TrainConfig
+from mlpcli.augment import Augmenter, is_off
+from mlpcli.config import AugmentConfig, TrainConfig
 from mlpcli.data import Dataset, Normalisation, one_hot
 from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
@@ -40,8 +42,24 @@ class History:
     best_epoch: int = 0  # 1-based epoch whose weights were kept; 0 = the initial weights
     stopped_early: bool = False
 
+    @property
+    def best(self) -> EpochRecord | None:
+        """The record of the kept epoch (None: the initial weights are kept)."""
+        return self.epochs[self.best_epoch - 1] if self.best_epoch else None
+
     def rows(self) -> list[dict]:
         return [asdict(record) for record in self.epochs]
+
+
+def is_better(record: EpochRecord, best: EpochRecord | None, keep: str) -> bool:
+    """Whether `record` replaces `best` as the epoch kept under the rule `keep`: the highest
+    validation accuracy (a lower validation loss breaks ties), the lowest validation loss, or
+    simply the last epoch."""
+    if best is None or keep == "last":
+        return True
+    if keep == "best_val_loss":
+        return record.val_loss < best.val_loss
+    return (record.val_accuracy, -record.val_loss) > (best.val_accuracy, -best.val_loss)
 
 
 @dataclass
@@ -56,7 +74,6 @@ class Position:
     correct: int = 0
     seen: int = 0
     seconds: float = 0.0  # time spent in the epoch under way
-    best_loss: float = math.inf
 
 
 Stop = Callable[[], bool]
@@ -76,6 +93,7 @@ class Trainer:
         norm: Normalisation,
         config: TrainConfig,
         rng: np.random.Generator,
+        augment: AugmentConfig | None = None,
     ):
         if config.batch_size > len(train):
             raise ConfigError(
@@ -87,10 +105,13 @@ class Trainer:
         self.X_validation = norm.apply(validation.images)
         self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
-        self.shuffle_rng, self.dropout_rng = rng.spawn(2)
+        self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position, self.history = Position(), History()
         self.best_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
+        self.augment = None
+        if augment is not None and not is_off(augment):
+            self.augment = Augmenter(augment, train.image_shape, batch, self.augment_rng)
         self.pixels = np.empty((batch, n_input), dtype=train.images.dtype)
         self.X_batch = np.empty((batch, n_input), dtype=model.params.dtype)
         self.Y_batch = np.empty((batch, self.targets.shape[1]), dtype=model.params.dtype)
@@ -150,6 +171,8 @@ class Trainer:
         model, n = self.model, len(index)
         X, Y, pixels = self.X_batch[:n], self.Y_batch[:n], self.pixels[:n]
         np.take(self.train.images, index, axis=0, out=pixels)
+        if self.augment is not None:
+            pixels = self.augment(pixels)
         self.norm.apply(pixels, out=X)
         np.take(self.targets, index, axis=0, out=Y)
         Z = model.forward(X, self.dropout_rng)
@@ -175,18 +198,18 @@ class Trainer:
                 f" try a lower train.lr. The weights of epoch {history.best_epoch} (the best so far)"
                 " were kept."
             )
-        epoch, best_loss = p.epoch + 1, p.best_loss
+        epoch = p.epoch + 1
         record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
+        if is_better(record, history.best, self.config.keep):
+            history.best_epoch = epoch
+            np.copyto(self.best_params, self.model.params)
         history.epochs.append(record)
         on_epoch(record)
-        if val_loss < best_loss:
-            best_loss, history.best_epoch = val_loss, epoch
-            np.copyto(self.best_params, self.model.params)
-        self.position = Position(epoch=epoch, best_loss=best_loss)  # the next epoch starts afresh
+        self.position = Position(epoch=epoch)  # the next epoch starts afresh
         history.stopped_early = self._patience_ran_out()
 
     def _patience_ran_out(self) -> bool:
-        """`patience` epochs have passed since the best validation loss."""
+        """`patience` epochs have passed since the kept epoch (never, when the last is kept)."""
         patience = self.config.patience
         return bool(patience) and self.position.epoch - self.history.best_epoch >= patience
 
@@ -202,10 +225,7 @@ class Trainer:
         meta = {
             "position": {k: v for k, v in asdict(p).items() if k != "order"},
             "history": {"epochs": self.history.rows(), "best_epoch": self.history.best_epoch},
-            "rng": {
-                "shuffle": self.shuffle_rng.bit_generator.state,
-                "dropout": self.dropout_rng.bit_generator.state,
-            },
+            "rng": {name: rng.bit_generator.state for name, rng in self._rngs().items()},
         }
         return arrays, json.loads(json.dumps(meta))  # as it will be read back: plain JSON
 
@@ -217,8 +237,11 @@ class Trainer:
         history = meta["history"]
         self.history = History([EpochRecord(**row) for row in history["epochs"]], history["best_epoch"])
         self.history.stopped_early = self._patience_ran_out()  # under this config's patience
-        self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
-        self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
+        for name, rng in self._rngs().items():
+            rng.bit_generator.state = meta["rng"][name]
+
+    def _rngs(self) -> dict[str, np.random.Generator]:
+        return {"shuffle": self.shuffle_rng, "dropout": self.dropout_rng, "augment": self.augment_rng}
 
 
 def _no_bar(progress: bool | None) -> bool | None:

@@ -253,6 +253,41 @@ CASES = [
         train_with("data.validation=1200"),
         "data.validation = 1200 leaves no training data",
     ),
+    Case(
+        "unknown keep rule",
+        train_with("train.keep=best"),
+        "train.keep = 'best' is out of range: it must be one of best_val_accuracy, best_val_loss, last",
+    ),
+    Case(
+        "negative shift",
+        train_with("data.augment.shift=-2"),
+        "data.augment.shift = -2 is out of range: it must be >= 0",
+    ),
+    Case(
+        "shift as a fraction",
+        train_with("data.augment.shift=1.5"),
+        "data.augment.shift = 1.5 must be int, not float",
+    ),
+    Case(
+        "scale of one",
+        train_with("data.augment.scale=1"),
+        "data.augment.scale = 1.0 is out of range: it must be in [0, 1)",
+    ),
+    Case(
+        "unknown augment key",
+        config("data: {augment: {elastic: 3}}\n"),
+        "unknown config key 'elastic' at section 'data.augment'; allowed: shift, rotate, scale, flip",
+    ),
+    Case(
+        "augment section that is a flag",
+        config("data: {augment: true}\n"),
+        "config section 'data.augment' must be a mapping, not bool",
+    ),
+    Case(
+        "override below a key that is not a section",
+        train_with("train.lr.max=1"),
+        "config section 'train.lr' must be a mapping, not float",
+    ),
     Case("not YAML at all", config("train: {epochs: [\n  - ]]\n"), "is not valid YAML"),
     Case("YAML that is a list", config("- data\n- model\n"), "must be a mapping of sections, not list"),
     Case(

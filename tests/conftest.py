@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 MNIST_TEST = Path(os.environ.get("MLPCLI_MNIST_TEST", SHARED_DATA / "mnist-test"))
+MNIST = Path(os.environ.get("MLPCLI_MNIST", SHARED_DATA / "mnist"))
 FASHION_MNIST = Path(os.environ.get("MLPCLI_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 REQUIRE_DATA = bool(os.environ.get("CI"))  # in CI, missing real data is a failure, not a skip
 
@@ -64,12 +65,17 @@ def require(path: Path, what: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def mnist_test_dir() -> Path:
     return require(MNIST_TEST, "the real MNIST test split")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return require(MNIST, "the real MNIST, 60,000 training and 10,000 test digits")
+
+
+@pytest.fixture(scope="session")
 def fashion_dir() -> Path:
     return require(FASHION_MNIST, "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
 

@@ -1,4 +1,5 @@
-"""One real run: Fashion-MNIST from Debian's IDX files, trained for two epochs, then evaluated."""
+"""Real runs: Fashion-MNIST from Debian's IDX files and the real MNIST, each trained briefly
+with the shipped augmentation, then evaluated."""
 
 import json
 from pathlib import Path
@@ -23,3 +24,14 @@ def test_train_then_eval_on_fashion_mnist(fashion_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "eval.json").read_text())["accuracy"] == metrics["test_accuracy"]
     assert "Ankle boot" in result.output
+
+
+def test_a_small_net_learns_real_mnist(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    sets = ["data.source=idx", f"data.dir={mnist_dir}", "model.hidden=[128]", "train.epochs=2"]
+    result = CliRunner().invoke(main, ["train", "--out", str(out)] + [a for s in sets for a in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    assert "55000 training, 5000 validation examples" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.95  # chance is 0.1
+    assert metrics["keep"] == "best_val_accuracy" and metrics["best_epoch"] in (1, 2)

@@ -1,5 +1,5 @@
 """Interrupt and resume: a run stopped anywhere and resumed ends bitwise where a straight run
-ends; signals give 130 / 143; the run directory is protected."""
+ends (dropout and augmentation on); signals give 130 / 143; the run directory is protected."""
 
 import csv
 import json
@@ -24,7 +24,9 @@ TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
 
 
 def settings(idx_dir: Path, epochs: int = 4) -> list[str]:
-    return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3"]
+    """Dropout and augmentation on: their random draws must resume exactly too."""
+    augment = ["data.augment.shift=1", "data.augment.rotate=5", "data.augment.flip=true"]
+    return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3", *augment]
 
 
 def mlp(*args):
@@ -131,6 +133,8 @@ def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
         (["data.validation=100"], "data.validation cannot change"),
         (["train.batch_size=16"], "train.batch_size cannot change"),
         (["train.momentum=0.5"], "train.momentum cannot change"),
+        (["train.keep=last"], "train.keep cannot change"),
+        (["data.augment.rotate=20"], "data.augment.rotate cannot change (the run has 5.0, --set asks 20.0)"),
         (["train.epochs=zero"], "train.epochs = 'zero' must be int"),
     ],
 )

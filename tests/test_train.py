@@ -1,16 +1,19 @@
 import numpy as np
 import pytest
 
-from mlpcli.config import DataConfig, TrainConfig, load_config
+from mlpcli.config import AugmentConfig, DataConfig, TrainConfig, load_config
 from mlpcli.data import Normalisation, load_splits
 from mlpcli.errors import DivergedError
+from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
 from mlpcli.run import build_model
-from mlpcli.train import Trainer
+from mlpcli.train import EpochRecord, Trainer, is_better
 
 
-def fit(model, train, validation, norm, config, rng, on_epoch=lambda record: None, progress=False):
-    trainer = Trainer(model, train, validation, norm, config, rng)
+def fit(
+    model, train, validation, norm, config, rng, on_epoch=lambda record: None, progress=False, augment=None
+):
+    trainer = Trainer(model, train, validation, norm, config, rng, augment)
     assert trainer.fit(on_epoch, progress)
     return trainer.history
 
@@ -50,14 +53,14 @@ def test_same_config_and_seed_give_identical_weights(idx_dir):
 
 
 def test_early_stopping_keeps_the_best_epoch(idx_dir):
-    model, train, validation, norm, config = setup(idx_dir, epochs=40, patience=2, lr=0.05, optimizer="sgd")
+    model, train, validation, norm, config = setup(
+        idx_dir, epochs=40, patience=2, lr=0.05, optimizer="sgd", keep="best_val_loss"
+    )
     history = fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
     losses = [r.val_loss for r in history.epochs]
     assert history.stopped_early and len(history.epochs) < 40
     assert history.best_epoch == 1 + int(np.argmin(losses))
     assert len(history.epochs) - history.best_epoch == 2
-    from mlpcli.evaluate import loss_and_accuracy
-
     assert loss_and_accuracy(model, norm.apply(validation.images), validation.labels)[0] == pytest.approx(
         min(losses), rel=1e-5
     )
@@ -94,3 +97,49 @@ def test_a_run_that_stopped_early_continues_when_patience_is_raised(idx_dir):
     same = Trainer(model, train, validation, norm, config, np.random.default_rng(1))
     same.restore(arrays, meta)
     assert same.finished  # the same patience: still stopped
+
+
+def test_augmentation_changes_training_reproducibly_and_off_means_off(idx_dir):
+    def trained(augment):
+        model, train, validation, norm, config = setup(idx_dir, epochs=2)
+        fit(model, train, validation, norm, config, np.random.default_rng(5), augment=augment)
+        return model.params.copy()
+
+    plain = trained(None)
+    off = AugmentConfig(shift=0, rotate=0, scale=0, flip=False)
+    np.testing.assert_array_equal(trained(off), plain)
+    flipped = trained(AugmentConfig(shift=0, rotate=0, scale=0, flip=True))
+    assert not np.array_equal(flipped, plain)
+    np.testing.assert_array_equal(trained(AugmentConfig(shift=0, rotate=0, scale=0, flip=True)), flipped)
+
+
+def record(accuracy: float, loss: float) -> EpochRecord:
+    return EpochRecord(1, 0.1, 0.9, loss, accuracy, 0.001, 1.0)
+
+
+def test_the_keep_rules():
+    best = record(0.98, 0.05)
+    assert is_better(record(0.99, 0.07), best, "best_val_accuracy")  # accuracy first
+    assert is_better(record(0.98, 0.04), best, "best_val_accuracy")  # a tie: the lower loss
+    assert not is_better(record(0.98, 0.05), best, "best_val_accuracy")
+    assert not is_better(record(0.99, 0.07), best, "best_val_loss")
+    assert is_better(record(0.97, 0.04), best, "best_val_loss")
+    assert is_better(record(0.10, 9.99), best, "last")
+    assert all(is_better(best, None, keep) for keep in ("best_val_accuracy", "best_val_loss", "last"))
+
+
+@pytest.mark.parametrize("keep", ["best_val_accuracy", "last"])
+def test_the_kept_epoch_follows_the_rule_and_patience_counts_by_it(idx_dir, keep):
+    model, train, validation, norm, config = setup(
+        idx_dir, epochs=12, patience=3, lr=0.05, optimizer="sgd", keep=keep
+    )
+    history = fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
+    scores = [(r.val_accuracy, -r.val_loss) for r in history.epochs]
+    if keep == "last":
+        assert history.best_epoch == len(history.epochs) == 12 and not history.stopped_early
+    else:
+        assert history.best_epoch == 1 + scores.index(max(scores))
+        assert history.stopped_early == (len(history.epochs) - history.best_epoch == 3)
+    kept = history.epochs[history.best_epoch - 1]
+    X = norm.apply(validation.images)
+    assert loss_and_accuracy(model, X, validation.labels)[1] == kept.val_accuracy

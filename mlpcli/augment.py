@@ -1,0 +1,81 @@
+"""Training-time data augmentation: every training batch, as uint8 pixels before normalisation,
+is moved image by image at random (translated by up to `shift` whole pixels; optionally
+rotated, scaled, mirrored), in a few whole-batch NumPy operations with no loop over images.
+
+Each transformation is a map "output pixel ← source pixel" (nearest neighbour, as
+torchvision's RandomAffine samples by default). A bank of these maps, one per combination of
+a rotation in whole degrees, a scale in steps of 1 % and a mirror, is computed once, as flat
+indices into the image framed by a zero margin. A batch then costs a gather of maps, an add
+(a translation by (dy, dx) moves every flat index by dy·width + dx) and a gather of pixels.
+Sources outside the image read the margin: background. Validation and test images are never
+augmented.
+"""
+
+import numpy as np
+
+from mlpcli.config import AugmentConfig
+
+
+def is_off(config: AugmentConfig) -> bool:
+    return not (config.shift or config.rotate or config.scale or config.flip)
+
+
+class Augmenter:
+    """Random transformations of uint8 batches of images (rows, cols) flattened to rows."""
+
+    def __init__(
+        self, config: AugmentConfig, image_shape: tuple[int, int], batch_size: int, rng: np.random.Generator
+    ):
+        self.shift, self.shape, self.rng = config.shift, image_shape, rng
+        rows, cols = image_shape
+        sources, reach = _source_pixels(config, image_shape)
+        self.margin = margin = reach + config.shift
+        self.framed = np.zeros((batch_size, rows + 2 * margin, cols + 2 * margin), dtype=np.uint8)
+        frame_rows, frame_cols = self.framed.shape[1:]
+        source_rows, source_cols = sources + margin
+        self.maps = source_rows * frame_cols + source_cols  # (transformations, rows·cols) into a frame
+        self.frame_starts = np.arange(batch_size) * (frame_rows * frame_cols)
+        self.index = np.empty((batch_size, rows * cols), dtype=self.maps.dtype)
+        self.out = np.empty((batch_size, rows * cols), dtype=np.uint8)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """A random transformation of each image of `pixels` (n, rows·cols), in a buffer reused
+        by the next call."""
+        n, (rows, cols), margin = len(pixels), self.shape, self.margin
+        framed, index = self.framed[:n], self.index[:n]
+        framed[:, margin : margin + rows, margin : margin + cols] = pixels.reshape(n, rows, cols)
+        if len(self.maps) > 1:
+            np.take(self.maps, self.rng.integers(len(self.maps), size=n), axis=0, out=index)
+        else:
+            index[...] = self.maps[0]
+        offsets = self.frame_starts[:n]
+        if self.shift:
+            dy, dx = self.rng.integers(-self.shift, self.shift + 1, size=(2, n))
+            offsets = offsets + dy * framed.shape[2] + dx  # translate by (dy, dx)
+        index += offsets[:, None]
+        return np.take(framed.reshape(-1), index, out=self.out[:n])
+
+
+def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """For every transformation of the bank, the (row, col) each output pixel is read from,
+    (2, transformations, rows·cols), and how far outside the image any source lies."""
+    angles = np.radians(_steps(config.rotate, 1.0))
+    scales = 1.0 + _steps(config.scale, 0.01)
+    mirrors = np.array([1.0, -1.0] if config.flip else [1.0])
+    angle, scale, mirror = (a.reshape(-1, 1) for a in np.meshgrid(angles, scales, mirrors, indexing="ij"))
+    rows, cols = image_shape
+    centre = ((rows - 1) / 2, (cols - 1) / 2)
+    y, x = np.indices(image_shape).reshape(2, 1, -1) - np.reshape(centre, (2, 1, 1))  # about the centre
+    x = x * mirror
+    # the inverse of "rotate by θ, scale by s": source = R(-θ) (y, x) / s
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    source_y = np.rint(cos * y - sin * x + centre[0]).astype(np.intp)
+    source_x = np.rint(sin * y + cos * x + centre[1]).astype(np.intp)
+    reach = max(0, -source_y.min(), source_y.max() - rows + 1, -source_x.min(), source_x.max() - cols + 1)
+    return np.stack([source_y, source_x]), int(reach)
+
+
+def _steps(limit: float, step: float) -> np.ndarray:
+    """-limit … limit in steps of about `step` (always 0 among them), or just 0."""
+    n = round(limit / step)
+    return np.linspace(-limit, limit, 2 * n + 1) if n else np.zeros(1)

@@ -1,0 +1,103 @@
+"""Data augmentation: what each transformation does to real digits and to a test pattern,
+determinism under a seed, and that training with it on resumes bitwise."""
+
+import numpy as np
+import pytest
+
+from mlpcli.augment import Augmenter, is_off
+from mlpcli.config import AugmentConfig, DataConfig
+from mlpcli.data import load_split
+
+SIDE = 29  # odd: the test pattern's centre is a pixel
+OFF = {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False}
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test_dir) -> np.ndarray:
+    """256 real MNIST test digits (n, 784) uint8."""
+    return load_split(DataConfig(source="idx", dir=str(mnist_test_dir)), "test").images[:256]
+
+
+def augment(pixels: np.ndarray, seed: int = 0, shape=(28, 28), **config) -> np.ndarray:
+    augmenter = Augmenter(AugmentConfig(**OFF | config), shape, len(pixels), np.random.default_rng(seed))
+    return augmenter(pixels).copy()
+
+
+def blob(row: int, col: int, n: int = 200) -> np.ndarray:
+    """n copies of a SIDE×SIDE image, black but for a 3×3 square centred at (row, col)."""
+    image = np.zeros((SIDE, SIDE), np.uint8)
+    image[row - 1 : row + 2, col - 1 : col + 2] = 255
+    return np.tile(image.reshape(1, -1), (n, 1))
+
+
+def centres(images: np.ndarray) -> np.ndarray:
+    """The ink's centre of mass of each image, (n, 2) as (row, col) from the image centre."""
+    ink = images.reshape(len(images), SIDE, SIDE).astype(float)
+    rows, cols = np.indices((SIDE, SIDE)) - SIDE // 2
+    total = ink.sum(axis=(1, 2))
+    return np.stack([(ink * rows).sum(axis=(1, 2)) / total, (ink * cols).sum(axis=(1, 2)) / total], 1)
+
+
+def test_shapes_dtype_and_values_are_kept(digits):
+    out = augment(digits, shift=2, rotate=15, scale=0.15, flip=True)
+    assert out.shape == digits.shape and out.dtype == np.uint8
+    assert set(np.unique(out)) <= set(np.unique(digits))  # nearest neighbour: no new pixel values
+
+
+def test_zero_strength_is_a_no_op(digits):
+    assert is_off(AugmentConfig(**OFF)) and not is_off(AugmentConfig(**OFF | {"flip": True}))
+    np.testing.assert_array_equal(augment(digits), digits)
+
+
+def test_a_shift_translates_each_digit_whole_by_at_most_k_pixels(digits):
+    images = digits.reshape(-1, 28, 28)
+    border = images.copy()
+    border[:, 2:-2, 2:-2] = 0
+    inside = images[~border.any(axis=(1, 2))]  # digits whose ink a 2-pixel shift cannot push out
+    assert len(inside) > 200
+    out = augment(inside.reshape(len(inside), -1), shift=2).reshape(-1, 28, 28)
+    moves = set()
+    for before, after in zip(inside, out):
+        matches = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if np.array_equal(np.roll(before, (dy, dx), axis=(0, 1)), after)
+        ]
+        assert matches, "not a translation by at most 2 pixels"
+        moves.add(matches[0])
+    assert len(moves) == 25  # every shift in -2..2 × -2..2 occurs
+
+
+def test_rotation_turns_about_the_centre_within_the_limit():
+    out = augment(blob(SIDE // 2, SIDE // 2 + 8), shape=(SIDE, SIDE), shift=0, rotate=30)
+    row, col = centres(out).T
+    angles, radii = np.degrees(np.arctan2(row, col)), np.hypot(row, col)
+    assert np.all(np.abs(angles) <= 30 + 4) and np.all(np.abs(radii - 8) <= 0.7)
+    assert angles.max() > 20 and angles.min() < -20  # both ways, near the limit
+
+
+def test_scale_moves_ink_towards_or_away_from_the_centre():
+    out = augment(blob(SIDE // 2, SIDE // 2 + 8), shape=(SIDE, SIDE), shift=0, scale=0.25)
+    radii = np.hypot(*centres(out).T)
+    assert np.all((radii >= 8 * 0.75 - 0.7) & (radii <= 8 * 1.25 + 0.7))
+    assert radii.min() < 7 and radii.max() > 9
+
+
+def test_flip_mirrors_left_right_about_half_the_time():
+    out = augment(blob(SIDE // 2, SIDE // 2 + 8), shape=(SIDE, SIDE), shift=0, flip=True)
+    col = centres(out)[:, 1]
+    assert set(np.round(col)) == {-8.0, 8.0} and 0.3 < np.mean(col < 0) < 0.7
+
+
+def test_the_same_seed_gives_the_same_batch(digits):
+    settings = {"shift": 2, "rotate": 10, "scale": 0.1}
+    np.testing.assert_array_equal(augment(digits, 7, **settings), augment(digits, 7, **settings))
+    assert not np.array_equal(augment(digits, 7, **settings), augment(digits, 8, **settings))
+
+
+def test_a_smaller_batch_uses_the_first_rows_of_the_buffers(digits):
+    augmenter = Augmenter(AugmentConfig(), (28, 28), 256, np.random.default_rng(0))
+    first = augmenter(digits[:10]).copy()
+    again = Augmenter(AugmentConfig(), (28, 28), 10, np.random.default_rng(0))(digits[:10])
+    np.testing.assert_array_equal(first, again)
