@@ -5,9 +5,11 @@
 - PyTorch on the CPU: the same layers, batch size, Adam, data and number of threads
   (skipped when torch is not importable; `pip install torch==2.13.0`).
 
-Also the evaluation time of the test split and the peak resident memory of a real
-`mlp train` run (a child process). Timings are medians over several epochs; compare ratios
-measured in one run, not absolute seconds across machines.
+Also the cost of the default data augmentation (`data.augment`) over an epoch's batches, alone
+and as a share of the epoch above (which is timed without it, to compare with PyTorch), the
+evaluation time of the test split and the peak resident memory of a real `mlp train` run (a
+child process). Timings are medians over several epochs; compare ratios measured in one run,
+not absolute seconds across machines.
 
     python benchmarks/epoch.py --data /usr/share/datasets/fashion-mnist
     python benchmarks/epoch.py --data DIR --hidden 512,512 --hidden 1024,1024 --epochs 5
@@ -25,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli.config import DataConfig, TrainConfig
+from mlpcli.augment import Augmenter
+from mlpcli.config import AugmentConfig, DataConfig, TrainConfig
 from mlpcli.data import N_CLASSES, Normalisation, load_split
 from mlpcli.evaluate import evaluate
 from mlpcli.nn.network import MLP
@@ -123,6 +126,21 @@ def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: 
     return statistics.median(times[1:] or times)
 
 
+def time_augment(train, batch: int, repeats: int = 5) -> float:
+    """Seconds the default augmentation takes over one epoch's batches (median): the same
+    Augmenter the training loop calls on each uint8 batch."""
+    augmenter = Augmenter(AugmentConfig(), train.image_shape, batch, np.random.default_rng(0))
+    order = np.random.default_rng(0).permutation(len(train))
+    batches = [train.images[order[i : i + batch]] for i in range(0, len(order), batch)]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for pixels in batches:
+            augmenter(pixels)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def time_eval(model: MLP, test, norm: Normalisation) -> float:
     times = []
     for _ in range(7):
@@ -167,14 +185,16 @@ def main() -> None:
         f" NumPy {np.__version__}; {len(full)} examples, batch {args.batch}, Adam, float32,"
         f" {args.threads} threads"
     )
-    columns = ["shape", "epoch s", "bound s", "GFLOP/s", "×bound", "torch s", "speed-up", "eval s", "peak MB"]
+    columns = ["shape", "epoch s", "bound s", "GFLOP/s", "×bound", "torch s", "speed-up"]
+    columns += ["augment s", "augment %", "eval s", "peak MB"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
+    augment = time_augment(full, args.batch)  # the same for every shape
     for hidden in args.hidden or ["512,512"]:
-        print("| " + " | ".join(measure(args, full, test, norm, hidden)) + " |")
+        print("| " + " | ".join(measure(args, full, test, norm, hidden, augment)) + " |")
 
 
-def measure(args, full, test, norm, hidden: str) -> list[str]:
+def measure(args, full, test, norm, hidden: str, augment: float) -> list[str]:
     """One row of the table: the shape with hidden widths `hidden`."""
     sizes = [full.images.shape[1], *map(int, hidden.split(",")), N_CLASSES]
     epoch, model = time_mlpcli(sizes, full, norm, args.batch, args.epochs)
@@ -187,6 +207,7 @@ def measure(args, full, test, norm, hidden: str) -> list[str]:
     peak = "-" if args.no_memory else f"{peak_memory_of_mlp_train(args.data, hidden):.0f}"
     shape = "-".join(map(str, sizes))
     cells = [shape, f"{epoch:.3f}", f"{bound:.3f}", f"{rate:.1f}", f"{epoch / bound:.2f}", *torch_cells]
+    cells += [f"{augment:.3f}", f"{100 * augment / epoch:.1f}"]
     return cells + [f"{time_eval(model, test, norm):.3f}", peak]
 
 

@@ -14,9 +14,11 @@ augmented.
 import numpy as np
 
 from mlpcli.config import AugmentConfig
+from mlpcli.errors import ConfigError
 
 
 def is_off(config: AugmentConfig) -> bool:
+    """Whether `config` leaves every image as it is."""
     return not (config.shift or config.rotate or config.scale or config.flip)
 
 
@@ -26,13 +28,19 @@ class Augmenter:
     def __init__(
         self, config: AugmentConfig, image_shape: tuple[int, int], batch_size: int, rng: np.random.Generator
     ):
-        self.shift, self.shape, self.rng = config.shift, image_shape, rng
         rows, cols = image_shape
-        sources, reach = _source_pixels(config, image_shape)
-        self.margin = margin = reach + config.shift
-        self.framed = np.zeros((batch_size, rows + 2 * margin, cols + 2 * margin), dtype=np.uint8)
+        if config.shift >= min(rows, cols):
+            raise ConfigError(
+                f"data.augment.shift = {config.shift} could move a {rows}×{cols} image out of its frame:"
+                f" it must be below {min(rows, cols)}"
+            )
+        self.shift, self.image_shape, self.rng = config.shift, image_shape, rng
+        # every source pixel lies within the image or at most shift + 1 outside it, where the
+        # frame is background; after a shift of up to `shift` it still lies within the frame
+        self.margin = 2 * config.shift + 1
+        self.framed = np.zeros((batch_size, rows + 2 * self.margin, cols + 2 * self.margin), dtype=np.uint8)
         frame_rows, frame_cols = self.framed.shape[1:]
-        source_rows, source_cols = sources + margin
+        source_rows, source_cols = _source_pixels(config, image_shape) + self.margin
         self.maps = source_rows * frame_cols + source_cols  # (transformations, rows·cols) into a frame
         self.frame_starts = np.arange(batch_size) * (frame_rows * frame_cols)
         self.index = np.empty((batch_size, rows * cols), dtype=self.maps.dtype)
@@ -41,7 +49,7 @@ class Augmenter:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """A random transformation of each image of `pixels` (n, rows·cols), in a buffer reused
         by the next call."""
-        n, (rows, cols), margin = len(pixels), self.shape, self.margin
+        n, (rows, cols), margin = len(pixels), self.image_shape, self.margin
         framed, index = self.framed[:n], self.index[:n]
         framed[:, margin : margin + rows, margin : margin + cols] = pixels.reshape(n, rows, cols)
         if len(self.maps) > 1:
@@ -51,14 +59,15 @@ class Augmenter:
         offsets = self.frame_starts[:n]
         if self.shift:
             dy, dx = self.rng.integers(-self.shift, self.shift + 1, size=(2, n))
-            offsets = offsets + dy * framed.shape[2] + dx  # translate by (dy, dx)
+            offsets = offsets + dy * framed.shape[2] + dx  # read (dy, dx) away: the image moves by (-dy, -dx)
         index += offsets[:, None]
         return np.take(framed.reshape(-1), index, out=self.out[:n])
 
 
-def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> np.ndarray:
     """For every transformation of the bank, the (row, col) each output pixel is read from,
-    (2, transformations, rows·cols), and how far outside the image any source lies."""
+    (2, transformations, rows·cols); a source farther outside the image than shift + 1 (any
+    pixel there is background) is brought to shift + 1 outside."""
     angles = np.radians(_steps(config.rotate, 1.0))
     scales = 1.0 + _steps(config.scale, 0.01)
     mirrors = np.array([1.0, -1.0] if config.flip else [1.0])
@@ -71,11 +80,14 @@ def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> tuple
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
     source_y = np.rint(cos * y - sin * x + centre[0]).astype(np.intp)
     source_x = np.rint(sin * y + cos * x + centre[1]).astype(np.intp)
-    reach = max(0, -source_y.min(), source_y.max() - rows + 1, -source_x.min(), source_x.max() - cols + 1)
-    return np.stack([source_y, source_x]), int(reach)
+    outside = config.shift + 1
+    np.clip(source_y, -outside, rows - 1 + outside, out=source_y)
+    np.clip(source_x, -outside, cols - 1 + outside, out=source_x)
+    return np.stack([source_y, source_x])
 
 
 def _steps(limit: float, step: float) -> np.ndarray:
-    """-limit … limit in steps of about `step` (always 0 among them), or just 0."""
-    n = round(limit / step)
+    """-limit … limit in 2n equal steps of about `step` (at least one each way when limit > 0;
+    0 always among them)."""
+    n = max(1, round(limit / step)) if limit > 0 else 0
     return np.linspace(-limit, limit, 2 * n + 1) if n else np.zeros(1)

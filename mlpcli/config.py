@@ -36,8 +36,9 @@ def _one_of(*choices: str) -> Check:
 POSITIVE: Check = (lambda v: v > 0), "> 0"
 NON_NEGATIVE: Check = (lambda v: v >= 0), ">= 0"
 FRACTION: Check = (lambda v: 0 <= v < 1), "in [0, 1)"
-KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")
 WIDTHS: Check = (lambda v: len(v) > 0 and all(w > 0 for w in v)), "a non-empty list of widths > 0"
+DEGREES: Check = (lambda v: 0 <= v <= 180), "in [0, 180]"
+KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")  # which epoch's weights a run keeps
 
 
 @dataclass
@@ -45,7 +46,7 @@ class AugmentConfig:
     """Random transformations of each training batch (never of validation or test images)."""
 
     shift: int = _option(2, NON_NEGATIVE)  # translate by up to this many pixels along each axis
-    rotate: float = _option(10.0, NON_NEGATIVE)  # rotate by up to this many degrees either way
+    rotate: float = _option(10.0, DEGREES)  # rotate by up to this many degrees either way
     scale: float = _option(0.1, FRACTION)  # scale by a factor in [1 - scale, 1 + scale]
     flip: bool = _option(False)  # mirror left-right half the time (clothes, not digits)
 
@@ -149,10 +150,14 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
         raise ConfigError(f"override key {key!r} must be SECTION.NAME, e.g. train.lr")
     target = raw
     for depth, part in enumerate(path, start=1):
-        target = target.setdefault(part, {})
+        if target.get(part) is None:  # absent, or left empty in the YAML: all defaults
+            target[part] = {}
+        target = target[part]
         if not isinstance(target, dict):
             where = ".".join(path[:depth])
-            raise ConfigError(f"config section {where!r} must be a mapping, not {_kind(target)}")
+            raise ConfigError(
+                f"override {key!r}: {where} is a key with a value ({_show(target)}), not a section"
+            )
     target[name] = value
 
 
@@ -163,7 +168,8 @@ def from_dict(raw: dict[str, Any]) -> Config:
 
 def _section(cls: type, values: Any, name: str) -> Any:
     """The dataclass `cls` from the mapping `values` (None: all defaults), each key checked;
-    a field that is itself a dataclass is a nested section."""
+    a field that is itself a dataclass is a nested section. `name`: its dotted name ("" for
+    the whole config, whose mapping read_yaml has checked)."""
     values = {} if values is None else values
     if not isinstance(values, dict):
         raise ConfigError(f"config section {name!r} must be a mapping, not {_kind(values)}")

@@ -122,7 +122,7 @@ def _train(
     should_stop: Stop,
 ) -> dict:
     """Fit, writing a checkpoint as configured; then test, save, report. On a stop request:
-    a checkpoint, the best weights so far, and TrainingInterrupted."""
+    a checkpoint, the weights kept so far, and TrainingInterrupted."""
     model, norm = trainer.model, trainer.norm
     echo(f"{model}: {len(splits.train)} training, {len(splits.validation)} validation examples")
 
@@ -134,7 +134,7 @@ def _train(
 
     try:
         finished = trainer.fit(
-            lambda record: echo(format_epoch(record, kept=trainer.history.best_epoch == record.epoch)),
+            lambda record: echo(format_epoch(record, kept=trainer.history.kept_epoch == record.epoch)),
             progress,
             should_stop,
             checkpoint,
@@ -148,36 +148,36 @@ def _train(
         p = trainer.position
         raise TrainingInterrupted(
             f"stopped in epoch {p.epoch + 1}, after {p.batch} of its batches;"
-            " saved a checkpoint and the best weights so far.\n"
+            " saved a checkpoint and the weights kept so far.\n"
             f"Resume with: mlp train --resume {out}"
         )
-    history, kept = trainer.history, trainer.history.best
+    history, kept = trainer.history, trainer.history.kept
     report = evaluate(model, norm.apply(splits.test.images), splits.test.labels)
     metrics = {
         "status": "stopped early" if history.stopped_early else "completed",
         "test_accuracy": report.accuracy,
         "test_loss": report.loss,
         "keep": config.train.keep,
-        "best_epoch": history.best_epoch,
+        "kept_epoch": history.kept_epoch,
         "epochs": len(history.epochs),
         "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
-        "best_val_accuracy": kept.val_accuracy if kept else None,
-        "best_val_loss": kept.val_loss if kept else None,
+        "kept_val_accuracy": kept.val_accuracy if kept else None,
+        "kept_val_loss": kept.val_loss if kept else None,
     }
     _save(out, config, trainer, metrics)
     echo(
-        f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.best_epoch})"
+        f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.kept_epoch})"
     )
     echo(f"saved {out}/")
     return metrics
 
 
 def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
-    """config.yaml, weights.npz (the best weights so far), history.csv and metrics.json."""
+    """config.yaml, weights.npz (the weights kept so far), history.csv and metrics.json."""
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
-    best = build_model(config, trainer.model.sizes[0])
-    np.copyto(best.params, trainer.best_params)
-    artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(best, trainer.norm, config.data.name))
+    kept = build_model(config, trainer.model.sizes[0])
+    np.copyto(kept.params, trainer.kept_params)
+    artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(kept, trainer.norm, config.data.name))
     (out / artifacts.EVAL).unlink(missing_ok=True)  # it spoke of the weights just replaced
     artifacts.write_history(out / artifacts.HISTORY, trainer.history.rows())
     artifacts.write_json(out / artifacts.METRICS, metrics)

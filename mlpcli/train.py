@@ -1,5 +1,5 @@
 """The training loop: shuffled (and augmented) mini-batches, validation each epoch, the weights
-of the best epoch kept by the configured rule (`train.keep`), early stopping by the same rule,
+of the epoch the configured rule picks (`train.keep`), early stopping by the same rule,
 and a state that can stop after any batch and resume exactly. No file I/O: the caller saves
 what the Trainer holds."""
 
@@ -38,28 +38,41 @@ class EpochRecord:
 
 @dataclass
 class History:
+    """The epochs so far, and which one's weights the run keeps under the rule `train.keep`."""
+
     epochs: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int = 0  # 1-based epoch whose weights were kept; 0 = the initial weights
+    kept_epoch: int = 0  # 1-based epoch whose weights are kept; 0 = the initial weights
     stopped_early: bool = False
 
     @property
-    def best(self) -> EpochRecord | None:
+    def kept(self) -> EpochRecord | None:
         """The record of the kept epoch (None: the initial weights are kept)."""
-        return self.epochs[self.best_epoch - 1] if self.best_epoch else None
+        return self.epochs[self.kept_epoch - 1] if self.kept_epoch else None
+
+    def add(self, record: EpochRecord, keep: str) -> bool:
+        """Append the next epoch; True when its weights are now the ones to keep."""
+        self.epochs.append(record)
+        if self.kept is None or _better(record, self.kept, keep):
+            self.kept_epoch = record.epoch
+            return True
+        return False
+
+    def patience_ran_out(self, patience: int) -> bool:
+        """`patience` epochs have passed without a better one (0: never)."""
+        return bool(patience) and len(self.epochs) - self.kept_epoch >= patience
 
     def rows(self) -> list[dict]:
         return [asdict(record) for record in self.epochs]
 
 
-def is_better(record: EpochRecord, best: EpochRecord | None, keep: str) -> bool:
-    """Whether `record` replaces `best` as the epoch kept under the rule `keep`: the highest
-    validation accuracy (a lower validation loss breaks ties), the lowest validation loss, or
-    simply the last epoch."""
-    if best is None or keep == "last":
+def _better(record: EpochRecord, kept: EpochRecord, keep: str) -> bool:
+    """Whether `record` beats the kept epoch under the rule `keep`: the higher validation
+    accuracy (a lower validation loss breaks ties), the lower validation loss, or later."""
+    if keep == "last":
         return True
     if keep == "best_val_loss":
-        return record.val_loss < best.val_loss
-    return (record.val_accuracy, -record.val_loss) > (best.val_accuracy, -best.val_loss)
+        return record.val_loss < kept.val_loss
+    return (record.val_accuracy, -record.val_loss) > (kept.val_accuracy, -kept.val_loss)
 
 
 @dataclass
@@ -81,7 +94,7 @@ Stop = Callable[[], bool]
 
 class Trainer:
     """Epochs over `train`: shuffled mini-batches, forward, the delta equations backward, an
-    optimizer step; validation, early stopping and the best weights after each epoch. Owns
+    optimizer step; validation, early stopping and the kept weights after each epoch. Owns
     the optimizer's state, the RNGs and the buffers each batch reuses. The images stay
     compact (uint8); each batch is normalised into a float buffer as it is drawn."""
 
@@ -95,6 +108,11 @@ class Trainer:
         rng: np.random.Generator,
         augment: AugmentConfig | None = None,
     ):
+        if config.keep == "last" and config.patience:
+            raise ConfigError(
+                f"train.patience = {config.patience} can never stop a run that keeps its last epoch"
+                " (train.keep = last): set train.patience=0 or another train.keep"
+            )
         if config.batch_size > len(train):
             raise ConfigError(
                 f"train.batch_size = {config.batch_size} is larger than the training data"
@@ -107,11 +125,11 @@ class Trainer:
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position, self.history = Position(), History()
-        self.best_params = model.params.copy()
+        self.kept_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
-        self.augment = None
+        self.augmenter = None
         if augment is not None and not is_off(augment):
-            self.augment = Augmenter(augment, train.image_shape, batch, self.augment_rng)
+            self.augmenter = Augmenter(augment, train.image_shape, batch, self.augment_rng)
         self.pixels = np.empty((batch, n_input), dtype=train.images.dtype)
         self.X_batch = np.empty((batch, n_input), dtype=model.params.dtype)
         self.Y_batch = np.empty((batch, self.targets.shape[1]), dtype=model.params.dtype)
@@ -129,7 +147,7 @@ class Trainer:
     ) -> bool:
         """Train until the configured epochs are done, early stopping ends it, or `should_stop()`
         says so before a batch. Returns whether training finished; if so the model holds the
-        best weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end."""
+        kept weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end."""
         while not self.finished:
             start, lr = time.perf_counter(), learning_rate(self.config, self.position.epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught below
@@ -140,7 +158,7 @@ class Trainer:
             self._end_epoch(lr, on_epoch)
             if self.position.epoch % self.config.checkpoint_every == 0 or self.finished:
                 on_checkpoint()
-        np.copyto(self.model.params, self.best_params)
+        np.copyto(self.model.params, self.kept_params)
         return True
 
     def epoch(self, lr: float, progress: bool | None = False, should_stop: Stop = lambda: False) -> bool:
@@ -171,8 +189,8 @@ class Trainer:
         model, n = self.model, len(index)
         X, Y, pixels = self.X_batch[:n], self.Y_batch[:n], self.pixels[:n]
         np.take(self.train.images, index, axis=0, out=pixels)
-        if self.augment is not None:
-            pixels = self.augment(pixels)
+        if self.augmenter is not None:
+            pixels = self.augmenter(pixels)
         self.norm.apply(pixels, out=X)
         np.take(self.targets, index, axis=0, out=Y)
         Z = model.forward(X, self.dropout_rng)
@@ -184,7 +202,7 @@ class Trainer:
         return loss, correct
 
     def _end_epoch(self, lr: float, on_epoch: Callable[[EpochRecord], None]) -> None:
-        """Validate, record, keep the best weights, decide on early stopping."""
+        """Validate, record, keep the weights the rule picks, decide on early stopping."""
         p, history = self.position, self.history
         train_loss, train_accuracy = p.loss_sum / p.seen, p.correct / p.seen
         with np.errstate(over="ignore", invalid="ignore"):
@@ -192,51 +210,44 @@ class Trainer:
                 self.model, self.X_validation, self.validation.labels
             )
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            np.copyto(self.model.params, self.best_params)
+            np.copyto(self.model.params, self.kept_params)
             raise DivergedError(
                 f"the training loss became non-finite (epoch {p.epoch + 1}, learning rate {lr:g});"
-                f" try a lower train.lr. The weights of epoch {history.best_epoch} (the best so far)"
-                " were kept."
+                f" try a lower train.lr. The weights of epoch {history.kept_epoch} (the ones kept so"
+                f" far by {self.config.keep}) were kept."
             )
         epoch = p.epoch + 1
         record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
-        if is_better(record, history.best, self.config.keep):
-            history.best_epoch = epoch
-            np.copyto(self.best_params, self.model.params)
-        history.epochs.append(record)
+        if history.add(record, self.config.keep):
+            np.copyto(self.kept_params, self.model.params)
         on_epoch(record)
         self.position = Position(epoch=epoch)  # the next epoch starts afresh
-        history.stopped_early = self._patience_ran_out()
-
-    def _patience_ran_out(self) -> bool:
-        """`patience` epochs have passed since the kept epoch (never, when the last is kept)."""
-        patience = self.config.patience
-        return bool(patience) and self.position.epoch - self.history.best_epoch >= patience
+        history.stopped_early = history.patience_ran_out(self.config.patience)
 
     # --- checkpoints ---------------------------------------------------------------------
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays and a JSON-ready mapping that `restore` turns back into this exact state."""
         p = self.position
-        arrays = {"params": self.model.params, "best_params": self.best_params}
+        arrays = {"params": self.model.params, "kept_params": self.kept_params}
         arrays |= {f"optimizer_{name}": array for name, array in self.optimizer.state().items()}
         if p.order is not None:
             arrays["order"] = p.order
         meta = {
             "position": {k: v for k, v in asdict(p).items() if k != "order"},
-            "history": {"epochs": self.history.rows(), "best_epoch": self.history.best_epoch},
+            "history": {"epochs": self.history.rows(), "kept_epoch": self.history.kept_epoch},
             "rng": {name: rng.bit_generator.state for name, rng in self._rngs().items()},
         }
         return arrays, json.loads(json.dumps(meta))  # as it will be read back: plain JSON
 
     def restore(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         np.copyto(self.model.params, arrays["params"])
-        np.copyto(self.best_params, arrays["best_params"])
+        np.copyto(self.kept_params, arrays["kept_params"])
         self.optimizer.load_state({name: arrays[f"optimizer_{name}"] for name in self.optimizer.state()})
         self.position = Position(**meta["position"], order=arrays.get("order"))
         history = meta["history"]
-        self.history = History([EpochRecord(**row) for row in history["epochs"]], history["best_epoch"])
-        self.history.stopped_early = self._patience_ran_out()  # under this config's patience
+        self.history = History([EpochRecord(**row) for row in history["epochs"]], history["kept_epoch"])
+        self.history.stopped_early = self.history.patience_ran_out(self.config.patience)  # this config's
         for name, rng in self._rngs().items():
             rng.bit_generator.state = meta["rng"][name]
 

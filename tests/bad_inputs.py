@@ -286,7 +286,47 @@ CASES = [
     Case(
         "override below a key that is not a section",
         train_with("train.lr.max=1"),
-        "config section 'train.lr' must be a mapping, not float",
+        "override 'train.lr.max': train.lr is a key with a value (0.01), not a section",
+    ),
+    Case(
+        "negative rotation",
+        train_with("data.augment.rotate=-5"),
+        "data.augment.rotate = -5.0 is out of range: it must be in [0, 180]",
+    ),
+    Case(
+        "rotation past half a turn",
+        train_with("data.augment.rotate=270"),
+        "data.augment.rotate = 270.0 is out of range: it must be in [0, 180]",
+    ),
+    Case(
+        "rotation as text",
+        train_with("data.augment.rotate=some"),
+        "data.augment.rotate = 'some' must be a number, not str",
+    ),
+    Case(
+        "negative scale",
+        train_with("data.augment.scale=-0.1"),
+        "data.augment.scale = -0.1 is out of range: it must be in [0, 1)",
+    ),
+    Case(
+        "flip as a number",
+        config("data: {augment: {flip: 1}}\n"),
+        "data.augment.flip = 1 must be bool, not int",
+    ),
+    Case(
+        "keep rule as a number",
+        train_with("train.keep=3"),
+        "train.keep = 3 must be str, not int",
+    ),
+    Case(
+        "shift as large as the image",
+        train_with("data.augment.shift=8"),
+        "data.augment.shift = 8 could move a 8×8 image out of its frame: it must be below 8",
+    ),
+    Case(
+        "patience while keeping the last epoch",
+        train_with("train.keep=last", "train.patience=3"),
+        "train.patience = 3 can never stop a run that keeps its last epoch (train.keep = last)",
     ),
     Case("not YAML at all", config("train: {epochs: [\n  - ]]\n"), "is not valid YAML"),
     Case("YAML that is a list", config("- data\n- model\n"), "must be a mapping of sections, not list"),

@@ -42,6 +42,16 @@ def test_shapes_dtype_and_values_are_kept(digits):
     out = augment(digits, shift=2, rotate=15, scale=0.15, flip=True)
     assert out.shape == digits.shape and out.dtype == np.uint8
     assert set(np.unique(out)) <= set(np.unique(digits))  # nearest neighbour: no new pixel values
+    ink = out.sum(axis=1) / digits.sum(axis=1)  # scaled by 0.85–1.15: area by 0.72–1.32
+    assert np.all((ink > 0.6) & (ink < 1.5))
+
+
+def test_no_image_reads_its_neighbours_pixels():
+    pixels = np.zeros((64, 28 * 28), np.uint8)
+    pixels[1::2] = 255  # black and white images, alternating
+    for settings in ({"shift": 2, "rotate": 15, "scale": 0.15, "flip": True}, {"shift": 27}, {"scale": 0.99}):
+        out = augment(pixels, **settings)
+        assert not out[0::2].any(), settings  # a black image stays black whatever its neighbours
 
 
 def test_zero_strength_is_a_no_op(digits):

@@ -41,7 +41,7 @@ def test_train_writes_the_run_directory(run_dir):
         "weights.npz",
     ]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.9 and metrics["epochs"] == 3 and 1 <= metrics["best_epoch"] <= 3
+    assert metrics["test_accuracy"] > 0.9 and metrics["epochs"] == 3 and 1 <= metrics["kept_epoch"] <= 3
     assert {"test_loss", "train_seconds", "status"} <= set(metrics)
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]

@@ -34,6 +34,13 @@ def test_overrides_are_yaml_and_beat_the_file(tmp_path):
     assert config.data.dir == "/x" and config.train.nesterov is True
 
 
+def test_nested_sections_take_overrides_even_when_left_empty(tmp_path):
+    for text in ("data:\n  augment:\n", "data:\n", ""):
+        config = load_config(write(tmp_path, text), ["data.augment.shift=0", "data.augment.flip=true"])
+        assert config.data.augment.shift == 0 and config.data.augment.flip is True
+        assert config.data.augment.rotate == Config().data.augment.rotate  # the rest: defaults
+
+
 def test_saved_config_loads_back_to_the_same(tmp_path):
     config = load_config(None, ["model.hidden=[64]", "train.lr=0.01"])
     assert load_config(write(tmp_path, save_config(config))) == config

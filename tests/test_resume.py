@@ -73,10 +73,10 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)  # bitwise
     assert history_without_timings(a) == history_without_timings(b)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
-    assert (ma["test_accuracy"], ma["test_loss"], ma["best_epoch"]) == (
+    assert (ma["test_accuracy"], ma["test_loss"], ma["kept_epoch"]) == (
         mb["test_accuracy"],
         mb["test_loss"],
-        mb["best_epoch"],
+        mb["kept_epoch"],
     )
 
 

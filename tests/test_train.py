@@ -7,7 +7,7 @@ from mlpcli.errors import DivergedError
 from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
 from mlpcli.run import build_model
-from mlpcli.train import EpochRecord, Trainer, is_better
+from mlpcli.train import EpochRecord, History, Trainer
 
 
 def fit(
@@ -59,8 +59,8 @@ def test_early_stopping_keeps_the_best_epoch(idx_dir):
     history = fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
     losses = [r.val_loss for r in history.epochs]
     assert history.stopped_early and len(history.epochs) < 40
-    assert history.best_epoch == 1 + int(np.argmin(losses))
-    assert len(history.epochs) - history.best_epoch == 2
+    assert history.kept_epoch == 1 + int(np.argmin(losses))
+    assert len(history.epochs) - history.kept_epoch == 2
     assert loss_and_accuracy(model, norm.apply(validation.images), validation.labels)[0] == pytest.approx(
         min(losses), rel=1e-5
     )
@@ -113,33 +113,44 @@ def test_augmentation_changes_training_reproducibly_and_off_means_off(idx_dir):
     np.testing.assert_array_equal(trained(AugmentConfig(shift=0, rotate=0, scale=0, flip=True)), flipped)
 
 
-def record(accuracy: float, loss: float) -> EpochRecord:
-    return EpochRecord(1, 0.1, 0.9, loss, accuracy, 0.001, 1.0)
+def history_of(keep: str, patience: int, scores: list[tuple[float, float]]) -> History:
+    """A History fed epochs of (validation accuracy, validation loss), stopping as fit would."""
+    history = History()
+    for epoch, (accuracy, loss) in enumerate(scores, start=1):
+        history.add(EpochRecord(epoch, 0.1, 0.9, loss, accuracy, 0.001, 1.0), keep)
+        if history.patience_ran_out(patience):
+            history.stopped_early = True
+            break
+    return history
 
 
-def test_the_keep_rules():
-    best = record(0.98, 0.05)
-    assert is_better(record(0.99, 0.07), best, "best_val_accuracy")  # accuracy first
-    assert is_better(record(0.98, 0.04), best, "best_val_accuracy")  # a tie: the lower loss
-    assert not is_better(record(0.98, 0.05), best, "best_val_accuracy")
-    assert not is_better(record(0.99, 0.07), best, "best_val_loss")
-    assert is_better(record(0.97, 0.04), best, "best_val_loss")
-    assert is_better(record(0.10, 9.99), best, "last")
-    assert all(is_better(best, None, keep) for keep in ("best_val_accuracy", "best_val_loss", "last"))
+# validation accuracy rises to epoch 5 while the loss is lowest at epoch 2
+SCORES = [(0.95, 0.20), (0.96, 0.10), (0.96, 0.12), (0.97, 0.15), (0.98, 0.16), (0.98, 0.17), (0.97, 0.2)]
 
 
-@pytest.mark.parametrize("keep", ["best_val_accuracy", "last"])
-def test_the_kept_epoch_follows_the_rule_and_patience_counts_by_it(idx_dir, keep):
-    model, train, validation, norm, config = setup(
-        idx_dir, epochs=12, patience=3, lr=0.05, optimizer="sgd", keep=keep
-    )
+def test_keep_best_val_accuracy_counts_patience_by_accuracy():
+    history = history_of("best_val_accuracy", 2, SCORES)
+    assert history.kept_epoch == 5 and history.stopped_early and len(history.epochs) == 7
+    assert history_of("best_val_accuracy", 3, SCORES).stopped_early is False
+
+
+def test_keep_best_val_loss_counts_patience_by_loss():
+    history = history_of("best_val_loss", 2, SCORES)
+    assert history.kept_epoch == 2 and history.stopped_early and len(history.epochs) == 4
+
+
+def test_ties_in_accuracy_go_to_the_lower_loss_and_last_keeps_the_last():
+    history = history_of("best_val_accuracy", 0, [(0.98, 0.05), (0.98, 0.04), (0.98, 0.06)])
+    assert history.kept_epoch == 2
+    history = history_of("last", 0, SCORES)
+    assert history.kept_epoch == 7 and not history.stopped_early
+
+
+def test_fit_keeps_the_weights_of_the_epoch_the_rule_picks(idx_dir):
+    model, train, validation, norm, config = setup(idx_dir, epochs=6, lr=0.05, optimizer="sgd")
     history = fit(model, train, validation, norm, config, np.random.default_rng(0), progress=False)
     scores = [(r.val_accuracy, -r.val_loss) for r in history.epochs]
-    if keep == "last":
-        assert history.best_epoch == len(history.epochs) == 12 and not history.stopped_early
-    else:
-        assert history.best_epoch == 1 + scores.index(max(scores))
-        assert history.stopped_early == (len(history.epochs) - history.best_epoch == 3)
-    kept = history.epochs[history.best_epoch - 1]
-    X = norm.apply(validation.images)
-    assert loss_and_accuracy(model, X, validation.labels)[1] == kept.val_accuracy
+    assert history.kept_epoch == 1 + scores.index(max(scores))
+    kept = history.kept
+    loss, accuracy, _ = loss_and_accuracy(model, norm.apply(validation.images), validation.labels)
+    assert accuracy == kept.val_accuracy and loss == pytest.approx(kept.val_loss, rel=1e-6)
