@@ -1,5 +1,6 @@
-"""The run directory: config.yaml, weights.npz, metrics.json, history.csv (and eval.json).
-Every file is written atomically: to a temporary file beside it, then renamed over it."""
+"""The run directory: config.yaml, weights.npz, metrics.json, history.csv, curves.png (and
+what mlp eval writes: eval.json, confusion.png, mistakes.png). Every file is written
+atomically: to a temporary file beside it, then renamed over it."""
 
 import csv
 import fcntl
@@ -26,13 +27,14 @@ from mlpcli.nn.network import MLP
 
 CHECKPOINT, LOCK = "checkpoint.npz", ".lock"
 CHECKPOINT_META = {"position", "history", "rng", "norm", "config"}
-WEIGHTS, CONFIG, METRICS, HISTORY, EVAL = (
+WEIGHTS, CONFIG, METRICS, HISTORY, CURVES = (
     "weights.npz",
     "config.yaml",
     "metrics.json",
     "history.csv",
-    "eval.json",
+    "curves.png",
 )
+EVAL, CONFUSION, MISTAKES = "eval.json", "confusion.png", "mistakes.png"  # of the test split
 FORMAT_VERSION = 1
 # what np.load and zipfile raise on a damaged or foreign file
 UNREADABLE = (
@@ -101,6 +103,22 @@ def _lock(path: Path) -> int:
     return descriptor
 
 
+def lock_holder(path: Path) -> int | None:
+    """The process id of a live run holding the run directory `path`, else None."""
+    try:
+        descriptor = os.open(path / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # nobody holds it: a lock file left by a run that crashed
+    except BlockingIOError:
+        owner = os.read(descriptor, 32).decode(errors="replace").strip()
+        return int(owner) if owner.isdigit() else 0
+    finally:
+        os.close(descriptor)
+
+
 def _remove_empty(path: Path, outermost: Path) -> None:
     """Remove `path` and its parents up to `outermost`, each only while it is empty."""
     for directory in [path, *path.parents]:
@@ -138,13 +156,38 @@ def write_json(path: Path, value: dict) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
-def write_history(path: Path, rows: list[dict]) -> None:
+def evaluation_files(split: str) -> tuple[str, str, str]:
+    """eval.json, confusion.png, mistakes.png; with a -validation suffix for that split."""
+    suffix = "" if split == "test" else f"-{split}"
+    return tuple(name.replace(".", f"{suffix}.", 1) for name in (EVAL, CONFUSION, MISTAKES))
+
+
+def write_history(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """history.csv: the header, then a row per epoch (the header alone before the first)."""
     text = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
     write_text(path, text.getvalue())
+
+
+def save_figure(path: Path, figure) -> None:
+    """A matplotlib Figure as a PNG."""
+    write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=100))
+
+
+def save_image(path: Path, pixels: np.ndarray) -> None:
+    """A grey image (rows, cols) uint8 as a PNG."""
+    from PIL import Image
+
+    write_atomic(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+
+
+def make_directory(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"cannot create {path}: {e.strerror or e}") from None
 
 
 @dataclass

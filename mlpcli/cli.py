@@ -27,6 +27,8 @@ def main() -> None:
       mlp train                               train on MNIST with the default config
       mlp train --config configs/fashion_mnist.yaml --set train.epochs=5
       mlp eval runs/mnist-20261123-190000     test accuracy, per-class table, confusion matrix
+      mlp predict runs/mnist-20261123-190000 my-digit.png
+      mlp runs                                every run under runs/, side by side
       mlp gradcheck --all                     prove every gradient against finite differences
     """
 
@@ -44,7 +46,7 @@ def config_options(config_help: str):
     return decorate
 
 
-@main.command()
+@main.command(short_help="Train from a config and write a run directory.")
 @config_options("YAML config; keys it leaves out keep their defaults (all listed in configs/mnist.yaml).")
 @click.option(
     "--out",
@@ -73,7 +75,8 @@ def train(
     resume_dir: Path | None,
     progress: bool | None,
 ) -> None:
-    """Train from a config; write config.yaml, weights.npz, metrics.json, history.csv.
+    """Train from a config; write config.yaml, weights.npz, metrics.json, history.csv and
+    curves.png (history.csv is rewritten after every epoch, so a run can be watched).
 
     Ctrl-C (or SIGTERM) stops after the current batch and writes a checkpoint that
     --resume continues from exactly; a second Ctrl-C stops at once.
@@ -138,7 +141,7 @@ def _stop_requests() -> Iterator[_StopRequests]:
             signal.signal(signum, handler)
 
 
-@main.command("eval")
+@main.command("eval", short_help="Evaluate saved weights: figures, tables and pictures.")
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option(
     "--set",
@@ -147,22 +150,123 @@ def _stop_requests() -> Iterator[_StopRequests]:
     metavar="data.KEY=VALUE",
     help="Override a data key of the run's config, e.g. --set data.dir=DIR; repeatable.",
 )
-def eval_(target: Path, overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--split",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="validation: the run's own validation split, the seeded sample its training held out.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool | None) -> None:
     """Evaluate saved weights (a run directory or a weights.npz) on the test split.
 
-    Prints accuracy, loss, per-class precision and recall and the confusion matrix, and
-    writes eval.json beside the weights. The data comes from the run's config.yaml (for a lone
-    weights file: the dataset it was trained on, through tfds), then --set.
+    Prints accuracy, top-3 accuracy, loss, per-class precision, recall and F1 and the
+    confusion matrix. Writes beside the weights eval.json (also macro and weighted F1 and the
+    indices of the mistakes, most confident first), confusion.png (a heat map) and
+    mistakes.png (the most confident mistakes); for --split validation, eval-validation.json,
+    confusion-validation.png and mistakes-validation.png. The data comes from the run's
+    config.yaml (for a lone weights file: the dataset it was trained on, through tfds), then --set.
 
     \b
       mlp eval runs/fashion_mnist-20261123-190000
+      mlp eval runs/fashion_mnist-20261123-190000 --split validation
       mlp eval model.npz --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
     with _errors():
-        run.eval_run(target, _only_data_keys(overrides), click.echo)
+        run.eval_run(target, _only_data_keys(overrides), click.echo, split, progress)
 
 
-@main.command()
+@main.command(short_help="Classify your own images of digits (or clothes).")
+@click.argument("target", metavar="RUN_OR_WEIGHTS", type=click.Path(path_type=Path))
+@click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one entry per image, for tools.")
+@click.option(
+    "--save-input",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Save the 28×28 image the network saw, as DIR/NAME.28x28.png, to check the preprocessing.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+def predict(
+    target: Path, images: tuple[Path, ...], as_json: bool, save_input: Path | None, progress: bool | None
+) -> None:
+    """Classify IMAGE files (PNG, JPEG, anything Pillow reads) with the weights of a run.
+
+    Each image is brought to MNIST's form as MNIST was made: grayscale, inverted if the
+    background is light (dark ink on paper), cropped to the ink, scaled to fit 20×20 keeping
+    its aspect ratio, and placed in 28×28 by its centre of mass. Prints the three most
+    probable classes of each. An image that cannot be read or holds no digit gets a one-line
+    error (exit code 1); the others are still classified.
+
+    \b
+      mlp predict runs/mnist-20261123-190000 three.png photo-of-a-seven.jpg
+      mlp predict runs/mnist-20261123-190000 *.png --save-input seen/ --json
+    """
+    from mlpcli.predict import predict_images
+
+    with _errors():
+        predictions = predict_images(target, images, save_input, progress)
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
+    for prediction in predictions:
+        if prediction.error is not None:
+            click.echo(f"Error: {prediction}", err=True)
+        elif not as_json:
+            click.echo(str(prediction))
+    if any(p.error is not None for p in predictions):
+        raise SystemExit(1)
+
+
+@main.command("runs", short_help="List the runs in a folder, side by side.")
+@click.argument("folder", default="runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--sort", default="run", show_default=True, help="Column to sort by, e.g. test_acc or train.lr."
+)
+def runs_(folder: Path, sort: str) -> None:
+    """A table of the run directories in FOLDER (default: runs/): name, dataset, the config
+    keys that differ between them, epochs and the epoch kept, validation and test accuracy,
+    training time, status. A run that is half-written or damaged is listed as broken, with
+    what is wrong; a run still training shows its process.
+
+    \b
+      mlp runs
+      mlp runs experiments/ --sort test_acc
+    """
+    from mlpcli import runs
+
+    found = runs.find_runs(folder)
+    if not found:
+        raise click.ClickException(f"{folder}: holds no run directories")
+    if sort not in runs.columns(found):
+        raise click.BadParameter(
+            f"{sort!r}; choose one of {', '.join(runs.columns(found))}", param_hint="--sort"
+        )
+    click.echo(runs.table(found, sort))
+
+
+@main.command(short_help="Plot the learning curves of several runs on one figure.")
+@click.argument("run_dirs", metavar="RUN...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("runs.png"),
+    show_default=True,
+    help="The PNG to write.",
+)
+def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Validation accuracy and loss (and train loss, dashed) per epoch of each RUN, on one
+    figure, each labelled by the config keys that differ between them.
+
+    \b
+      mlp plot runs/mnist-20261126-101500 runs/mnist-20261126-103000 --out lr.png
+    """
+    with _errors():
+        run.plot_runs(list(run_dirs), out)
+    click.echo(f"wrote {out}")
+
+
+@main.command(short_help="Prove the hand-derived gradients against central differences.")
 @config_options("Check the model of this config (default: the default config).")
 @click.option(
     "--model",

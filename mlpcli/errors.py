@@ -28,3 +28,7 @@ class TrainingInterrupted(MlpError):
 
 class DivergedError(MlpError):
     """The training loss became non-finite; the last good weights were kept."""
+
+
+class ImageError(MlpError):
+    """An image file that cannot be read, or holds no digit to classify."""

@@ -21,6 +21,7 @@ from mlpcli.data import N_CLASSES
 from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import VanillaRNN
+from mlpcli.progress import bar
 
 TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
 N_INPUT = 784  # a model of a config is checked at MNIST's input size
@@ -82,7 +83,7 @@ def central_differences(
     flat = x.reshape(-1)
     assert np.shares_memory(flat, x), "x must be contiguous: it is perturbed in place"
     values, kinked = [], []
-    for i in indices:
+    for i in bar(indices, None, desc="central differences", unit="entry", delay=2):
         old = flat[i]
         flat[i] = old + eps
         plus, plus_pattern = np.array(f(), dtype=np.float64), pattern() if pattern else None

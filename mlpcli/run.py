@@ -11,19 +11,18 @@ import numpy as np
 from mlpcli import artifacts, gradcheck
 from mlpcli.config import (
     Config,
-    DataConfig,
     flat_items,
     from_dict,
     read_yaml,
     save_config,
     with_overrides,
 )
-from mlpcli.data import CLASS_NAMES, N_CLASSES, Normalisation, Splits, load_split, load_splits
+from mlpcli.data import CLASS_NAMES, N_CLASSES, Dataset, Normalisation, Splits, load_split, load_splits
 from mlpcli.errors import ConfigError, DivergedError, RunDirError, TrainingInterrupted, WeightsError
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
 from mlpcli.nn.network import MLP
-from mlpcli.train import EpochRecord, Stop, Trainer
+from mlpcli.train import HISTORY_COLUMNS, EpochRecord, Stop, Trainer
 
 Echo = Callable[[str], None]
 
@@ -132,13 +131,12 @@ def _train(
         artifacts.write_text(out / artifacts.CONFIG, save_config(config))  # the run's files change together
         artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
 
+    def on_epoch(record: EpochRecord) -> None:
+        echo(format_epoch(record, kept=trainer.history.kept_epoch == record.epoch))
+        artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, trainer.history.rows())
+
     try:
-        finished = trainer.fit(
-            lambda record: echo(format_epoch(record, kept=trainer.history.kept_epoch == record.epoch)),
-            progress,
-            should_stop,
-            checkpoint,
-        )
+        finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
     except DivergedError as e:
         _save(out, config, trainer, {"status": "diverged", "error": str(e)})
         raise
@@ -173,14 +171,23 @@ def _train(
 
 
 def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
-    """config.yaml, weights.npz (the weights kept so far), history.csv and metrics.json."""
+    """config.yaml, weights.npz (the weights kept so far), history.csv, metrics.json and
+    curves.png; an earlier evaluation's files go, as they spoke of the weights replaced."""
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
     kept = build_model(config, trainer.model.sizes[0])
     np.copyto(kept.params, trainer.kept_params)
     artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(kept, trainer.norm, config.data.name))
-    (out / artifacts.EVAL).unlink(missing_ok=True)  # it spoke of the weights just replaced
-    artifacts.write_history(out / artifacts.HISTORY, trainer.history.rows())
+    for name in (*artifacts.evaluation_files("test"), *artifacts.evaluation_files("validation")):
+        (out / name).unlink(missing_ok=True)
+    history = trainer.history
+    artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, history.rows())
     artifacts.write_json(out / artifacts.METRICS, metrics)
+    from mlpcli import plots  # matplotlib: only once there is something to draw
+
+    title = f"{out.name}: {config.data.name}, {metrics['status']}"
+    if "test_accuracy" in metrics:
+        title += f", test accuracy {metrics['test_accuracy']:.4f}"
+    artifacts.save_figure(out / artifacts.CURVES, plots.curves(history.rows(), history.kept_epoch, title))
 
 
 def format_epoch(r: EpochRecord, kept: bool) -> str:
@@ -192,38 +199,87 @@ def format_epoch(r: EpochRecord, kept: bool) -> str:
     )
 
 
-def eval_run(target: Path, data_overrides: Sequence[str], echo: Echo) -> Report:
-    """Evaluate saved weights on the test split; print the report and write eval.json."""
+def eval_run(
+    target: Path, data_overrides: Sequence[str], echo: Echo, split: str = "test", progress: bool | None = None
+) -> Report:
+    """Evaluate saved weights on the test split (or the run's own validation split); print the
+    report; write eval.json, confusion.png and mistakes.png beside the weights."""
     saved = artifacts.load_weights(target)
     model, norm = saved.model, saved.norm
     weights = target / artifacts.WEIGHTS if target.is_dir() else target
-    data = _data_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
-    test = load_split(data, "test")
+    config = _run_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
+    data = config.data
+    if split == "test":
+        dataset = load_split(data, "test")
+    elif (weights.parent / artifacts.CONFIG).exists():
+        dataset = load_splits(data, config.train.seed).validation  # the split training held out
+    else:
+        raise WeightsError(
+            f"{weights}: a weights file alone has no validation split; evaluate its run directory"
+        )
     if model.sizes[-1] != N_CLASSES:
         raise WeightsError(
             f"{weights}: the model has {model.sizes[-1]} outputs, the data {N_CLASSES} classes"
         )
-    if test.images.shape[1] != model.sizes[0]:
+    if dataset.images.shape[1] != model.sizes[0]:
         raise WeightsError(
-            f"{weights}: the model takes {model.sizes[0]} inputs but the {data.name} test images"
-            f" have {test.images.shape[1]} pixels"
+            f"{weights}: the model takes {model.sizes[0]} inputs but the {data.name} {split} images"
+            f" have {dataset.images.shape[1]} pixels"
         )
-    report = evaluate(model, norm.apply(test.images), test.labels)
+    report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
     names = CLASS_NAMES[data.name]
-    echo(f"{model} on the {data.name} test split ({len(test)} examples)\n")
+    echo(f"{model} on the {data.name} {split} split ({len(dataset)} examples)\n")
     echo(format_report(report, names))
-    result = {"weights": str(weights), "dataset": data.name, **report.to_dict(names)}
-    artifacts.write_json(weights.parent / artifacts.EVAL, result)
+    result = {"weights": str(weights), "dataset": data.name, "split": split, **report.to_dict(names)}
+    report_file, confusion_file, mistakes_file = (
+        weights.parent / name for name in artifacts.evaluation_files(split)
+    )
+    artifacts.write_json(report_file, result)
+    _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
+    echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return report
 
 
-def _data_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> DataConfig:
-    """The defaults for the weights' dataset, then the data section of the run's config.yaml
-    (when the weights sit in a run directory), then `overrides`."""
-    saved = read_yaml(saved_config).get("data", {}) if saved_config.exists() else {}
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(saved).__name__}")
-    return with_overrides({"data": {"name": dataset, **saved}}, overrides).data
+SHOWN_MISTAKES = 24  # the most confident mistakes drawn in mistakes.png
+
+
+def _draw_evaluation(
+    report: Report, dataset: Dataset, names: list[str], what: str, confusion_file: Path, mistakes_file: Path
+) -> None:
+    from mlpcli import plots
+
+    title = f"{what}: accuracy {report.accuracy:.4f}"
+    artifacts.save_figure(confusion_file, plots.confusion(report.confusion, names, title))
+    shown = report.mistakes[:SHOWN_MISTAKES]
+    images = dataset.images[shown].reshape(-1, *dataset.image_shape)
+    mistakes_title = f"{what}: the {len(shown)} most confident of {len(report.mistakes)} mistakes"
+    figure = plots.mistakes(
+        images, report.labels[shown], report.predicted[shown], report.confidence[shown], names, mistakes_title
+    )
+    artifacts.save_figure(mistakes_file, figure)
+
+
+def _run_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> Config:
+    """The run's config.yaml (when the weights sit in a run directory; else the defaults) with
+    the weights' dataset as its data.name unless the file names one, then `overrides`."""
+    raw = read_yaml(saved_config) if saved_config.exists() else {}
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(data).__name__}")
+    return with_overrides(raw | {"data": {"name": dataset, **data}}, overrides)
+
+
+def plot_runs(paths: list[Path], out: Path) -> None:
+    """The learning curves of the runs at `paths` on one figure, written to `out`."""
+    from mlpcli import plots, runs
+
+    found = [runs.read_run(path) for path in paths]
+    for run_ in found:
+        if not run_.history:
+            why = "; ".join(run_.problems) or "no epoch finished"
+            raise RunDirError(f"{run_.path}: nothing to plot ({why})")
+    curves = list(zip(runs.labels(found), (run_.history for run_ in found)))
+    artifacts.save_figure(out, plots.compare(curves, f"{len(found)} runs"))
 
 
 def gradcheck_rows(

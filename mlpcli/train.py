@@ -7,10 +7,9 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
-from tqdm import tqdm
 
 from mlpcli.augment import Augmenter, is_off
 from mlpcli.config import AugmentConfig, TrainConfig
@@ -19,6 +18,7 @@ from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
 from mlpcli.optim import learning_rate, make_optimizer
+from mlpcli.progress import bar
 
 
 @dataclass
@@ -34,6 +34,9 @@ class EpochRecord:
     val_accuracy: float
     lr: float
     seconds: float
+
+
+HISTORY_COLUMNS = [spec.name for spec in fields(EpochRecord)]
 
 
 @dataclass
@@ -169,8 +172,8 @@ class Trainer:
             p.order = self.shuffle_rng.permutation(len(self.train.labels))
         starts = range(p.batch * batch_size, len(p.order), batch_size)
         desc = f"epoch {p.epoch + 1}/{self.config.epochs}"
-        bar = tqdm(starts, desc=desc, unit="batch", leave=False, disable=_no_bar(progress))
-        for start in bar:
+        batches = bar(starts, progress, desc=desc, unit="batch")
+        for start in batches:
             if should_stop():
                 return False
             index = p.order[start : start + batch_size]
@@ -181,7 +184,9 @@ class Trainer:
             p.seen += len(index)
             if not math.isfinite(loss):
                 break
-            bar.set_postfix(loss=f"{p.loss_sum / p.seen:.4f}", acc=f"{p.correct / p.seen:.4f}", refresh=False)
+            batches.set_postfix(
+                loss=f"{p.loss_sum / p.seen:.4f}", acc=f"{p.correct / p.seen:.4f}", refresh=False
+            )
         return True
 
     def _step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
@@ -253,7 +258,3 @@ class Trainer:
 
     def _rngs(self) -> dict[str, np.random.Generator]:
         return {"shuffle": self.shuffle_rng, "dropout": self.dropout_rng, "augment": self.augment_rng}
-
-
-def _no_bar(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress  # tqdm: None disables off a terminal

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ def test_train_writes_the_run_directory(run_dir):
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "checkpoint.npz",
         "config.yaml",
+        "curves.png",
         "history.csv",
         "metrics.json",
         "weights.npz",
@@ -175,3 +178,20 @@ def test_help_teaches():
     assert "train" in text and "eval" in text and "mlp train --config" in text
     text = mlp("train", "--help").output
     assert "--set KEY=VALUE" in text and "data.source=idx" in text and "--out" in text
+
+
+def test_commands_that_draw_nothing_load_no_pictures_library():
+    """mlp --help stays fast: matplotlib and Pillow load only where pictures are drawn or read."""
+    code = "import sys; from mlpcli.cli import main; print(sorted(m for m in sys.modules if m in HEAVY))"
+    heavy = "{'matplotlib', 'PIL', 'tensorflow_datasets', 'scipy'}"
+    result = subprocess.run(
+        [sys.executable, "-c", code.replace("HEAVY", heavy)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def test_every_command_has_a_whole_sentence_summary():
+    text = mlp("--help").output
+    commands = text.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 6
+    assert all(line.rstrip().endswith(".") and "..." not in line for line in commands)

@@ -18,6 +18,13 @@ class Output:
         """The network's output ŷ (or a^L) from the logits z^L."""
         raise NotImplementedError
 
+    def probabilities(self, z: np.ndarray) -> np.ndarray:
+        """How much the network believes in each class: ŷ for softmax, the outputs a^L
+        (clipped at 0) scaled to sum to 1 for mse, which has no probabilities of its own."""
+        a = np.maximum(self.predict(z), 0)
+        total = a.sum(axis=1, keepdims=True)
+        return np.divide(a, total, out=np.full_like(a, 1 / a.shape[1]), where=total > 0)
+
     def loss(self, z: np.ndarray, y: np.ndarray) -> float:
         """C: the mean loss over the batch."""
         return self.loss_and_delta(z, y)[0]
@@ -46,6 +53,9 @@ class SoftmaxCrossEntropy(Output):
         _, exp, total = self._parts(z)
         exp /= total  # ŷ_i = exp(z_i) / Σ_k exp(z_k)
         return exp
+
+    def probabilities(self, z):
+        return self.predict(z)
 
     def loss_and_delta(self, z, y):
         shifted, delta, total = self._parts(z)

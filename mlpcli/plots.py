@@ -1,0 +1,121 @@
+"""The pictures of a run: learning curves, the confusion matrix as a heat map, the most
+confident mistakes, and several runs' curves side by side. Each function draws a matplotlib
+Figure (the Agg canvas: no screen needed) and returns it; artifacts.save_figure writes it.
+matplotlib is imported here only, so commands that draw nothing never load it."""
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+TRAIN, VALIDATION, KEPT = "tab:blue", "tab:orange", "tab:green"
+
+
+def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
+    """Loss and accuracy per epoch, train and validation, the kept epoch marked; the learning
+    rate on a small panel below. `rows` are history.csv's rows."""
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    loss, accuracy, rate = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.2])
+    figure.suptitle(title)
+    if not rows:
+        loss.text(0.5, 0.5, "no epoch finished yet", ha="center", va="center", transform=loss.transAxes)
+    epochs = [int(row["epoch"]) for row in rows]
+    for axes, key, label in ((loss, "loss", "loss"), (accuracy, "accuracy", "accuracy")):
+        axes.plot(epochs, _column(rows, f"train_{key}"), color=TRAIN, label=f"train {label} (dropout on)")
+        axes.plot(epochs, _column(rows, f"val_{key}"), color=VALIDATION, label=f"validation {label}")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+    loss.set_yscale("log")
+    if kept_epoch:
+        kept = rows[kept_epoch - 1]
+        for axes, key in ((loss, "val_loss"), (accuracy, "val_accuracy")):
+            axes.axvline(kept_epoch, color=KEPT, linestyle="--", linewidth=1)
+            axes.plot([kept_epoch], [float(kept[key])], "o", color=KEPT, label=f"kept: epoch {kept_epoch}")
+        accuracy.annotate(
+            f"{float(kept['val_accuracy']):.4f}",
+            (kept_epoch, float(kept["val_accuracy"])),
+            textcoords="offset points",
+            xytext=(4, -14),
+            color=KEPT,
+        )
+    loss.legend(loc="upper right")
+    accuracy.legend(loc="lower right")
+    rate.plot(epochs, _column(rows, "lr"), color="tab:gray")
+    rate.set_ylabel("learning rate")
+    rate.set_xlabel("epoch")
+    rate.grid(alpha=0.3)
+    return figure
+
+
+def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
+    """Validation accuracy and loss per epoch of several runs, each (label, history rows);
+    train loss dashed in each run's colour."""
+    figure = Figure(figsize=(9, 7), layout="constrained")
+    accuracy, loss = figure.subplots(2, 1, sharex=True)
+    figure.suptitle(title)
+    for (label, rows), colour in zip(runs, _colours(len(runs))):
+        epochs = [int(row["epoch"]) for row in rows]
+        accuracy.plot(epochs, _column(rows, "val_accuracy"), color=colour, label=label)
+        loss.plot(epochs, _column(rows, "val_loss"), color=colour, label=f"{label}: validation")
+        loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
+    accuracy.set_ylabel("validation accuracy")
+    loss.set_ylabel("loss (dashed: train)")
+    loss.set_yscale("log")
+    loss.set_xlabel("epoch")
+    for axes in (accuracy, loss):
+        axes.grid(alpha=0.3)
+    accuracy.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    """Counts of (true class, predicted class): rows the true class. The colour is on a log
+    scale so that a handful of confusions shows beside a thousand right answers."""
+    n = len(class_names)
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    axes = figure.subplots()
+    shown = np.ma.masked_equal(matrix, 0)
+    image = axes.imshow(shown, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(matrix.max()), 2)))
+    for (row, col), count in np.ndenumerate(matrix):
+        dark = count > np.sqrt(max(int(matrix.max()), 1)) * 3
+        axes.text(
+            col, row, str(count), ha="center", va="center", fontsize=8, color="white" if dark else "black"
+        )
+    axes.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0, ha="right")
+    axes.set_yticks(range(n), class_names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="examples (log scale)")
+    return figure
+
+
+def mistakes(
+    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, probability: np.ndarray, names, title: str
+) -> Figure:
+    """A grid of images (n, rows, cols), each titled with its true and predicted class and the
+    probability the network gave its prediction."""
+    columns = 6
+    rows = max(1, -(-len(images) // columns))
+    figure = Figure(figsize=(columns * 1.6, rows * 1.9 + 0.6), layout="constrained")
+    figure.suptitle(title)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, image, t, p, prob in zip(grid.flat, images, true, predicted, probability):
+        axes.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        axes.set_title(f"true {names[t]}\nsaid {names[p]} {prob:.2f}", fontsize=8)
+    if not len(images):
+        grid[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
+    return figure
+
+
+def _column(rows: Sequence[dict], key: str) -> list[float]:
+    return [float(row[key]) for row in rows]
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    return [colormaps["tab10"](i % 10) for i in range(n)]

@@ -1,0 +1,148 @@
+"""Runs side by side: what each run directory under a folder holds (read without trusting it:
+a half-written or damaged run is reported as such), the config keys that differ between
+them, a table a person reads, and their learning curves on one figure (`mlp runs`, `mlp plot`)."""
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlpcli import artifacts
+from mlpcli.config import flat_items, from_dict, read_yaml
+from mlpcli.errors import MlpError
+
+COLUMNS = ["run", "dataset", "epochs", "kept", "val_acc", "test_acc", "time", "status"]
+
+
+@dataclass
+class Run:
+    """One run directory as far as it can be read; `problems` says what could not be."""
+
+    path: Path
+    config: dict[str, object] = field(default_factory=dict)  # dotted key → value
+    metrics: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        owner = artifacts.lock_holder(self.path)
+        if owner is not None:
+            return f"training (process {owner})"
+        if self.problems:
+            return "broken: " + "; ".join(self.problems)
+        return str(self.metrics.get("status", "?"))
+
+    def cells(self, keys: list[str]) -> dict[str, object]:
+        """The row of the runs table: COLUMNS and the config `keys`, by name."""
+        kept = self.metrics.get("kept_epoch")
+        val = self.history[kept - 1]["val_accuracy"] if kept and len(self.history) >= kept else None
+        seconds = sum(float(row["seconds"]) for row in self.history) if self.history else None
+        return {
+            "run": self.path.name,
+            "dataset": self.config.get("data.name"),
+            **{key: self.config.get(key) for key in keys},
+            "epochs": len(self.history) if self.history else None,
+            "kept": kept,
+            "val_acc": None if val is None else float(val),
+            "test_acc": self.metrics.get("test_accuracy"),
+            "time": seconds,
+            "status": self.status,
+        }
+
+
+def read_run(path: Path) -> Run:
+    """Whatever of config.yaml, metrics.json and history.csv `path` holds, and what is wrong."""
+    run = Run(path)
+    sources = (
+        ("config", artifacts.CONFIG, _config),
+        ("metrics", artifacts.METRICS, _metrics),
+        ("history", artifacts.HISTORY, _history),
+    )
+    for attribute, name, read in sources:
+        try:
+            setattr(run, attribute, read(path / name))
+        except FileNotFoundError:
+            run.problems.append(f"no {name}")
+        except (OSError, ValueError, TypeError, KeyError, MlpError, csv.Error) as e:
+            run.problems.append(f"{name} unreadable ({type(e).__name__})")
+    return run
+
+
+def _config(path: Path) -> dict[str, object]:
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return flat_items(from_dict(read_yaml(path)))
+
+
+def _metrics(path: Path) -> dict:
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(metrics, dict):
+        raise ValueError("not a mapping")
+    return metrics
+
+
+def _history(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        float(row["val_accuracy"]), float(row["seconds"]), int(row["epoch"])  # raise if damaged
+    return rows
+
+
+def find_runs(folder: Path) -> list[Run]:
+    """Every run directory directly under `folder` (a directory with any file a run writes)."""
+    names = {artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.WEIGHTS, artifacts.CHECKPOINT}
+    found = [p for p in sorted(folder.iterdir()) if p.is_dir() and any((p / n).exists() for n in names)]
+    return [read_run(path) for path in found]
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """The config keys whose values are not the same in every run that has a config."""
+    configs = [run.config for run in runs if run.config]
+    keys = sorted({key for config in configs for key in config})
+    return [key for key in keys if len({repr(config.get(key)) for config in configs}) > 1]
+
+
+def table(runs: list[Run], sort: str = "run") -> str:
+    """The runs as a text table, sorted by the column `sort` (missing values last)."""
+    keys = differing_keys(runs)
+    rows = [run.cells(keys) for run in runs]
+    rows.sort(key=lambda row: (row[sort] is None, _sortable(row[sort])))
+    header = [*COLUMNS[:2], *keys, *COLUMNS[2:]]
+    text = [[_show(column, row[column]) for column in header] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *text)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *text]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def columns(runs: list[Run]) -> list[str]:
+    """The names `table` may sort by for these runs."""
+    return [*COLUMNS, *differing_keys(runs)]
+
+
+def labels(runs: list[Run]) -> list[str]:
+    """A legend label per run: what differs between them (the run's name if nothing does)."""
+    keys = differing_keys(runs)
+    named = [", ".join(f"{key}={run.config.get(key)}" for key in keys) for run in runs]
+    return [
+        f"{label} ({run.path.name})" if not label or named.count(label) > 1 else label
+        for label, run in zip(named, runs)
+    ]
+
+
+def _sortable(value: object) -> tuple[int, object]:
+    return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+
+def _show(column: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if column == "time":
+        return f"{value:.0f}s"
+    if isinstance(value, float):
+        return f"{value:.4f}" if column.endswith("acc") else f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value))  # model.hidden: one cell, no spaces
+    return str(value)

@@ -1,0 +1,132 @@
+"""mlp runs and mlp plot over a folder holding complete, interrupted, diverged, half-written
+and damaged runs: every run listed with its status, never a traceback."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import held_lock
+from PIL import Image
+
+from mlpcli import run
+from mlpcli.cli import main
+from mlpcli.config import load_config
+from mlpcli.errors import DivergedError, TrainingInterrupted
+from mlpcli.runs import find_runs, labels
+
+TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+
+def mlp(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def train(idx_dir: Path, out: Path, *sets: str, should_stop=lambda: False) -> None:
+    config = load_config(TINY, [f"data.dir={idx_dir}", *sets])
+    run.train_run(config, out, lambda line: None, False, should_stop)
+
+
+@pytest.fixture
+def runs_dir(idx_dir, tmp_path) -> Path:
+    folder = tmp_path / "runs"
+    train(idx_dir, folder / "a-complete")
+    train(idx_dir, folder / "b-faster", "train.lr=0.05")
+    calls = iter(range(1000))
+    with pytest.raises(TrainingInterrupted):
+        train(idx_dir, folder / "c-interrupted", should_stop=lambda: next(calls) == 40)
+    with pytest.raises(DivergedError):
+        train(idx_dir, folder / "d-diverged", "train.optimizer=sgd", "train.lr=1e6")
+    train(idx_dir, folder / "e-damaged")
+    (folder / "e-damaged" / "metrics.json").write_text("{not json")
+    (folder / "e-damaged" / "history.csv").write_text("epoch,val_accuracy\n1,x\n")
+    (folder / "f-half-written").mkdir()  # a run that crashed after writing its config alone
+    (folder / "f-half-written" / "config.yaml").write_bytes(
+        (folder / "a-complete" / "config.yaml").read_bytes()
+    )
+    (folder / "not-a-run").mkdir()
+    (folder / "notes.txt").write_text("a file, not a run")
+    return folder
+
+
+def rows(output: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in output.splitlines()[2:]}
+
+
+def test_every_run_is_listed_with_its_status(runs_dir):
+    result = mlp("runs", runs_dir)
+    assert result.exit_code == 0, result.output
+    table = rows(result.output)
+    assert sorted(table) == [
+        "a-complete",
+        "b-faster",
+        "c-interrupted",
+        "d-diverged",
+        "e-damaged",
+        "f-half-written",
+    ]
+    assert table["a-complete"].endswith("completed") and table["c-interrupted"].endswith("interrupted")
+    assert table["d-diverged"].endswith("diverged")
+    assert "broken: metrics.json unreadable (JSONDecodeError); history.csv unreadable" in table["e-damaged"]
+    assert "broken: no metrics.json; no history.csv" in table["f-half-written"]
+    header = result.output.splitlines()[0].split()
+    assert header[:2] == ["run", "dataset"] and header[-6:] == [
+        "epochs",
+        "kept",
+        "val_acc",
+        "test_acc",
+        "time",
+        "status",
+    ]
+    assert {"train.lr", "train.optimizer"} <= set(header)  # the keys that differ
+    assert "data.dir" not in header and "model.hidden" not in header  # the same in every run
+    assert "Traceback" not in result.output
+
+
+def test_a_run_in_progress_shows_its_process(runs_dir):
+    with held_lock(runs_dir / "a-complete", pid=4242):
+        table = rows(mlp("runs", runs_dir).output)
+    assert table["a-complete"].endswith("training (process 4242)")
+
+
+def test_the_table_sorts_by_any_column(runs_dir):
+    result = mlp("runs", runs_dir, "--sort", "train.lr")
+    lrs = [line.split()[header_index(result.output, "train.lr")] for line in result.output.splitlines()[2:]]
+    assert lrs == ["0.01", "0.01", "0.01", "0.01", "0.05", "1e+06"]
+    result = mlp("runs", runs_dir, "--sort", "test_acc")
+    accuracies = [
+        row.split()[header_index(result.output, "test_acc")] for row in result.output.splitlines()[2:]
+    ]
+    known = [float(a) for a in accuracies if a != "-"]
+    assert known == sorted(known) and len(known) == 2 and accuracies[-1] == "-"
+    result = mlp("runs", runs_dir, "--sort", "colour")
+    assert result.exit_code == 2 and "choose one of run, dataset" in result.output
+
+
+def header_index(output: str, column: str) -> int:
+    return output.splitlines()[0].split().index(column)
+
+
+def test_a_folder_without_runs(tmp_path):
+    result = mlp("runs", tmp_path)
+    assert result.exit_code == 1 and "holds no run directories" in result.output
+    assert mlp("runs", tmp_path / "missing").exit_code == 2
+
+
+def test_plot_draws_several_runs_labelled_by_what_differs(runs_dir, tmp_path):
+    out = tmp_path / "lr.png"
+    result = mlp("plot", runs_dir / "a-complete", runs_dir / "b-faster", "--out", out)
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.size == (900, 700) and np.asarray(image.convert("L")).std() > 20
+    found = [run for run in find_runs(runs_dir) if run.path.name in ("a-complete", "b-faster")]
+    assert labels(found) == ["train.lr=0.01", "train.lr=0.05"]
+
+
+def test_plot_refuses_what_has_no_curves(runs_dir, tmp_path):
+    result = mlp("plot", runs_dir / "a-complete", runs_dir / "f-half-written", "--out", tmp_path / "x.png")
+    assert (
+        result.exit_code == 1
+        and "f-half-written: nothing to plot (no metrics.json; no history.csv)" in result.output
+    )
+    assert not (tmp_path / "x.png").exists()
