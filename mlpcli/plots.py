@@ -3,30 +3,35 @@ confident mistakes, and several runs' curves side by side. Each function draws a
 Figure (the Agg canvas: no screen needed) and returns it; artifacts.save_figure writes it.
 matplotlib is imported here only, so commands that draw nothing never load it."""
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 TRAIN, VALIDATION, KEPT = "tab:blue", "tab:orange", "tab:green"
+ACCURACY_TICKS = [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]
 
 
 def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
     """Loss and accuracy per epoch, train and validation, the kept epoch marked; the learning
     rate on a small panel below. `rows` are history.csv's rows."""
     figure = Figure(figsize=(8, 7), layout="constrained")
-    loss, accuracy, rate = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.2])
     figure.suptitle(title)
     if not rows:
-        loss.text(0.5, 0.5, "no epoch finished yet", ha="center", va="center", transform=loss.transAxes)
+        figure.text(0.5, 0.5, "No epoch has finished yet: nothing to draw.", ha="center", fontsize=14)
+        return figure
+    loss, accuracy, rate = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.2])
     epochs = [int(row["epoch"]) for row in rows]
     for axes, key, label in ((loss, "loss", "loss"), (accuracy, "accuracy", "accuracy")):
-        axes.plot(epochs, _column(rows, f"train_{key}"), color=TRAIN, label=f"train {label} (dropout on)")
+        axes.plot(epochs, _column(rows, f"train_{key}"), color=TRAIN, label=f"train {label} (as trained)")
         axes.plot(epochs, _column(rows, f"val_{key}"), color=VALIDATION, label=f"validation {label}")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-    loss.set_yscale("log")
+    _log_loss(loss)
+    _logit_accuracy(accuracy, [*_column(rows, "train_accuracy"), *_column(rows, "val_accuracy")])
     if kept_epoch:
         kept = rows[kept_epoch - 1]
         for axes, key in ((loss, "val_loss"), (accuracy, "val_accuracy")):
@@ -56,16 +61,17 @@ def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
     figure.suptitle(title)
     for (label, rows), colour in zip(runs, _colours(len(runs))):
         epochs = [int(row["epoch"]) for row in rows]
-        accuracy.plot(epochs, _column(rows, "val_accuracy"), color=colour, label=label)
-        loss.plot(epochs, _column(rows, "val_loss"), color=colour, label=f"{label}: validation")
+        accuracy.plot(epochs, _column(rows, "val_accuracy"), color=colour, label=textwrap.fill(label, 100))
+        loss.plot(epochs, _column(rows, "val_loss"), color=colour)
         loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
-    accuracy.set_ylabel("validation accuracy")
-    loss.set_ylabel("loss (dashed: train)")
-    loss.set_yscale("log")
+    accuracies = [value for _, rows in runs for value in _column(rows, "val_accuracy")]
+    _logit_accuracy(accuracy, accuracies, "validation accuracy")
+    _log_loss(loss)
+    loss.set_ylabel("loss (dashed: train; log scale)")
     loss.set_xlabel("epoch")
     for axes in (accuracy, loss):
         axes.grid(alpha=0.3)
-    accuracy.legend(loc="lower right", fontsize="small")
+    figure.legend(loc="outside lower center", fontsize="small")  # labels can be long: below the plots
     return figure
 
 
@@ -109,6 +115,27 @@ def mistakes(
     if not len(images):
         grid[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
     return figure
+
+
+def _logit_accuracy(axes, values: list[float], label: str = "accuracy") -> None:
+    """A logit scale spreads 0.9, 0.99 and 0.999 evenly: late progress stays visible. Ticks as
+    plain decimals. Linear when no value lies strictly between 0 and 1."""
+    axes.set_ylabel(label)
+    if not any(0 < value < 1 for value in values):
+        return
+    axes.set_yscale("logit", nonpositive="clip")  # an accuracy of exactly 1 stays on the plot
+    axes.yaxis.set_major_locator(FixedLocator(ACCURACY_TICKS))
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.set_ylabel(f"{label} (logit scale)")
+
+
+def _log_loss(axes) -> None:
+    axes.set_yscale("log")
+    axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))  # 0.02, 0.03, 0.05, 0.1, …
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.set_ylabel("loss (log scale)")
 
 
 def _column(rows: Sequence[dict], key: str) -> list[float]:
