@@ -15,6 +15,9 @@ from mlpcli.errors import MlpError, TrainingInterrupted
 from mlpcli.gradcheck import Settings, failures, format_table
 
 GRADCHECK = Settings()  # the defaults of mlp gradcheck's options
+PROGRESS = click.option(
+    "--progress/--no-progress", default=None, help="Progress bars of long work (default: only on a terminal)."
+)
 SET_HELP = "Override one config key, e.g. --set model.hidden=[256,128]; repeatable. Values are YAML."
 
 
@@ -64,9 +67,7 @@ def config_options(config_help: str):
     help="Continue a stopped run from its last checkpoint, with its saved config; --set may change"
     " train keys such as train.epochs, not the model or data.",
 )
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar per epoch (default: only on a terminal)."
-)
+@PROGRESS
 def train(
     config_path: str | None,
     overrides: tuple[str, ...],
@@ -157,7 +158,7 @@ def _stop_requests() -> Iterator[_StopRequests]:
     show_default=True,
     help="validation: the run's own validation split, the seeded sample its training held out.",
 )
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+@PROGRESS
 def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool | None) -> None:
     """Evaluate saved weights (a run directory or a weights.npz) on the test split.
 
@@ -187,7 +188,7 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
     metavar="DIR",
     help="Save the 28×28 image the network saw, as DIR/NAME.28x28.png, to check the preprocessing.",
 )
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal).")
+@PROGRESS
 def predict(
     target: Path, images: tuple[Path, ...], as_json: bool, save_input: Path | None, progress: bool | None
 ) -> None:
