@@ -222,9 +222,10 @@ def predict(
 @main.command("runs", short_help="List the runs in a folder, side by side.")
 @click.argument("folder", default="runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
-    "--sort", default="run", show_default=True, help="Column to sort by, e.g. test_acc or train.lr."
+    "--sort", default="run", show_default=True, help="The column or config key to sort by, e.g. test_acc."
 )
-def runs_(folder: Path, sort: str) -> None:
+@click.option("--reverse", is_flag=True, help="Sort from the largest down (e.g. the best test_acc first).")
+def runs_(folder: Path, sort: str, reverse: bool) -> None:
     """A table of the run directories in FOLDER (default: runs/): name, dataset, the config
     keys that differ between them, epochs and the epoch kept, validation and test accuracy,
     training time, status. A run that is half-written or damaged is listed as broken, with
@@ -232,7 +233,7 @@ def runs_(folder: Path, sort: str) -> None:
 
     \b
       mlp runs
-      mlp runs experiments/ --sort test_acc
+      mlp runs experiments/ --sort test_acc --reverse
     """
     from mlpcli import runs
 
@@ -243,7 +244,7 @@ def runs_(folder: Path, sort: str) -> None:
         raise click.BadParameter(
             f"{sort!r}; choose one of {', '.join(runs.columns(found))}", param_hint="--sort"
         )
-    click.echo(runs.table(found, sort))
+    click.echo(runs.table(found, sort, reverse))
 
 
 @main.command(short_help="Plot the learning curves of several runs on one figure.")

@@ -82,7 +82,8 @@ def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str) -> Fig
     figure = Figure(figsize=(8, 7), layout="constrained")
     axes = figure.subplots()
     shown = np.ma.masked_equal(matrix, 0)
-    image = axes.imshow(shown, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(int(matrix.max()), 2)))
+    # vmin below 1: a single confusion is a visible light blue, not white like an empty cell
+    image = axes.imshow(shown, cmap="Blues", norm=LogNorm(vmin=0.3, vmax=max(int(matrix.max()), 2)))
     for (row, col), count in np.ndenumerate(matrix):
         dark = count > np.sqrt(max(int(matrix.max()), 1)) * 3
         axes.text(

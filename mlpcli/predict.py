@@ -36,19 +36,30 @@ class Prediction:
         return f"{self.image}: " + "   ".join(f"{name} {p:.4f}" for _, name, p in self.top)
 
 
+def _unused_name(stem: str, used: set[str]) -> str:
+    """STEM.28x28.png, or STEM-2.28x28.png, STEM-3… when an earlier image had the same stem."""
+    name, n = f"{stem}.28x28.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.28x28.png"
+    used.add(name)
+    return name
+
+
 def predict_images(
     target: Path, images: Sequence[Path], save_inputs: Path | None = None, progress: bool | None = None
 ) -> list[Prediction]:
     """Classify each image with the weights at `target` (a run directory or weights.npz). An
     image that cannot be read or holds no digit gets its error; the others are classified.
-    With `save_inputs`, the 28×28 image the network saw is saved there as NAME.28x28.png."""
+    With `save_inputs`, the 28×28 image the network saw is saved there as NAME.28x28.png
+    (NAME-2.28x28.png, … for a name already used in this call)."""
     saved = artifacts.load_weights(target)
     model, names = saved.model, CLASS_NAMES[saved.dataset]
     if model.sizes[0] != FIELD * FIELD:
         raise WeightsError(f"{target}: the model takes {model.sizes[0]} inputs, not {FIELD}×{FIELD} images")
     if save_inputs is not None:
         artifacts.make_directory(save_inputs)
-    predictions = []
+    predictions, used = [], set()
     for path in bar(images, progress, desc="classifying", unit="image", delay=2):
         try:
             pixels = to_mnist(read_image(path), str(path))
@@ -56,7 +67,7 @@ def predict_images(
             predictions.append(Prediction(str(path), error=str(e)))
             continue
         if save_inputs is not None:
-            artifacts.save_image(save_inputs / f"{Path(path).stem}.28x28.png", pixels)
+            artifacts.save_image(save_inputs / _unused_name(Path(path).stem, used), pixels)
         X = saved.norm.apply(pixels.reshape(1, -1))
         probabilities = model.output.probabilities(model.forward(X))[0]
         ranked = np.argsort(-probabilities, kind="stable")[:TOP]

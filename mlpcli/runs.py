@@ -104,11 +104,13 @@ def differing_keys(runs: list[Run]) -> list[str]:
     return [key for key in keys if len({repr(config.get(key)) for config in configs}) > 1]
 
 
-def table(runs: list[Run], sort: str = "run") -> str:
-    """The runs as a text table, sorted by the column `sort` (missing values last)."""
+def table(runs: list[Run], sort: str = "run", reverse: bool = False) -> str:
+    """The runs as a text table, sorted by the column or config key `sort` (missing values last)."""
     keys = differing_keys(runs)
-    rows = [run.cells(keys) for run in runs]
-    rows.sort(key=lambda row: (row[sort] is None, _sortable(row[sort])))
+    hidden = [sort] if sort not in COLUMNS and sort not in keys else []  # a key the same in every run
+    rows = [run.cells(keys + hidden) for run in runs]
+    present = sorted((row for row in rows if row[sort] is not None), key=lambda row: _sortable(row[sort]))
+    rows = (present[::-1] if reverse else present) + [row for row in rows if row[sort] is None]
     header = [*COLUMNS[:2], *keys, *COLUMNS[2:]]
     text = [[_show(column, row[column]) for column in header] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *text)]
@@ -118,8 +120,8 @@ def table(runs: list[Run], sort: str = "run") -> str:
 
 
 def columns(runs: list[Run]) -> list[str]:
-    """The names `table` may sort by for these runs."""
-    return [*COLUMNS, *differing_keys(runs)]
+    """The names `table` may sort by: its columns and every config key of these runs."""
+    return [*COLUMNS, *sorted({key for run in runs for key in run.config})]
 
 
 def labels(runs: list[Run]) -> list[str]:

@@ -84,6 +84,16 @@ def test_drawn_digits_are_classified_as_their_labels(mnist_run, digits, tmp_path
         assert seen.size == (28, 28)
 
 
+def test_saved_inputs_of_images_with_the_same_name_are_all_kept(mnist_run, digits, tmp_path):
+    images, _ = digits
+    for folder, digit in (("a", images[0]), ("b", images[1])):
+        (tmp_path / folder).mkdir()
+        as_drawn(digit, 0).save(tmp_path / folder / "digit.png")
+    paths = [tmp_path / "a" / "digit.png", tmp_path / "b" / "digit.png"]
+    assert mlp("predict", mnist_run, *paths, "--save-input", tmp_path / "seen").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == ["digit-2.28x28.png", "digit.28x28.png"]
+
+
 def test_light_ink_on_dark_is_read_as_it_is(mnist_run, digits, tmp_path):
     images, labels = digits
     big = Image.fromarray(images[1]).resize((140, 140), Image.Resampling.BICUBIC)

@@ -91,20 +91,25 @@ def test_a_run_in_progress_shows_its_process(runs_dir):
 
 def test_the_table_sorts_by_any_column(runs_dir):
     result = mlp("runs", runs_dir, "--sort", "train.lr")
-    lrs = [line.split()[header_index(result.output, "train.lr")] for line in result.output.splitlines()[2:]]
-    assert lrs == ["0.01", "0.01", "0.01", "0.01", "0.05", "1e+06"]
+    assert column(result.output, "train.lr") == ["0.01", "0.01", "0.01", "0.01", "0.05", "1e+06"]
     result = mlp("runs", runs_dir, "--sort", "test_acc")
-    accuracies = [
-        row.split()[header_index(result.output, "test_acc")] for row in result.output.splitlines()[2:]
-    ]
+    accuracies = column(result.output, "test_acc")
     known = [float(a) for a in accuracies if a != "-"]
-    assert known == sorted(known) and len(known) == 2 and accuracies[-1] == "-"
+    assert known == sorted(known) and len(known) == 2 and accuracies[-1] == "-"  # missing values last
+    result = mlp("runs", runs_dir, "--sort", "test_acc", "--reverse")
+    known = [float(a) for a in column(result.output, "test_acc") if a != "-"]
+    assert known == sorted(known, reverse=True) and column(result.output, "test_acc")[-1] == "-"
+    result = mlp("runs", runs_dir, "--sort", "model.hidden")  # the same in every run: not shown, allowed
+    assert result.exit_code == 0 and "model.hidden" not in result.output
     result = mlp("runs", runs_dir, "--sort", "colour")
     assert result.exit_code == 2 and "choose one of run, dataset" in result.output
 
 
-def header_index(output: str, column: str) -> int:
-    return output.splitlines()[0].split().index(column)
+def column(output: str, name: str) -> list[str]:
+    """The cells of the column `name`, top to bottom."""
+    lines = output.splitlines()
+    index = lines[0].split().index(name)
+    return [line.split()[index] for line in lines[2:]]
 
 
 def test_a_folder_without_runs(tmp_path):
