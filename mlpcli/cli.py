@@ -12,7 +12,7 @@ import click
 from mlpcli import __version__, run
 from mlpcli.config import load_config, parse_override
 from mlpcli.errors import MlpError, TrainingInterrupted
-from mlpcli.gradcheck import Settings, failures, format_table
+from mlpcli.gradcheck import Settings, failures, format_table, worst_entries
 
 GRADCHECK = Settings()  # the defaults of mlp gradcheck's options
 PROGRESS = click.option(
@@ -315,6 +315,11 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
 )
 @click.option("--seed", type=click.IntRange(min=0), default=GRADCHECK.seed, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of tables.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="For the worst entry of each tensor, show the analytic and numerical values and the relative error.",
+)
 def gradcheck(
     config_path,
     overrides,
@@ -328,6 +333,7 @@ def gradcheck(
     atol,
     seed,
     as_json,
+    explain,
 ) -> None:
     """Prove the hand-derived gradients against central differences (equations.md §7).
 
@@ -337,22 +343,50 @@ def gradcheck(
       mlp gradcheck --jacobians      ∂z/∂a, ∂z/∂b, ∂z/∂W, softmax and cross-entropy Jacobians
       mlp gradcheck --model rnn      back-propagation through time of a vanilla RNN
 
-    Exit code 0 when every check passes, 1 when any fails.
+    --config and --set shape the config's model (model.* and train.weight_decay); --all,
+    --jacobians and --model rnn check fixed small nets and take neither. Exit code 0 when
+    every check passes, 1 when any fails.
     """
+    _gradcheck_uses(overrides, config_path, model == "rnn" or every_combination or jacobians)
     settings = Settings(eps, threshold, atol, None if full else samples, seed)
     with _errors():
         config = load_config(config_path, overrides)
         rows, example = run.gradcheck_rows(config, settings, model, every_combination, jacobians)
-    failed = failures(rows)
+        failed = failures(rows)
+        hint = run.gradcheck_step_hint(rows, config, settings, model, every_combination, jacobians)
     if as_json:
         click.echo(json.dumps({"passed": not failed, "checks": [r.to_dict() for r in rows]}, indent=2))
     else:
         click.echo(format_table(rows, settings))
+        if explain:
+            click.echo("\nthe worst entry of each tensor:\n\n" + worst_entries(rows, settings))
         if example:
             click.echo("\n" + example)
     if failed:
         click.echo("FAILED: " + "; ".join(failed), err=True)
+        if hint:
+            click.echo(hint, err=True)
         raise SystemExit(1)
+
+
+GRADCHECK_KEYS = ("model.", "train.weight_decay")  # what the config's model check uses
+
+
+def _gradcheck_uses(overrides: tuple[str, ...], config_path: str | None, fixed_nets: bool) -> None:
+    """Refuse --set keys (and a --config) that the selected checks would ignore."""
+    if fixed_nets and (overrides or config_path):
+        raise click.UsageError(
+            "--all, --jacobians and --model rnn check fixed small nets: --config and --set do not"
+            " apply to them (run mlp gradcheck --set ... alone to check a config's model)"
+        )
+    for item in overrides:
+        key, _ = parse_override(item)
+        if not key.startswith(GRADCHECK_KEYS):
+            raise click.BadParameter(
+                f"{key!r}: gradcheck checks the model's gradients and uses only model.* and"
+                " train.weight_decay",
+                param_hint="--set",
+            )
 
 
 def _only_data_keys(overrides: tuple[str, ...]) -> tuple[str, ...]:

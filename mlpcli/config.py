@@ -6,13 +6,14 @@ The defaults are the MNIST config (`configs/mnist.yaml` spells them out).
 
 import copy
 import dataclasses
+import difflib
 import math
 import reprlib
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, NamedTuple, Union, get_args, get_origin
 
 import yaml
 
@@ -20,24 +21,37 @@ from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import HIDDEN_ACTIVATIONS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 
-Check = tuple[Callable[[Any], bool], str]
+
+class Check(NamedTuple):
+    """What a value must satisfy, said in words; `choices` for a value from a list."""
+
+    holds: Callable[[Any], bool]
+    must_be: str
+    choices: tuple[str, ...] = ()
 
 
 def _option(default: Any, check: Check | None = None) -> Any:
-    """A schema field: its default and an optional (predicate, what-it-must-be) check."""
+    """A schema field: its default and an optional check."""
     factory = (lambda: list(default)) if isinstance(default, list) else (lambda: default)
     return field(default_factory=factory, metadata={"check": check})
 
 
 def _one_of(*choices: str) -> Check:
-    return (lambda v: v in choices), "one of " + ", ".join(choices)
+    return Check(lambda v: v in choices, "one of " + ", ".join(choices), choices)
 
 
-POSITIVE: Check = (lambda v: v > 0), "> 0"
-NON_NEGATIVE: Check = (lambda v: v >= 0), ">= 0"
-FRACTION: Check = (lambda v: 0 <= v < 1), "in [0, 1)"
-WIDTHS: Check = (lambda v: len(v) > 0 and all(w > 0 for w in v)), "a non-empty list of widths > 0"
-DEGREES: Check = (lambda v: 0 <= v <= 180), "in [0, 180]"
+def did_you_mean(given: Any, choices: Sequence[str]) -> str:
+    """ "; did you mean 'relu'?" for the choice closest to `given` (case aside), or ""."""
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(str(given).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+
+
+POSITIVE = Check(lambda v: v > 0, "> 0")
+NON_NEGATIVE = Check(lambda v: v >= 0, ">= 0")
+FRACTION = Check(lambda v: 0 <= v < 1, "in [0, 1)")
+WIDTHS = Check(lambda v: all(w > 0 for w in v), "a list of widths > 0 (empty: no hidden layer)")
+DEGREES = Check(lambda v: 0 <= v <= 180, "in [0, 180]")
 KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")  # which epoch's weights a run keeps
 
 
@@ -63,7 +77,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    hidden: list[int] = _option([512, 512], WIDTHS)  # widths of the hidden layers
+    hidden: list[int] = _option([512, 512], WIDTHS)  # widths of the hidden layers; []: softmax regression
     activation: str = _option("relu", _one_of(*HIDDEN_ACTIVATIONS))  # hidden σ
     output: str = _option("softmax_cross_entropy", _one_of(*OUTPUTS))
     output_activation: str = _option("sigmoid", _one_of(*OUTPUT_ACTIVATIONS))  # mse only
@@ -195,14 +209,18 @@ def flat_items(section: Any, prefix: str = "") -> dict[str, Any]:
 def _reject_unknown(values: dict[Any, Any], allowed: dict[str, Any], where: str) -> None:
     for key in values:
         if key not in allowed:
-            raise ConfigError(f"unknown config key {_show(key)} at {where}; allowed: {', '.join(allowed)}")
+            hint = did_you_mean(key, list(allowed))
+            raise ConfigError(
+                f"unknown config key {_show(key)} at {where}; allowed: {', '.join(allowed)}{hint}"
+            )
 
 
 def _checked(key: str, value: Any, spec: dataclasses.Field) -> Any:
     value = _typed(key, value, spec.type)
     check = spec.metadata["check"]
-    if value is not None and check is not None and not check[0](value):
-        raise ConfigError(f"{key} = {_show(value)} is out of range: it must be {check[1]}")
+    if value is not None and check is not None and not check.holds(value):
+        hint = did_you_mean(value, check.choices) if check.choices else ""
+        raise ConfigError(f"{key} = {_show(value)} is out of range: it must be {check.must_be}{hint}")
     return value
 
 

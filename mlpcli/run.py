@@ -2,7 +2,7 @@
 The CLI parses options and calls these; these call the library and report through `echo`."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -11,14 +11,31 @@ import numpy as np
 from mlpcli import artifacts, gradcheck
 from mlpcli.config import (
     Config,
+    DataConfig,
     flat_items,
     from_dict,
     read_yaml,
     save_config,
     with_overrides,
 )
-from mlpcli.data import CLASS_NAMES, N_CLASSES, Dataset, Normalisation, Splits, load_split, load_splits
-from mlpcli.errors import ConfigError, DivergedError, RunDirError, TrainingInterrupted, WeightsError
+from mlpcli.data import (
+    CLASS_NAMES,
+    N_CLASSES,
+    Dataset,
+    Normalisation,
+    Splits,
+    load_split,
+    load_splits,
+    recognise,
+)
+from mlpcli.errors import (
+    ConfigError,
+    DataError,
+    DivergedError,
+    RunDirError,
+    TrainingInterrupted,
+    WeightsError,
+)
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
 from mlpcli.nn.network import MLP
@@ -47,6 +64,7 @@ def train_run(
     """Train as `config` says and write the run directory `out`; returns metrics.json's dict."""
     with artifacts.run_directory(out, "overwrite" if overwrite else "new") as out:
         splits = load_splits(config.data, config.train.seed)
+        _check_dataset(splits.test, config.data)
         norm = Normalisation.of(splits.train.images)
         init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
         model = build_model(config, splits.train.images.shape[1])
@@ -79,9 +97,34 @@ def resume_run(
             trainer.restore(arrays, meta)
         except (KeyError, TypeError, ValueError) as e:
             raise RunDirError(f"{out / artifacts.CHECKPOINT}: does not fit this run ({e})") from None
-        p = trainer.position
+        p, history = trainer.position, trainer.history
+        if trainer.finished:
+            how = "stopped early" if history.stopped_early else "finished"
+            echo(
+                f"{out} has {how} after {p.epoch} of its {config.train.epochs} epochs (the weights of"
+                f" epoch {history.kept_epoch} are kept); nothing to resume. To train it longer:\n"
+                f"  mlp train --resume {out} --set train.epochs=N    (N > {p.epoch})"
+                + (" --set train.patience=0" if history.stopped_early else "")
+            )
+            return {}
         echo(f"resuming {out} in epoch {p.epoch + 1}, after {p.batch} of its batches")
         return _train(out, config, splits, trainer, echo, progress, should_stop)
+
+
+KNOWN_DATA_ADVICE = {
+    "mnist": "train it with the default config (no --config), or --set data.name=mnist",
+    "fashion_mnist": "train it with --config configs/fashion_mnist.yaml, or --set data.name=fashion_mnist",
+}
+
+
+def _check_dataset(test: Dataset, data: DataConfig) -> None:
+    """Stop when the files are a well-known dataset other than the one the config names."""
+    found = recognise(test)
+    if found is not None and found != data.name:
+        raise DataError(
+            f"the data in {data.dir or 'the tfds cache'} is {found} (recognised by its test set),"
+            f" but data.name is {data.name}: {KNOWN_DATA_ADVICE[found]}"
+        )
 
 
 FIXED_ON_RESUME = (
@@ -142,11 +185,16 @@ def _train(
         raise
     if not finished:
         checkpoint()
-        _save(out, config, trainer, {"status": "interrupted"})
+        _save(out, config, trainer, {"status": "interrupted", "epochs": trainer.position.epoch})
         p = trainer.position
+        saved = (
+            "saved a checkpoint and the weights kept so far"
+            if trainer.history.kept_epoch
+            else "no epoch has finished, so nothing has been learnt yet and no weights.npz was written;"
+            " saved a checkpoint"
+        )
         raise TrainingInterrupted(
-            f"stopped in epoch {p.epoch + 1}, after {p.batch} of its batches;"
-            " saved a checkpoint and the weights kept so far.\n"
+            f"stopped in epoch {p.epoch + 1}, after {p.batch} of its batches; {saved}.\n"
             f"Resume with: mlp train --resume {out}"
         )
     history, kept = trainer.history, trainer.history.kept
@@ -171,13 +219,18 @@ def _train(
 
 
 def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
-    """config.yaml, weights.npz (the weights kept so far), history.csv, metrics.json and
+    """config.yaml, weights.npz (the weights kept so far; none before an epoch has finished),
+    history.csv, metrics.json and
     curves.png; an earlier evaluation's files go, as they spoke of the weights replaced."""
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
-    kept = build_model(config, trainer.model.sizes[0])
-    np.copyto(kept.params, trainer.kept_params)
-    artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(kept, trainer.norm, config.data.name))
-    for name in (*artifacts.evaluation_files("test"), *artifacts.evaluation_files("validation")):
+    old = [*artifacts.evaluation_files("test"), *artifacts.evaluation_files("validation")]
+    if trainer.history.kept_epoch:
+        kept = build_model(config, trainer.model.sizes[0])
+        np.copyto(kept.params, trainer.kept_params)
+        artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(kept, trainer.norm, config.data.name))
+    else:
+        old.append(artifacts.WEIGHTS)  # no epoch finished: no weights that could pass for trained ones
+    for name in old:
         (out / name).unlink(missing_ok=True)
     history = trainer.history
     artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, history.rows())
@@ -204,9 +257,9 @@ def eval_run(
 ) -> Report:
     """Evaluate saved weights on the test split (or the run's own validation split); print the
     report; write eval.json, confusion.png and mistakes.png beside the weights."""
-    saved = artifacts.load_weights(target)
+    weights = _weights_file(target)
+    saved = artifacts.load_weights(weights)
     model, norm = saved.model, saved.norm
-    weights = target / artifacts.WEIGHTS if target.is_dir() else target
     config = _run_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
     data = config.data
     if split == "test":
@@ -217,20 +270,16 @@ def eval_run(
         raise WeightsError(
             f"{weights}: a weights file alone has no validation split; evaluate its run directory"
         )
-    if model.sizes[-1] != N_CLASSES:
-        raise WeightsError(
-            f"{weights}: the model has {model.sizes[-1]} outputs, the data {N_CLASSES} classes"
-        )
-    if dataset.images.shape[1] != model.sizes[0]:
-        raise WeightsError(
-            f"{weights}: the model takes {model.sizes[0]} inputs but the {data.name} {split} images"
-            f" have {dataset.images.shape[1]} pixels"
-        )
+    _check_fits(saved, dataset, weights, f"the {data.name} {split} images")
+    data_report = _data_report(saved, dataset, data, split, weights, data_overrides)
     report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
     names = CLASS_NAMES[data.name]
     echo(f"{model} on the {data.name} {split} split ({len(dataset)} examples)\n")
+    for warning in data_report["warnings"]:
+        echo(f"warning: {warning}\n")
     echo(format_report(report, names))
-    result = {"weights": str(weights), "dataset": data.name, "split": split, **report.to_dict(names)}
+    result = {"weights": str(weights), "dataset": data.name, "split": split, "data": data_report}
+    result |= report.to_dict(names)
     report_file, confusion_file, mistakes_file = (
         weights.parent / name for name in artifacts.evaluation_files(split)
     )
@@ -238,6 +287,70 @@ def eval_run(
     _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return report
+
+
+def _weights_file(target: Path) -> Path:
+    """The weights file of `target` (a run directory or a weights file), or why there is none."""
+    if not target.is_dir():
+        return target
+    weights = target / artifacts.WEIGHTS
+    if weights.exists():
+        return weights
+    if (target / artifacts.METRICS).exists():
+        then = (
+            f"Resume it with: mlp train --resume {target}"
+            if (target / artifacts.CHECKPOINT).exists()
+            else "Train it again (with a lower train.lr if it diverged)."
+        )
+        raise WeightsError(
+            f"{target}: the run has no weights.npz: it stopped before its first epoch finished, so it"
+            f" has learnt nothing yet. {then}"
+        )
+    raise WeightsError(
+        f"{target} is not a run directory: it holds no weights.npz, metrics.json or config.yaml"
+    )
+
+
+def _check_fits(saved: artifacts.Saved, dataset: Dataset, weights: Path, what: str) -> None:
+    """The model's inputs and outputs fit the data."""
+    model = saved.model
+    if model.sizes[-1] != N_CLASSES:
+        raise WeightsError(
+            f"{weights}: the model has {model.sizes[-1]} outputs, the data {N_CLASSES} classes"
+        )
+    if dataset.images.shape[1] != model.sizes[0]:
+        raise WeightsError(
+            f"{weights}: the model takes {model.sizes[0]} inputs"
+            f" but {what} have {dataset.images.shape[1]} pixels"
+        )
+
+
+NORMALISATION_TOLERANCE = 0.25  # of the training std: how far the data's mean and std may stray
+
+
+def _data_report(
+    saved: artifacts.Saved, dataset: Dataset, data: DataConfig, split: str, weights: Path, overrides
+) -> dict:
+    """What the evaluated data is, for eval.json: a well-known dataset other than the one the
+    weights learnt stops the evaluation; unknown data whose pixels look unlike the training
+    images' (the normalisation saved with the weights) is warned about."""
+    found = recognise(dataset) if split == "test" else None
+    if found is not None and found != saved.dataset:
+        raise DataError(
+            f"the weights {weights} learnt {saved.dataset}, but the data in {data.dir or 'the tfds cache'}"
+            f" is {found} (recognised by its test set): point data.dir at {saved.dataset}'s files"
+        )
+    warnings = []
+    if found is None:
+        seen, norm = Normalisation.of(dataset.images), saved.norm
+        if max(abs(seen.mean - norm.mean), abs(seen.std - norm.std)) > NORMALISATION_TOLERANCE * norm.std:
+            warnings.append(
+                f"these images are unlike the ones the weights learnt from: pixel mean {seen.mean:.1f}"
+                f" and std {seen.std:.1f}, where training saw {norm.mean:.1f} and {norm.std:.1f}"
+            )
+    if overrides:
+        warnings.append(f"evaluated on other data than the run's own config names ({', '.join(overrides)})")
+    return {"source": data.source, "dir": data.dir, "recognised": found, "warnings": warnings}
 
 
 SHOWN_MISTAKES = 24  # the most confident mistakes drawn in mistakes.png
@@ -280,6 +393,19 @@ def plot_runs(paths: list[Path], out: Path) -> None:
             raise RunDirError(f"{run_.path}: nothing to plot ({why})")
     curves = list(zip(runs.labels(found), (run_.history for run_ in found)))
     artifacts.save_figure(out, plots.compare(curves, f"{len(found)} runs"))
+
+
+def gradcheck_step_hint(
+    rows: list[Row], config: Config, settings: Settings, model: str, every_combination: bool, jacobians: bool
+) -> str:
+    """When checks failed at a step ε far (10× or more) from the default, whether they pass at
+    the default: then the step is at fault, not the backprop. Empty when there is nothing to say."""
+    default = Settings().eps
+    if all(r.passed for r in rows) or max(settings.eps / default, default / settings.eps) < 10:
+        return ""
+    at_default = replace(settings, eps=default)
+    rows_at_default, _ = gradcheck_rows(config, at_default, model, every_combination, jacobians)
+    return gradcheck.step_size_hint(rows, rows_at_default, settings.eps)
 
 
 def gradcheck_rows(

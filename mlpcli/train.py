@@ -45,6 +45,7 @@ class History:
 
     epochs: list[EpochRecord] = field(default_factory=list)
     kept_epoch: int = 0  # 1-based epoch whose weights are kept; 0 = the initial weights
+    start_loss: float = math.nan  # the validation loss of the initial weights
     stopped_early: bool = False
 
     @property
@@ -93,6 +94,9 @@ class Position:
 
 
 Stop = Callable[[], bool]
+BLOWN_UP = 10  # a loss this many times the initial weights' means training blew up
+WORSE = 1.5  # a training loss this many times the initial weights' is worse than at the start (dropout aside)
+CHANCE_MARGIN = 0.01  # an accuracy within this of always answering the commonest class is chance
 
 
 class Trainer:
@@ -124,10 +128,12 @@ class Trainer:
         self.model, self.train, self.norm, self.config = model, train, norm, config
         self.validation = validation
         self.X_validation = norm.apply(validation.images)
+        self.chance = np.bincount(validation.labels).max() / len(validation)  # always the commonest class
         self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
-        self.position, self.history = Position(), History()
+        self.position = Position()
+        self.history = History(start_loss=self._validate()[0])
         self.kept_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
         self.augmenter = None
@@ -210,16 +216,17 @@ class Trainer:
         """Validate, record, keep the weights the rule picks, decide on early stopping."""
         p, history = self.position, self.history
         train_loss, train_accuracy = p.loss_sum / p.seen, p.correct / p.seen
-        with np.errstate(over="ignore", invalid="ignore"):
-            val_loss, val_accuracy, _ = loss_and_accuracy(
-                self.model, self.X_validation, self.validation.labels
-            )
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        val_loss, val_accuracy = self._validate()
+        failure = self._failure(train_loss, val_loss, val_accuracy)
+        if failure:
             np.copyto(self.model.params, self.kept_params)
+            kept = (
+                f"The weights of epoch {history.kept_epoch} (kept so far by {self.config.keep}) were kept."
+                if history.kept_epoch
+                else "No epoch had finished before, so there are no weights to keep."
+            )
             raise DivergedError(
-                f"the training loss became non-finite (epoch {p.epoch + 1}, learning rate {lr:g});"
-                f" try a lower train.lr. The weights of epoch {history.kept_epoch} (the ones kept so"
-                f" far by {self.config.keep}) were kept."
+                f"{failure} (epoch {p.epoch + 1}, learning rate {lr:g}); try a lower train.lr. {kept}"
             )
         epoch = p.epoch + 1
         record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
@@ -228,6 +235,32 @@ class Trainer:
         on_epoch(record)
         self.position = Position(epoch=epoch)  # the next epoch starts afresh
         history.stopped_early = history.patience_ran_out(self.config.patience)
+
+    def _validate(self) -> tuple[float, float]:
+        """The loss and accuracy of the model as it stands on the validation split."""
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught by the caller
+            loss, accuracy, _ = loss_and_accuracy(self.model, self.X_validation, self.validation.labels)
+        return loss, accuracy
+
+    def _failure(self, train_loss: float, val_loss: float, val_accuracy: float) -> str:
+        """How an epoch shows that training blew up, or "": a non-finite loss; a loss far above
+        the initial weights'; or an accuracy no better than always answering the commonest class
+        while the training loss is well above the initial weights' (a slow start stays near it)."""
+        start = self.history.start_loss
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            return "the training loss became non-finite"
+        if max(train_loss, val_loss) > BLOWN_UP * start:
+            return (
+                f"the loss rose to {max(train_loss, val_loss):.3g} (training {train_loss:.3g}, validation"
+                f" {val_loss:.3g}), over {BLOWN_UP}× the initial weights' {start:.3g}"
+            )
+        if val_accuracy <= self.chance + CHANCE_MARGIN and train_loss > WORSE * start:
+            return (
+                f"the validation accuracy is {val_accuracy:.4f}, no better than always answering the"
+                f" commonest class ({self.chance:.4f}), and the training loss ({train_loss:.3g}) is"
+                f" {train_loss / start:.1f}× the initial weights' ({start:.3g})"
+            )
+        return ""
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -240,7 +273,11 @@ class Trainer:
             arrays["order"] = p.order
         meta = {
             "position": {k: v for k, v in asdict(p).items() if k != "order"},
-            "history": {"epochs": self.history.rows(), "kept_epoch": self.history.kept_epoch},
+            "history": {
+                "epochs": self.history.rows(),
+                "kept_epoch": self.history.kept_epoch,
+                "start_loss": self.history.start_loss,
+            },
             "rng": {name: rng.bit_generator.state for name, rng in self._rngs().items()},
         }
         return arrays, json.loads(json.dumps(meta))  # as it will be read back: plain JSON
@@ -251,7 +288,8 @@ class Trainer:
         self.optimizer.load_state({name: arrays[f"optimizer_{name}"] for name in self.optimizer.state()})
         self.position = Position(**meta["position"], order=arrays.get("order"))
         history = meta["history"]
-        self.history = History([EpochRecord(**row) for row in history["epochs"]], history["kept_epoch"])
+        epochs = [EpochRecord(**row) for row in history["epochs"]]
+        self.history = History(epochs, history["kept_epoch"], history["start_loss"])
         self.history.stopped_early = self.history.patience_ran_out(self.config.patience)  # this config's
         for name, rng in self._rngs().items():
             rng.bit_generator.state = meta["rng"][name]

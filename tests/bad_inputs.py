@@ -221,12 +221,18 @@ CASES = [
     Case(
         "zero width",
         train_with("model.hidden=[32,0]"),
-        "model.hidden = [32, 0] is out of range: it must be a non-empty list",
+        "model.hidden = [32, 0] is out of range: it must be a list of widths > 0",
     ),
     Case(
-        "no hidden layers",
-        train_with("model.hidden=[]"),
-        "model.hidden = [] is out of range: it must be a non-empty list",
+        "activation in capitals",
+        train_with("model.activation=Relu"),
+        "model.activation = 'Relu' is out of range: it must be one of relu, sigmoid, tanh;"
+        " did you mean 'relu'?",
+    ),
+    Case(
+        "a misspelt key",
+        train_with("train.optimiser=adam"),
+        "; did you mean 'optimizer'?",
     ),
     Case(
         "dropout of one",
@@ -483,7 +489,30 @@ CASES = [
     # --- CLI misuse -----------------------------------------------------------------------------
     Case("eval without a path", cli("eval"), "Missing argument 'TARGET'", 2),
     Case("eval of a path that does not exist", cli("eval", "{ws}/nothing"), "no such weights file"),
-    Case("eval of a folder without weights", cli("eval", "{ws}/idx"), "weights.npz: no such weights file"),
+    Case(
+        "eval of a folder that is not a run",
+        cli("eval", "{ws}/idx"),
+        "idx is not a run directory: it holds no weights.npz, metrics.json or config.yaml",
+    ),
+    Case("eval of the current folder", cli("eval", "."), ". is not a run directory"),
+    Case(
+        "gradcheck --all with a config key",
+        cli("gradcheck", "--all", "--set", "model.hidden=[4]"),
+        "--all, --jacobians and --model rnn check fixed small nets: --config and --set do not apply",
+        2,
+    ),
+    Case(
+        "gradcheck of the RNN with a config key",
+        cli("gradcheck", "--model", "rnn", "--set", "model.hidden=[4]"),
+        "--config and --set do not apply to them",
+        2,
+    ),
+    Case(
+        "gradcheck with a key it does not use",
+        cli("gradcheck", "--set", "train.epochs=3"),
+        "'train.epochs': gradcheck checks the model's gradients and uses only model.* and train.weight_decay",
+        2,
+    ),
     Case("an unknown option", cli("train", "--bogus"), "No such option '--bogus'", 2),
     Case("an unknown command", cli("fit"), "No such command 'fit'", 2),
     Case(

@@ -67,7 +67,11 @@ def test_empty_file_means_defaults(tmp_path):
         ("", ["train.lr=-0.1"], "train.lr = -0.1 is out of range: it must be > 0"),
         ("", ["train.lr=fast"], "train.lr = 'fast' must be a number, not str"),
         ("", ["train.lr=.nan"], "must be a finite number"),
-        ("", ["model.hidden=[64,0]"], "model.hidden = [64, 0] is out of range: it must be a non-empty list"),
+        (
+            "",
+            ["model.hidden=[64,0]"],
+            "model.hidden = [64, 0] is out of range: it must be a list of widths > 0",
+        ),
         ("", ["model.hidden=64"], "model.hidden = 64 must be a list of int"),
         ("", ["model.hidden=[64,x]"], "model.hidden[1] = 'x' must be int"),
         ("", ["model.activation=gelu"], "model.activation = 'gelu' is out of range: it must be one of relu,"),

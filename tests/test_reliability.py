@@ -66,14 +66,26 @@ def test_a_read_only_run_directory_fails_eval_clearly(idx_dir, tmp_path, monkeyp
     assert snapshot(out) == before
 
 
-def test_a_diverging_run_suggests_a_lower_rate_and_keeps_good_weights(idx_dir, tmp_path):
+def test_a_run_diverging_in_epoch_1_suggests_a_lower_rate_and_saves_no_weights(idx_dir, tmp_path):
     out = tmp_path / "run"
     sets = ["train.lr=1e6", "train.optimizer=sgd", "train.momentum=0.0", f"data.dir={idx_dir}"]
     result = mlp("train", "--config", TINY, *[a for s in sets for a in ("--set", s)], "--out", out)
     assert result.exit_code == 1 and "try a lower train.lr" in result.output
+    assert "No epoch had finished before, so there are no weights to keep" in result.output
+    assert not (out / "weights.npz").exists()
+    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
+    result = mlp("eval", out)
+    assert result.exit_code == 1 and "Train it again (with a lower train.lr if it diverged)" in result.output
+
+
+def test_a_run_diverging_later_keeps_the_weights_of_its_kept_epoch(idx_dir, tmp_path):
+    out = finished_run(idx_dir, tmp_path / "run")
+    before = (out / "weights.npz").read_bytes()
+    result = mlp("train", "--resume", out, "--set", "train.epochs=5", "--set", "train.lr=1e30")
+    assert result.exit_code == 1 and "(kept so far by best_val_accuracy) were kept" in result.output
+    assert (out / "weights.npz").read_bytes() == before
     with np.load(out / "weights.npz") as npz:
         assert all(np.isfinite(npz[name]).all() for name in npz.files if name.startswith(("W", "b")))
-    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
     assert mlp("eval", out).exit_code == 0  # the kept weights still evaluate
 
 

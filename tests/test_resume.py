@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -198,11 +199,16 @@ def start_training(idx_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
     )
 
 
-def signal_after_first_epoch(child: subprocess.Popen, *signals: int) -> tuple[str, str]:
+def signal_after_first_epoch(
+    child: subprocess.Popen, *signals: int, wait_for: Path | None = None
+) -> tuple[str, str]:
+    """Send `signals` once the first epoch line is out (and the file `wait_for` exists)."""
     line = child.stdout.readline()
     while not line.startswith("epoch"):
         line = child.stdout.readline()
         assert line, "training ended before its first epoch line"
+    while wait_for is not None and not wait_for.exists():
+        time.sleep(0.01)
     for signum in signals:
         child.send_signal(signum)
     stdout, stderr = child.communicate(timeout=120)
@@ -237,8 +243,9 @@ def test_sigterm_exits_143_with_a_checkpoint(big_idx_dir, tmp_path):
 def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_files(big_idx_dir, tmp_path):
     out = tmp_path / "run"
     child = start_training(big_idx_dir, out, epochs=30)
-    _, stderr = signal_after_first_epoch(child, signal.SIGINT, signal.SIGINT)
+    # once the epoch-end checkpoint is there (before it, a second Ctrl-C leaves none to resume)
+    _, stderr = signal_after_first_epoch(child, signal.SIGINT, signal.SIGINT, wait_for=out / "checkpoint.npz")
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr
-    load_checkpoint(out / "checkpoint.npz")  # whole: the epoch-end checkpoint or the stop's own
+    load_checkpoint(out / "checkpoint.npz")  # whole: the epoch-end checkpoint, or the stop's own
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
