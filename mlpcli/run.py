@@ -96,7 +96,10 @@ def resume_run(
             )
             trainer.restore(arrays, meta)
         except (KeyError, TypeError, ValueError) as e:
-            raise RunDirError(f"{out / artifacts.CHECKPOINT}: does not fit this run ({e})") from None
+            raise RunDirError(
+                f"{out / artifacts.CHECKPOINT}: does not fit this run, or was written by another version"
+                f" of mlp ({type(e).__name__}: {e})"
+            ) from None
         p, history = trainer.position, trainer.history
         if trainer.finished:
             how = "stopped early" if history.stopped_early else "finished"

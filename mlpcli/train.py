@@ -289,7 +289,8 @@ class Trainer:
         self.position = Position(**meta["position"], order=arrays.get("order"))
         history = meta["history"]
         epochs = [EpochRecord(**row) for row in history["epochs"]]
-        self.history = History(epochs, history["kept_epoch"], history["start_loss"])
+        start_loss = history.get("start_loss", math.nan)  # nan: no loss-based divergence check
+        self.history = History(epochs, history["kept_epoch"], start_loss)
         self.history.stopped_early = self.history.patience_ran_out(self.config.patience)  # this config's
         for name, rng in self._rngs().items():
             rng.bit_generator.state = meta["rng"][name]
