@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from mlpcli.errors import MlpError, RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.network import MLP
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # imported for drawing only where pictures are drawn
 
 CHECKPOINT, LOCK = "checkpoint.npz", ".lock"
 CHECKPOINT_META = {"position", "history", "rng", "norm", "config"}
@@ -162,6 +165,9 @@ def evaluation_files(split: str) -> tuple[str, str, str]:
     return tuple(name.replace(".", f"{suffix}.", 1) for name in (EVAL, CONFUSION, MISTAKES))
 
 
+EVALUATIONS = (*evaluation_files("test"), *evaluation_files("validation"))  # what mlp eval writes
+
+
 def write_history(path: Path, columns: list[str], rows: list[dict]) -> None:
     """history.csv: the header, then a row per epoch (the header alone before the first)."""
     text = io.StringIO()
@@ -171,7 +177,7 @@ def write_history(path: Path, columns: list[str], rows: list[dict]) -> None:
     write_text(path, text.getvalue())
 
 
-def save_figure(path: Path, figure) -> None:
+def save_figure(path: Path, figure: "Figure") -> None:
     """A matplotlib Figure as a PNG."""
     write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=100))
 
@@ -215,6 +221,28 @@ def save_weights(path: Path, saved: Saved) -> None:
         "dataset": np.array(saved.dataset),
     }
     write_atomic(path, lambda f: np.savez(f, **arrays, **meta))
+
+
+def weights_file(target: Path) -> Path:
+    """The weights file of `target`, a run directory or a weights file itself; a WeightsError
+    that says why when a directory holds none."""
+    if not target.is_dir():
+        return target
+    if (target / WEIGHTS).exists():
+        return target / WEIGHTS
+    if (target / CHECKPOINT).exists() or (target / METRICS).exists():
+        then = (
+            f"Resume it with: mlp train --resume {target}"
+            if (target / CHECKPOINT).exists()
+            else "Train it again (with a lower train.lr if it diverged)."
+        )
+        raise WeightsError(
+            f"{target}: the run has no weights.npz yet: it is still in its first epoch, or it stopped"
+            f" before that epoch finished and so has learnt nothing. {then}"
+        )
+    raise WeightsError(
+        f"{target} is not a run directory: it holds no weights.npz, metrics.json or config.yaml"
+    )
 
 
 def load_weights(path: str | Path) -> Saved:

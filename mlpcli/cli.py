@@ -347,9 +347,9 @@ def gradcheck(
     --jacobians and --model rnn check fixed small nets and take neither. Exit code 0 when
     every check passes, 1 when any fails.
     """
-    _gradcheck_uses(overrides, config_path, model == "rnn" or every_combination or jacobians)
     settings = Settings(eps, threshold, atol, None if full else samples, seed)
     with _errors():
+        _gradcheck_uses(overrides, config_path, model == "rnn" or every_combination or jacobians)
         config = load_config(config_path, overrides)
         rows, example = run.gradcheck_rows(config, settings, model, every_combination, jacobians)
         failed = failures(rows)

@@ -27,7 +27,8 @@ class TrainingInterrupted(MlpError):
 
 
 class DivergedError(MlpError):
-    """The training loss became non-finite; the last good weights were kept."""
+    """Training blew up (a non-finite loss, a loss far above the start, or chance-level
+    accuracy with a rising loss); the weights kept so far were kept."""
 
 
 class ImageError(MlpError):

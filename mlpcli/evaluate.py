@@ -2,6 +2,7 @@
 and the mistakes, most confident first."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -35,14 +36,14 @@ class Report:
         """The share of examples whose true class is among the TOP most probable."""
         return float(np.mean((self.ranked == self.labels[:, None]).any(axis=1)))
 
-    @property
+    @cached_property
     def confusion(self) -> np.ndarray:
         """(classes, classes) counts: rows the true class, columns the prediction."""
         confusion = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
         np.add.at(confusion, (self.labels, self.predicted), 1)
         return confusion
 
-    @property
+    @cached_property
     def mistakes(self) -> np.ndarray:
         """Indices of the wrongly classified examples, the most confidently wrong first."""
         wrong = np.flatnonzero(self.predicted != self.labels)

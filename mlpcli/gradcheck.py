@@ -57,7 +57,7 @@ class Row:
     kinks: int
     by_abs: int  # entries whose relative error is too large but absolute error small enough
     passed: bool
-    worst: tuple[int, ...]  # the entry of the largest relative error (not at a kink), and its values
+    worst: tuple[int, ...]  # the entry of the largest relative error (a failing one if any), its values
     worst_analytic: float
     worst_numeric: float
 
@@ -66,7 +66,11 @@ class Row:
         """FAIL; pass (every entry by its relative error); or pass (N by abs, M at a kink)."""
         if not self.passed:
             return "FAIL"
-        notes = [f"{self.by_abs} by abs"] * bool(self.by_abs) + [f"{self.kinks} at a kink"] * bool(self.kinks)
+        notes = []
+        if self.by_abs:
+            notes.append(f"{self.by_abs} by abs")
+        if self.kinks:
+            notes.append(f"{self.kinks} at a kink")
         return f"pass ({', '.join(notes)})" if notes else "pass"
 
     def to_dict(self) -> dict:
@@ -107,6 +111,12 @@ def numerical_jacobian(f: Callable[[], np.ndarray], x: np.ndarray, eps: float) -
     return np.moveaxis(columns, 0, -1).reshape(columns.shape[1:] + x.shape)
 
 
+def errors(analytic, numeric) -> tuple:
+    """|a - n| and the relative error |a - n| / max(|a| + |n|, TINY), of numbers or arrays."""
+    error = np.abs(analytic - numeric)
+    return error, error / np.maximum(np.abs(analytic) + np.abs(numeric), TINY)
+
+
 def compare(
     check: str, tensor: str, analytic, numeric, settings: Settings, kinked=None, shape=None, indices=None
 ) -> Row:
@@ -116,12 +126,12 @@ def compare(
     analytic, numeric = np.asarray(analytic, np.float64).ravel(), np.asarray(numeric, np.float64).ravel()
     indices = np.arange(analytic.size) if indices is None else indices
     kinked = np.zeros(analytic.size, bool) if kinked is None else kinked
-    error = np.abs(analytic - numeric)
-    relative = error / np.maximum(np.abs(analytic) + np.abs(numeric), TINY)  # |a - n| / (|a| + |n|)
+    error, relative = errors(analytic, numeric)
     too_far = relative > settings.threshold
     wrong = too_far & (error > settings.atol)
     smooth = ~kinked
-    worst = int(np.argmax(np.where(smooth, relative, -1.0)))
+    failing = wrong & smooth
+    worst = int(np.argmax(np.where(failing if failing.any() else smooth, relative, -1.0)))
     return Row(
         check,
         tensor,
@@ -350,8 +360,7 @@ def worst_entries(rows: list[Row], settings: Settings) -> str:
     blocks = []
     for r in rows:
         a, n = r.worst_analytic, r.worst_numeric
-        error, scale = abs(a - n), abs(a) + abs(n)
-        relative = error / max(scale, TINY)
+        error, relative = errors(a, n)
         if relative <= settings.threshold:
             rule = f"≤ {settings.threshold:g}: pass"
         elif error <= settings.atol:
@@ -362,7 +371,7 @@ def worst_entries(rows: list[Row], settings: Settings) -> str:
             f"{r.check}  {r.tensor}{list(r.worst)}\n"
             f"  analytic   a = {a: .12e}\n"
             f"  numerical  n = {n: .12e}   (f(θ + ε) − f(θ − ε)) / 2ε, ε = {settings.eps:g}\n"
-            f"  |a − n| = {error:.3e};  |a| + |n| = {scale:.3e};"
+            f"  |a − n| = {error:.3e};  |a| + |n| = {abs(a) + abs(n):.3e};"
             f"  |a − n| / max(|a| + |n|, {TINY:g}) = {relative:.3e} {rule}"
         )
     return "\n\n".join(blocks)

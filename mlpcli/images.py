@@ -1,6 +1,7 @@
 """A picture of a digit (or a garment), brought to the form of an MNIST image as MNIST itself
 was made: grayscale, light ink on a dark background, cropped to the ink, scaled so that its
-longer side is 20 pixels (keeping the aspect ratio, grey levels from the resampling), and
+longer side is 20 pixels (keeping the aspect ratio, grey levels from the resampling, the
+strongest stroke at full white), and
 placed in a 28×28 field with its centre of mass at the centre (row 14, column 14: where the
 centres of MNIST's own digits lie). Pillow decodes and resamples; the rest is NumPy.
 """
@@ -14,20 +15,26 @@ from mlpcli.errors import ImageError
 FIELD, BOX = 28, 20  # MNIST's image side, and the box its digits are scaled to fit
 MIN_CONTRAST = 32  # grey levels between background and ink below which an image counts as blank
 INK = 0.25  # share of the ink's full strength from which a pixel counts when cropping
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")  # Pillow's 16- and 32-bit integer and float modes
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """The image at `path` as grey levels (rows, cols) in 0–255, float; transparency is white."""
+    """The image at `path` as grey levels (rows, cols) in 0–255, float: transparency is white,
+    and 16-bit or floating-point images are scaled from their own range."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # only the commands that read images
 
     path = Path(path)
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
+            if image.mode in WIDE_MODES:
+                return _stretched(np.asarray(image, dtype=np.float64))
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 white = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(white, image.convert("RGBA"))
             return np.asarray(image.convert("L"), dtype=np.float64)
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: too large to read safely ({e})") from None
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -43,31 +50,42 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     ink = _ink(grey, name)
     rows, cols = np.nonzero(ink >= INK)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    return _centred(_fit(ink))
+    return _centred(_fit(ink, name))
 
 
 def _ink(grey: np.ndarray, name: str) -> np.ndarray:
-    """How much ink each pixel holds, 0 (background) … 1 (the darkest or lightest stroke).
-    The background is the border's median: light paper is inverted, so ink is always light."""
+    """How much ink each pixel holds, 0 (background) … 1 (the strongest stroke). The background
+    is the border's median; the ink is whichever way the image strays farthest from it: darker
+    (pen on paper) or lighter (chalk on a board)."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
-    ink = 255.0 - grey if background > 127 else grey
-    background = 255.0 - background if background > 127 else background
-    contrast = float(ink.max()) - background
+    darker, lighter = background - float(grey.min()), float(grey.max()) - background
+    ink = background - grey if darker >= lighter else grey - background
+    contrast = max(darker, lighter)
     if contrast < MIN_CONTRAST:
         raise ImageError(f"{name}: no digit found (the image is blank or has almost no contrast)")
-    return np.clip((ink - background) / contrast, 0.0, 1.0)
+    return np.clip(ink / contrast, 0.0, 1.0)
 
 
-def _fit(ink: np.ndarray) -> np.ndarray:
-    """Resample so that the longer side is BOX pixels, keeping the aspect ratio; 0–255 floats."""
+def _fit(ink: np.ndarray, name: str) -> np.ndarray:
+    """Resample so that the longer side is BOX pixels, keeping the aspect ratio; then stretch so
+    the strongest pixel is 255 (a thin pen line shrunk from a large photo stays visible)."""
     from PIL import Image
 
     rows, cols = ink.shape
     scale = BOX / max(rows, cols)
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
     image = Image.fromarray(np.round(ink * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.float64)
+    digit = np.asarray(image, dtype=np.float64)
+    if digit.max() <= 0:
+        raise ImageError(f"{name}: the ink is too thin or sparse to keep at {BOX}×{BOX} pixels")
+    return digit * (255.0 / digit.max())
+
+
+def _stretched(values: np.ndarray) -> np.ndarray:
+    """An image of any numeric range as 0–255 grey levels (a flat image: all 0)."""
+    low, high = float(values.min()), float(values.max())
+    return (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
 
 
 def _centred(digit: np.ndarray) -> np.ndarray:

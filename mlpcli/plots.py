@@ -21,7 +21,7 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
     figure = Figure(figsize=(8, 7), layout="constrained")
     figure.suptitle(title)
     if not rows:
-        figure.text(0.5, 0.5, "No epoch has finished yet: nothing to draw.", ha="center", fontsize=14)
+        figure.text(0.5, 0.5, "No epoch was recorded: nothing to draw.", ha="center", fontsize=14)
         return figure
     loss, accuracy, rate = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.2])
     epochs = [int(row["epoch"]) for row in rows]
@@ -99,7 +99,12 @@ def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str) -> Fig
 
 
 def mistakes(
-    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, probability: np.ndarray, names, title: str
+    images: np.ndarray,
+    true: np.ndarray,
+    predicted: np.ndarray,
+    probability: np.ndarray,
+    names: Sequence[str],
+    title: str,
 ) -> Figure:
     """A grid of images (n, rows, cols), each titled with its true and predicted class and the
     probability the network gave its prediction."""

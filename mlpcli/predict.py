@@ -10,10 +10,9 @@ import numpy as np
 from mlpcli import artifacts
 from mlpcli.data import CLASS_NAMES
 from mlpcli.errors import ImageError, WeightsError
+from mlpcli.evaluate import TOP
 from mlpcli.images import FIELD, read_image, to_mnist
 from mlpcli.progress import bar
-
-TOP = 3
 
 
 @dataclass
@@ -36,10 +35,11 @@ class Prediction:
         return f"{self.image}: " + "   ".join(f"{name} {p:.4f}" for _, name, p in self.top)
 
 
-def _unused_name(stem: str, used: set[str]) -> str:
-    """STEM.28x28.png, or STEM-2.28x28.png, STEM-3… when an earlier image had the same stem."""
+def _unused_name(folder: Path, stem: str, used: set[str]) -> str:
+    """STEM.28x28.png, or STEM-2.28x28.png, STEM-3… when an earlier image of this call had the
+    same stem, or the file is already in `folder`."""
     name, n = f"{stem}.28x28.png", 1
-    while name in used:
+    while name in used or (folder / name).exists():
         n += 1
         name = f"{stem}-{n}.28x28.png"
     used.add(name)
@@ -52,8 +52,8 @@ def predict_images(
     """Classify each image with the weights at `target` (a run directory or weights.npz). An
     image that cannot be read or holds no digit gets its error; the others are classified.
     With `save_inputs`, the 28×28 image the network saw is saved there as NAME.28x28.png
-    (NAME-2.28x28.png, … for a name already used in this call)."""
-    saved = artifacts.load_weights(target)
+    (NAME-2.28x28.png, … when the name is taken)."""
+    saved = artifacts.load_weights(artifacts.weights_file(target))
     model, names = saved.model, CLASS_NAMES[saved.dataset]
     if model.sizes[0] != FIELD * FIELD:
         raise WeightsError(f"{target}: the model takes {model.sizes[0]} inputs, not {FIELD}×{FIELD} images")
@@ -67,7 +67,7 @@ def predict_images(
             predictions.append(Prediction(str(path), error=str(e)))
             continue
         if save_inputs is not None:
-            artifacts.save_image(save_inputs / _unused_name(Path(path).stem, used), pixels)
+            artifacts.save_image(save_inputs / _unused_name(save_inputs, Path(path).stem, used), pixels)
         X = saved.norm.apply(pixels.reshape(1, -1))
         probabilities = model.output.probabilities(model.forward(X))[0]
         ranked = np.argsort(-probabilities, kind="stable")[:TOP]

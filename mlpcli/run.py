@@ -1,6 +1,8 @@
-"""What `mlp train` and `mlp eval` do, from a resolved config to files in a run directory.
-The CLI parses options and calls these; these call the library and report through `echo`."""
+"""What `mlp train`, `mlp eval`, `mlp plot` and `mlp gradcheck` do, from a resolved config to
+files in a run directory. The CLI parses options and calls these; these call the library and
+report through `echo`."""
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -50,6 +52,11 @@ def default_run_dir(config: Config) -> Path:
 
 def build_model(config: Config, n_input: int) -> MLP:
     m = config.model
+    if m.dropout and not m.hidden:
+        raise ConfigError(
+            f"model.dropout = {m.dropout} drops hidden activations, and model.hidden = [] has none:"
+            " set model.dropout=0 (configs/softmax_regression.yaml does)"
+        )
     return MLP([n_input, *m.hidden, N_CLASSES], m.activation, m.output, m.output_activation, m.dropout)
 
 
@@ -101,7 +108,7 @@ def resume_run(
                 f" of mlp ({type(e).__name__}: {e})"
             ) from None
         p, history = trainer.position, trainer.history
-        if trainer.finished:
+        if trainer.finished and _status(out) in ("completed", "stopped early"):
             how = "stopped early" if history.stopped_early else "finished"
             echo(
                 f"{out} has {how} after {p.epoch} of its {config.train.epochs} epochs (the weights of"
@@ -110,8 +117,22 @@ def resume_run(
                 + (" --set train.patience=0" if history.stopped_early else "")
             )
             return {}
-        echo(f"resuming {out} in epoch {p.epoch + 1}, after {p.batch} of its batches")
+        if trainer.finished:
+            echo(f"{out} finished training but its results were never written: testing and saving them")
+        else:
+            echo(f"resuming {out} in epoch {p.epoch + 1}, after {p.batch} of its batches")
         return _train(out, config, splits, trainer, echo, progress, should_stop)
+
+
+RESULTS = (artifacts.WEIGHTS, artifacts.METRICS, artifacts.CURVES)  # what a run writes when it ends
+
+
+def _status(out: Path) -> str | None:
+    """The status metrics.json records, or None when it is missing or unreadable."""
+    try:
+        return json.loads((out / artifacts.METRICS).read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 KNOWN_DATA_ADVICE = {
@@ -180,6 +201,9 @@ def _train(
     def on_epoch(record: EpochRecord) -> None:
         echo(format_epoch(record, kept=trainer.history.kept_epoch == record.epoch))
         artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, trainer.history.rows())
+        if record.epoch == 1:  # from now on the directory is this run's: an overwritten run's results go
+            for name in (*RESULTS, *artifacts.EVALUATIONS):
+                (out / name).unlink(missing_ok=True)
 
     try:
         finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
@@ -201,7 +225,7 @@ def _train(
             f"Resume with: mlp train --resume {out}"
         )
     history, kept = trainer.history, trainer.history.kept
-    report = evaluate(model, norm.apply(splits.test.images), splits.test.labels)
+    report = evaluate(model, norm.apply(splits.test.images), splits.test.labels, progress)
     metrics = {
         "status": "stopped early" if history.stopped_early else "completed",
         "test_accuracy": report.accuracy,
@@ -226,7 +250,7 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     history.csv, metrics.json and
     curves.png; an earlier evaluation's files go, as they spoke of the weights replaced."""
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
-    old = [*artifacts.evaluation_files("test"), *artifacts.evaluation_files("validation")]
+    old = list(artifacts.EVALUATIONS)
     if trainer.history.kept_epoch:
         kept = build_model(config, trainer.model.sizes[0])
         np.copyto(kept.params, trainer.kept_params)
@@ -260,21 +284,22 @@ def eval_run(
 ) -> Report:
     """Evaluate saved weights on the test split (or the run's own validation split); print the
     report; write eval.json, confusion.png and mistakes.png beside the weights."""
-    weights = _weights_file(target)
+    weights = artifacts.weights_file(target)
     saved = artifacts.load_weights(weights)
     model, norm = saved.model, saved.norm
     config = _run_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
     data = config.data
     if split == "test":
-        dataset = load_split(data, "test")
+        dataset = test = load_split(data, "test")
     elif (weights.parent / artifacts.CONFIG).exists():
-        dataset = load_splits(data, config.train.seed).validation  # the split training held out
+        splits = load_splits(data, config.train.seed)
+        dataset, test = splits.validation, splits.test  # the split training held out
     else:
         raise WeightsError(
             f"{weights}: a weights file alone has no validation split; evaluate its run directory"
         )
     _check_fits(saved, dataset, weights, f"the {data.name} {split} images")
-    data_report = _data_report(saved, dataset, data, split, weights, data_overrides)
+    data_report = _data_report(saved, dataset, test, data, weights, data_overrides)
     report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
     names = CLASS_NAMES[data.name]
     echo(f"{model} on the {data.name} {split} split ({len(dataset)} examples)\n")
@@ -290,28 +315,6 @@ def eval_run(
     _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return report
-
-
-def _weights_file(target: Path) -> Path:
-    """The weights file of `target` (a run directory or a weights file), or why there is none."""
-    if not target.is_dir():
-        return target
-    weights = target / artifacts.WEIGHTS
-    if weights.exists():
-        return weights
-    if (target / artifacts.METRICS).exists():
-        then = (
-            f"Resume it with: mlp train --resume {target}"
-            if (target / artifacts.CHECKPOINT).exists()
-            else "Train it again (with a lower train.lr if it diverged)."
-        )
-        raise WeightsError(
-            f"{target}: the run has no weights.npz: it stopped before its first epoch finished, so it"
-            f" has learnt nothing yet. {then}"
-        )
-    raise WeightsError(
-        f"{target} is not a run directory: it holds no weights.npz, metrics.json or config.yaml"
-    )
 
 
 def _check_fits(saved: artifacts.Saved, dataset: Dataset, weights: Path, what: str) -> None:
@@ -332,17 +335,26 @@ NORMALISATION_TOLERANCE = 0.25  # of the training std: how far the data's mean a
 
 
 def _data_report(
-    saved: artifacts.Saved, dataset: Dataset, data: DataConfig, split: str, weights: Path, overrides
+    saved: artifacts.Saved,
+    dataset: Dataset,
+    test: Dataset,
+    data: DataConfig,
+    weights: Path,
+    overrides: Sequence[str],
 ) -> dict:
-    """What the evaluated data is, for eval.json: a well-known dataset other than the one the
-    weights learnt stops the evaluation; unknown data whose pixels look unlike the training
-    images' (the normalisation saved with the weights) is warned about."""
-    found = recognise(dataset) if split == "test" else None
+    """What the evaluated data is, for eval.json: a well-known dataset (recognised by its test
+    split `test`) other than the one the weights learnt, or than data.name, stops the
+    evaluation; unknown data whose pixels look unlike the training images' (the normalisation
+    saved with the weights) is warned about."""
+    found = recognise(test)
+    where = data.dir or "the tfds cache"
     if found is not None and found != saved.dataset:
         raise DataError(
-            f"the weights {weights} learnt {saved.dataset}, but the data in {data.dir or 'the tfds cache'}"
+            f"the weights {weights} learnt {saved.dataset}, but the data in {where}"
             f" is {found} (recognised by its test set): point data.dir at {saved.dataset}'s files"
         )
+    if found is not None and found != data.name:
+        raise DataError(f"data.name is {data.name}, but the data in {where} is {found}: drop --set data.name")
     warnings = []
     if found is None:
         seen, norm = Normalisation.of(dataset.images), saved.norm

@@ -10,6 +10,7 @@ from pathlib import Path
 from mlpcli import artifacts
 from mlpcli.config import flat_items, from_dict, read_yaml
 from mlpcli.errors import MlpError
+from mlpcli.train import HISTORY_COLUMNS
 
 COLUMNS = ["run", "dataset", "epochs", "kept", "val_acc", "test_acc", "time", "status"]
 
@@ -36,7 +37,9 @@ class Run:
     def cells(self, keys: list[str]) -> dict[str, object]:
         """The row of the runs table: COLUMNS and the config `keys`, by name."""
         kept = self.metrics.get("kept_epoch")
-        val = self.history[kept - 1]["val_accuracy"] if kept and len(self.history) >= kept else None
+        if not (isinstance(kept, int) and 1 <= kept <= len(self.history)):
+            kept = None  # absent, or a damaged metrics.json
+        val = self.history[kept - 1]["val_accuracy"] if kept else None
         seconds = sum(float(row["seconds"]) for row in self.history) if self.history else None
         return {
             "run": self.path.name,
@@ -83,10 +86,14 @@ def _metrics(path: Path) -> dict:
 
 
 def _history(path: Path) -> list[dict]:
+    """history.csv's rows, each checked to hold every column as a number (ValueError if not)."""
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        float(row["val_accuracy"]), float(row["seconds"]), int(row["epoch"])  # raise if damaged
+        if any(row.get(column) is None for column in HISTORY_COLUMNS):
+            raise ValueError("a column is missing")
+        for column in HISTORY_COLUMNS:
+            float(row[column])
     return rows
 
 

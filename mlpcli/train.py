@@ -45,7 +45,7 @@ class History:
 
     epochs: list[EpochRecord] = field(default_factory=list)
     kept_epoch: int = 0  # 1-based epoch whose weights are kept; 0 = the initial weights
-    start_loss: float = math.nan  # the validation loss of the initial weights
+    start_loss: float = math.nan  # the initial weights' validation loss, with dropout as in training
     stopped_early: bool = False
 
     @property
@@ -95,8 +95,9 @@ class Position:
 
 Stop = Callable[[], bool]
 BLOWN_UP = 10  # a loss this many times the initial weights' means training blew up
-WORSE = 1.5  # a training loss this many times the initial weights' is worse than at the start (dropout aside)
+WORSE = 1.5  # a training loss this many times the initial weights' is worse than at the start
 CHANCE_MARGIN = 0.01  # an accuracy within this of always answering the commonest class is chance
+MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learning
 
 
 class Trainer:
@@ -133,7 +134,7 @@ class Trainer:
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position = Position()
-        self.history = History(start_loss=self._validate()[0])
+        self.history = History(start_loss=self._start_loss())
         self.kept_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
         self.augmenter = None
@@ -236,6 +237,12 @@ class Trainer:
         self.position = Position(epoch=epoch)  # the next epoch starts afresh
         history.stopped_early = history.patience_ran_out(self.config.patience)
 
+    def _start_loss(self) -> float:
+        """The loss of the initial weights on the validation images with dropout on, as training
+        measures its own loss (a generator of its own: the training's draws stay untouched)."""
+        Y = one_hot(self.validation.labels, dtype=self.model.params.dtype)
+        return self.model.loss(self.X_validation, Y, rng=np.random.default_rng(0))
+
     def _validate(self) -> tuple[float, float]:
         """The loss and accuracy of the model as it stands on the validation split."""
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught by the caller
@@ -254,7 +261,8 @@ class Trainer:
                 f"the loss rose to {max(train_loss, val_loss):.3g} (training {train_loss:.3g}, validation"
                 f" {val_loss:.3g}), over {BLOWN_UP}× the initial weights' {start:.3g}"
             )
-        if val_accuracy <= self.chance + CHANCE_MARGIN and train_loss > WORSE * start:
+        at_chance = val_accuracy <= self.chance + CHANCE_MARGIN and len(self.validation) >= MIN_VALIDATION
+        if at_chance and train_loss > WORSE * start:
             return (
                 f"the validation accuracy is {val_accuracy:.4f}, no better than always answering the"
                 f" commonest class ({self.chance:.4f}), and the training loss ({train_loss:.3g}) is"

@@ -508,6 +508,21 @@ CASES = [
         2,
     ),
     Case(
+        "gradcheck with an override that is not KEY=VALUE",
+        cli("gradcheck", "--set", "foo"),
+        "override 'foo' is not KEY=VALUE",
+    ),
+    Case(
+        "predict with a folder that is not a run",
+        cli("predict", "{ws}/idx", "{ws}/idx/x.png"),
+        "idx is not a run directory",
+    ),
+    Case(
+        "dropout without hidden layers",
+        train_with("model.hidden=[]"),
+        "model.dropout = 0.1 drops hidden activations, and model.hidden = [] has none: set model.dropout=0",
+    ),
+    Case(
         "gradcheck with a key it does not use",
         cli("gradcheck", "--set", "train.epochs=3"),
         "'train.epochs': gradcheck checks the model's gradients and uses only model.* and train.weight_decay",

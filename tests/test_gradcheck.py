@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlpcli.cli import main
-from mlpcli.gradcheck import Settings, check_tensors, relu_pattern
+from mlpcli.gradcheck import Settings, check_tensors, compare, relu_pattern, worst_entries
 from mlpcli.nn.activations import ReLU
 from mlpcli.nn.layers import Dense
 from mlpcli.nn.network import MLP
@@ -127,3 +127,11 @@ def test_bad_gradcheck_arguments():
     assert gradcheck("--model", "lstm").exit_code == 2
     result = gradcheck("--set", "model.activation=gelu")
     assert result.exit_code == 1 and "model.activation = 'gelu' is out of range" in result.output
+
+
+def test_the_worst_entry_shown_is_a_failing_one_when_any_fails():
+    analytic = np.array([1e-12, 1.0, 2.0])
+    numeric = np.array([3e-12, 1.1, 2.0])  # entry 0: relative 0.5 but |a - n| tiny (passes by abs)
+    row = compare("c", "t", analytic, numeric, Settings())  # entry 1: relative 0.048, fails
+    assert not row.passed and row.worst == (1,) and row.by_abs == 1
+    assert "> 1e-06 and |a − n| > 1e-09: FAIL" in worst_entries([row], Settings())

@@ -66,6 +66,12 @@ def test_training_on_fashion_files_as_mnist_stops_and_says_what_to_pass(fashion_
     assert "--config configs/fashion_mnist.yaml" in result.output and not out.exists()
 
 
+def test_eval_with_a_data_name_the_files_contradict_stops(fashion_run, fashion_dir):
+    result = mlp("eval", fashion_run, *sets(f"data.dir={fashion_dir}", "data.name=mnist"))
+    assert result.exit_code == 1
+    assert f"data.name is mnist, but the data in {fashion_dir} is fashion_mnist" in result.output
+
+
 def test_the_run_on_its_own_data_records_what_it_was(fashion_run):
     data = json.loads((fashion_run / "eval.json").read_text())["data"]
     assert data["recognised"] == "fashion_mnist" and data["warnings"] == []
@@ -126,7 +132,7 @@ def test_interrupted_before_any_epoch_says_so_and_leaves_no_weights(idx_dir, tmp
     ).read_text() == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n"
     assert json.loads((out / "metrics.json").read_text()) == {"status": "interrupted", "epochs": 0}
     result = mlp("eval", out)
-    assert result.exit_code == 1 and "stopped before its first epoch finished" in result.output
+    assert result.exit_code == 1 and "stopped before that epoch finished" in result.output
     assert f"Resume it with: mlp train --resume {out}" in result.output
     assert mlp("train", "--resume", out).exit_code == 0  # and then it trains as if never stopped
     assert (out / "weights.npz").exists()
@@ -144,6 +150,36 @@ def test_resuming_a_finished_run_changes_nothing_and_says_how_to_extend_it(idx_d
     assert "has finished after 3 of its 3 epochs" in result.output
     assert f"mlp train --resume {out} --set train.epochs=N" in result.output
     assert "resuming " not in result.output and snapshot(out) == before
+
+
+def test_a_finished_run_whose_results_were_never_written_gets_them_on_resume(idx_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train_tiny(idx_dir, out).exit_code == 0
+    for name in ("weights.npz", "metrics.json", "curves.png"):  # as if killed while saving them
+        (out / name).unlink()
+    result = mlp("train", "--resume", out)
+    assert result.exit_code == 0 and "finished training but its results were never written" in result.output
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
+    assert (out / "weights.npz").exists() and "epoch   1" not in result.output  # nothing retrained
+
+
+def test_an_overwriting_run_removes_the_old_results_once_its_first_epoch_ends(idx_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train_tiny(idx_dir, out).exit_code == 0
+    assert mlp("eval", out).exit_code == 0
+    config = load_config(TINY, [f"data.dir={idx_dir}", "train.seed=1"])
+    calls = iter(range(1000))
+
+    def killed_in_epoch_2() -> bool:  # 32 batches an epoch: a second Ctrl-C in the 40th
+        if next(calls) == 40:
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        run.train_run(config, out, lambda line: None, False, killed_in_epoch_2, overwrite=True)
+    left = {p.name for p in out.iterdir()}
+    assert left == {"checkpoint.npz", "config.yaml", "history.csv"}  # the new run's, whole
+    assert "seed: 1" in (out / "config.yaml").read_text()
 
 
 # --- 5 and 6. gradcheck ----------------------------------------------------------------------------
@@ -186,7 +222,9 @@ def test_explain_shows_the_comparison_itself():
 
 
 def test_softmax_regression_trains_and_is_gradchecked(idx_dir, tmp_path):
-    result = train_tiny(idx_dir, tmp_path / "run", "model.hidden=[]")
+    result = train_tiny(idx_dir, tmp_path / "dropout", "model.hidden=[]")
+    assert result.exit_code == 1 and "model.dropout = 0.1 drops hidden activations" in result.output
+    result = train_tiny(idx_dir, tmp_path / "run", "model.hidden=[]", "model.dropout=0")
     assert result.exit_code == 0, result.output
     assert "MLP(64 → 10" in result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_accuracy"] > 0.9

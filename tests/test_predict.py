@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mlpcli.cli import main
 from mlpcli.data import DataConfig, load_split
+from mlpcli.errors import ImageError
 from mlpcli.images import read_image, to_mnist
 
 
@@ -124,5 +125,37 @@ def test_bad_images_get_an_error_each_and_the_rest_are_classified(mnist_run, dig
 def test_predict_needs_weights(tmp_path):
     Image.new("L", (10, 10)).save(tmp_path / "x.png")
     result = mlp("predict", tmp_path, tmp_path / "x.png")
-    assert result.exit_code == 1 and "no such weights file" in result.output
+    assert result.exit_code == 1 and "is not a run directory" in result.output
+    result = mlp("predict", tmp_path / "model.npz", tmp_path / "x.png")
+    assert result.exit_code == 1 and "model.npz: no such weights file" in result.output
     assert mlp("predict", tmp_path).exit_code == 2  # no image named
+
+
+def ink_of(image: Image.Image, tmp_path, name: str = "x.png") -> np.ndarray:
+    image.save(tmp_path / name)
+    return to_mnist(read_image(tmp_path / name))
+
+
+def test_a_thin_pen_line_on_a_large_photo_stays_visible(tmp_path):
+    page = Image.new("L", (1000, 1000), 255)
+    ImageDraw.Draw(page).ellipse((300, 200, 700, 800), outline=0, width=1)  # a 1-pixel "0"
+    seen = ink_of(page, tmp_path)
+    assert seen.max() == 255 and np.count_nonzero(seen > 100) > 30
+
+
+def test_dark_ink_on_dim_paper_and_sixteen_bit_images(tmp_path):
+    dim = Image.new("L", (300, 300), 120)
+    ImageDraw.Draw(dim).line((150, 40, 150, 260), fill=30, width=20)  # a "1" on grey paper
+    assert np.count_nonzero(ink_of(dim, tmp_path) > 100) > 20
+    wide = np.full((200, 200), 1000, np.uint16)
+    wide[50:150, 95:105] = 33767  # light ink, 16 bits per pixel
+    seen = ink_of(Image.fromarray(wide), tmp_path, "wide.png")
+    assert seen.max() == 255 and np.count_nonzero(seen > 100) > 20
+
+
+def test_ink_too_sparse_to_keep_is_an_error_not_a_crash(tmp_path):
+    sheet = Image.new("L", (12000, 40), 255)
+    sheet.putpixel((5, 20), 0)
+    sheet.putpixel((11990, 20), 0)  # two specks 12,000 pixels apart
+    with pytest.raises(ImageError, match="too thin or sparse"):
+        ink_of(sheet, tmp_path)

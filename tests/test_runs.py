@@ -1,6 +1,7 @@
 """mlp runs and mlp plot over a folder holding complete, interrupted, diverged, half-written
 and damaged runs: every run listed with its status, never a traceback."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ def runs_dir(idx_dir, tmp_path) -> Path:
     (folder / "f-half-written" / "config.yaml").write_bytes(
         (folder / "a-complete" / "config.yaml").read_bytes()
     )
+    odd = folder / "g-odd-metrics"  # a hand-edited metrics.json
+    shutil.copytree(folder / "a-complete", odd)
+    (odd / "metrics.json").write_text('{"status": "completed", "kept_epoch": "1", "test_accuracy": 0.5}')
     (folder / "not-a-run").mkdir()
     (folder / "notes.txt").write_text("a file, not a run")
     return folder
@@ -64,11 +68,13 @@ def test_every_run_is_listed_with_its_status(runs_dir):
         "d-diverged",
         "e-damaged",
         "f-half-written",
+        "g-odd-metrics",
     ]
     assert table["a-complete"].endswith("completed") and table["c-interrupted"].endswith("interrupted")
     assert table["d-diverged"].endswith("diverged")
     assert "broken: metrics.json unreadable (JSONDecodeError); history.csv unreadable" in table["e-damaged"]
     assert "broken: no metrics.json; no history.csv" in table["f-half-written"]
+    assert table["g-odd-metrics"].split()[-5:-2] == ["-", "-", "0.5000"]  # kept "1": not an epoch number
     header = result.output.splitlines()[0].split()
     assert header[:2] == ["run", "dataset"] and header[-6:] == [
         "epochs",
@@ -91,11 +97,11 @@ def test_a_run_in_progress_shows_its_process(runs_dir):
 
 def test_the_table_sorts_by_any_column(runs_dir):
     result = mlp("runs", runs_dir, "--sort", "train.lr")
-    assert column(result.output, "train.lr") == ["0.01", "0.01", "0.01", "0.01", "0.05", "1e+06"]
+    assert column(result.output, "train.lr") == ["0.01"] * 5 + ["0.05", "1e+06"]
     result = mlp("runs", runs_dir, "--sort", "test_acc")
     accuracies = column(result.output, "test_acc")
     known = [float(a) for a in accuracies if a != "-"]
-    assert known == sorted(known) and len(known) == 2 and accuracies[-1] == "-"  # missing values last
+    assert known == sorted(known) and len(known) == 3 and accuracies[-1] == "-"  # missing values last
     result = mlp("runs", runs_dir, "--sort", "test_acc", "--reverse")
     known = [float(a) for a in column(result.output, "test_acc") if a != "-"]
     assert known == sorted(known, reverse=True) and column(result.output, "test_acc")[-1] == "-"
