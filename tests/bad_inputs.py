@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from conftest import write_idx
+from conftest import TINY, write_idx
 
 from mlpcli.artifacts import Saved, save_weights
 from mlpcli.data import Normalisation
 from mlpcli.nn.network import MLP
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
 
 
 @dataclass

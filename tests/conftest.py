@@ -18,6 +18,18 @@ MNIST_TEST = Path(os.environ.get("MLPCLI_MNIST_TEST", SHARED_DATA / "mnist-test"
 MNIST = Path(os.environ.get("MLPCLI_MNIST", SHARED_DATA / "mnist"))
 FASHION_MNIST = Path(os.environ.get("MLPCLI_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 REQUIRE_DATA = bool(os.environ.get("CI"))  # in CI, missing real data is a failure, not a skip
+CONFIGS = ROOT / "configs"
+TINY = str(CONFIGS / "tiny.yaml")  # the small, fast config the tests train with
+FASHION = str(CONFIGS / "fashion_mnist.yaml")
+
+
+def mlp(*args):
+    """The `mlp` command line, run in-process by click's CliRunner (paths may be Path objects)."""
+    from click.testing import CliRunner
+
+    from mlpcli.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:

@@ -8,16 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import closed_port
-
-from mlpcli.cli import main
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
-
-
-def mlp(*args: str):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from conftest import TINY, closed_port, mlp
 
 
 def train_tiny(idx_dir: Path, out: Path, *sets: str):

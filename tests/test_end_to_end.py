@@ -3,13 +3,11 @@ with the shipped augmentation, then evaluated."""
 
 import csv
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import FASHION
 
 from mlpcli.cli import main
-
-FASHION = str(Path(__file__).resolve().parents[1] / "configs" / "fashion_mnist.yaml")
 
 
 def test_train_then_eval_on_fashion_mnist(fashion_dir, tmp_path):

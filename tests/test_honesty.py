@@ -5,21 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import write_idx
+from conftest import FASHION, TINY, mlp, write_idx
 
 from mlpcli import run
-from mlpcli.cli import main
 from mlpcli.config import load_config
 from mlpcli.data import read_idx
 from mlpcli.errors import TrainingInterrupted
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
-FASHION = str(Path(__file__).resolve().parents[1] / "configs" / "fashion_mnist.yaml")
-
-
-def mlp(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def sets(*items: str) -> list[str]:

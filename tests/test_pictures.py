@@ -7,21 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import TINY, mlp
 from PIL import Image
 
 from mlpcli import run
 from mlpcli.artifacts import load_weights
-from mlpcli.cli import main
 from mlpcli.config import load_config
 from mlpcli.data import DataConfig, load_split
 from mlpcli.errors import DivergedError, TrainingInterrupted
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
-
-
-def mlp(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def assert_picture(path: Path, size: tuple[int, int]) -> None:

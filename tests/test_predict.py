@@ -6,17 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import mlp
 from PIL import Image, ImageDraw
 
-from mlpcli.cli import main
 from mlpcli.data import DataConfig, load_split
 from mlpcli.errors import ImageError
 from mlpcli.images import read_image, to_mnist
-
-
-def mlp(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from click.testing import CliRunner
+from conftest import TINY, mlp
 
 from mlpcli import artifacts
-from mlpcli.cli import main
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
-
-
-def mlp(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

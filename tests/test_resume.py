@@ -12,26 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import held_lock, write_idx_dir
+from conftest import TINY, held_lock, mlp, write_idx_dir
 
 from mlpcli import run
 from mlpcli.artifacts import load_checkpoint
-from mlpcli.cli import main
 from mlpcli.config import load_config
 from mlpcli.errors import TrainingInterrupted
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
 
 
 def settings(idx_dir: Path, epochs: int = 4) -> list[str]:
     """Dropout and augmentation on: their random draws must resume exactly too."""
     augment = ["data.augment.shift=1", "data.augment.rotate=5", "data.augment.flip=true"]
     return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3", *augment]
-
-
-def mlp(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def straight(idx_dir: Path, out: Path, epochs: int = 4) -> Path:

@@ -6,21 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import held_lock
+from conftest import TINY, held_lock, mlp
 from PIL import Image
 
 from mlpcli import run
-from mlpcli.cli import main
 from mlpcli.config import load_config
 from mlpcli.errors import DivergedError, TrainingInterrupted
 from mlpcli.runs import find_runs, labels
-
-TINY = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
-
-
-def mlp(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def train(idx_dir: Path, out: Path, *sets: str, should_stop=lambda: False) -> None:
