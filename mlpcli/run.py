@@ -247,8 +247,8 @@ def _train(
 
 def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     """config.yaml, weights.npz (the weights kept so far; none before an epoch has finished),
-    history.csv, metrics.json and
-    curves.png; an earlier evaluation's files go, as they spoke of the weights replaced."""
+    history.csv, metrics.json and curves.png; an earlier evaluation's files go, as they spoke
+    of the weights replaced."""
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
     old = list(artifacts.EVALUATIONS)
     if trainer.history.kept_epoch:
