@@ -10,6 +10,15 @@ returns holds until the layer's next call.
 import numpy as np
 
 
+def scratch(buffers: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """The buffer `name` of `buffers`, cut to `shape`: reused from call to call, and made anew
+    only when a longer first dimension (a larger batch) comes."""
+    buffer = buffers.get(name)
+    if buffer is None or len(buffer) < shape[0] or buffer.dtype != dtype:
+        buffer = buffers[name] = np.empty(shape, dtype=dtype)
+    return buffer[: shape[0]]
+
+
 class Dense:
     def __init__(self, W: np.ndarray, b: np.ndarray, grad_W: np.ndarray, grad_b: np.ndarray):
         self.W, self.b = W, b  # (n_out, n_in), (n_out,)
@@ -40,11 +49,7 @@ class Dense:
         return np.matmul(delta, self.W, out=out)  # rows of Δ W are (Wᵀ δ)ᵀ
 
     def _buffer(self, name: str, rows: int, columns: int) -> np.ndarray:
-        """The first `rows` rows of the buffer `name`, grown when a larger batch comes."""
-        buffer = self.buffers.get(name)
-        if buffer is None or len(buffer) < rows:
-            buffer = self.buffers[name] = np.empty((rows, columns), dtype=self.W.dtype)
-        return buffer[:rows]
+        return scratch(self.buffers, name, (rows, columns), self.W.dtype)
 
     def __repr__(self) -> str:
         return f"Dense({self.W.shape[1]} → {self.W.shape[0]})"

@@ -9,7 +9,7 @@ one contiguous slice, and gradient checking perturbs entries of one vector.
 import numpy as np
 
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.layers import Dense
+from mlpcli.nn.layers import Dense, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
 
@@ -44,6 +44,7 @@ class MLP:
         self.layers = [Dense(*tensors) for tensors in zip(Ws, bs, grad_Ws, grad_bs)]
         self.hidden_outputs: list[np.ndarray] = []  # a^l of each hidden layer, kept for backward
         self.masks: list[np.ndarray | None] = []  # dropout mask of each hidden layer
+        self.buffers: dict[str, np.ndarray] = {}  # reused from batch to batch (layers.scratch)
 
     def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """W1, b1, W2, … (numbered from the input, as in the equations), each with its gradient."""
@@ -71,22 +72,25 @@ class MLP:
         by 1/(1-p)); without it (evaluation) nothing is dropped."""
         self.hidden_outputs, self.masks = [], []
         A = X
-        for layer in self.layers[:-1]:
+        for l, layer in enumerate(self.layers[:-1], start=1):
             Z = layer.forward(A)
             A = self.activation.forward(Z, out=Z)  # a^l = σ(z^l), in place
             self.hidden_outputs.append(A)
-            mask = self._dropout_mask(A.shape, A.dtype, rng)
+            mask = self._dropout_mask(l, A, rng)
             self.masks.append(mask)
             if mask is not None:
-                A = A * mask
+                A = np.multiply(A, mask, out=scratch(self.buffers, f"dropped{l}", A.shape, A.dtype))
         return self.layers[-1].forward(A)
 
-    def _dropout_mask(self, shape, dtype, rng) -> np.ndarray | None:
+    def _dropout_mask(self, l: int, A: np.ndarray, rng) -> np.ndarray | None:
+        """1/(1-p) where a^l's unit is kept, 0 where dropped (None: nothing is dropped)."""
         if rng is None or self.dropout == 0:
             return None
         keep = 1.0 - self.dropout
-        kept = rng.random(shape, dtype=np.float32) < keep
-        return kept * np.asarray(1.0 / keep, dtype=dtype)  # 1/(1-p) where kept, else 0
+        uniform = rng.random(dtype=np.float32, out=scratch(self.buffers, f"uniform{l}", A.shape, np.float32))
+        mask = np.less(uniform, keep, out=scratch(self.buffers, f"mask{l}", A.shape, A.dtype))
+        mask *= A.dtype.type(1.0 / keep)
+        return mask
 
     def backward(self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False):
         """Fill `grads` from δ^L = ∂C/∂Z^L (B, n_classes) by the delta recursion
@@ -98,7 +102,9 @@ class MLP:
             self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)
         grad_input = self.layers[0].backward(delta, input_grad=input_grad)
         if weight_decay:
-            self.grads[: self.n_weights] += weight_decay * self.weights  # ∂/∂W (λ/2)‖W‖² = λW
+            decay = scratch(self.buffers, "decay", self.weights.shape, self.weights.dtype)
+            np.multiply(self.weights, weight_decay, out=decay)
+            self.grads[: self.n_weights] += decay  # ∂/∂W (λ/2)‖W‖² = λW
         return grad_input
 
     def penalty(self, weight_decay: float) -> float:
