@@ -103,6 +103,7 @@ class TrainConfig:
     keep: str = _option("best_val_accuracy", _one_of(*KEEP_RULES))  # which epoch's weights the run keeps
     patience: int = _option(0, NON_NEGATIVE)  # stop after this many epochs without a better one; 0: off
     checkpoint_every: int = _option(1, POSITIVE)  # epochs between checkpoints (resumable state)
+    parallel: bool = _option(True)  # the optimizer's passes on two threads (bitwise the same result)
     seed: int = _option(0, NON_NEGATIVE)
 
 

@@ -3,21 +3,36 @@
 Each optimizer's `step(params, grads, lr)` updates `params` in place from `grads`, the
 gradient of the loss (weight decay is already part of that loss, see MLP.backward). Each is
 a few in-place elementwise passes over the flat buffers; `grads` is used up as scratch (the
-next backward pass overwrites it anyway).
+next backward pass overwrites it anyway). With `parallel`, the passes run on the two halves
+of the buffers at once (mlpcli.parallel): bitwise the same result.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 
 from mlpcli.config import TrainConfig
+from mlpcli.parallel import in_halves
+
+TINY = {np.dtype(np.float32): np.finfo(np.float32).tiny, np.dtype(np.float64): np.finfo(np.float64).tiny}
+
+
+def flush_denormals(buffer: np.ndarray) -> None:
+    """Set the denormal entries of `buffer` (0 < |x| < the smallest normal number) to 0.
+
+    A momentum whose gradient is exactly 0 (a dead relu unit's weights) decays by β every
+    step into the denormal range and sticks there (β·x rounds back to x for the smallest
+    denormals), where every arithmetic pass over it runs many times slower. Dropping such an
+    entry changes the step it feeds by less than 1e-30: nothing float32 weights can hold."""
+    np.copyto(buffer, 0, where=np.abs(buffer) < TINY[buffer.dtype])
 
 
 class SGD:
     """θ ← θ - lr·v with v ← μv + g (momentum μ); Nesterov: θ ← θ - lr·(g + μv)."""
 
-    def __init__(self, n: int, dtype, momentum: float = 0.0, nesterov: bool = False):
-        self.momentum, self.nesterov = momentum, nesterov
+    def __init__(self, n: int, dtype, momentum: float = 0.0, nesterov: bool = False, parallel: bool = False):
+        self.momentum, self.nesterov, self.parallel = momentum, nesterov, parallel
         self.velocity = np.zeros(n, dtype=dtype) if momentum else None
 
     def state(self) -> dict[str, np.ndarray]:
@@ -28,21 +43,34 @@ class SGD:
         if self.velocity is not None:
             np.copyto(self.velocity, state["velocity"])
 
+    def flush_denormals(self) -> None:
+        if self.velocity is not None:
+            in_halves(flush_denormals, self.velocity, parallel=self.parallel)
+
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""
         if self.velocity is None:
-            grads *= lr
-            params -= grads  # θ ← θ - lr·g
-            return
-        self.velocity *= self.momentum
-        self.velocity += grads  # v ← μv + g
-        if self.nesterov:
-            grads *= lr
-            params -= grads  # θ ← θ - lr·g …
-            np.multiply(self.velocity, lr * self.momentum, out=grads)
+            in_halves(partial(_sgd, lr), params, grads, parallel=self.parallel)
         else:
-            np.multiply(self.velocity, lr, out=grads)
-        params -= grads  # … - lr·μv (Nesterov); θ ← θ - lr·v (momentum)
+            update = partial(_momentum, lr, self.momentum, self.nesterov)
+            in_halves(update, params, grads, self.velocity, parallel=self.parallel)
+
+
+def _sgd(lr: float, params: np.ndarray, grads: np.ndarray) -> None:
+    grads *= lr
+    params -= grads  # θ ← θ - lr·g
+
+
+def _momentum(lr: float, mu: float, nesterov: bool, params, grads, velocity) -> None:
+    velocity *= mu
+    velocity += grads  # v ← μv + g
+    if nesterov:
+        grads *= lr
+        params -= grads  # θ ← θ - lr·g …
+        np.multiply(velocity, lr * mu, out=grads)
+    else:
+        np.multiply(velocity, lr, out=grads)
+    params -= grads  # … - lr·μv (Nesterov); θ ← θ - lr·v (momentum)
 
 
 class Adam:
@@ -56,8 +84,16 @@ class Adam:
     no scratch array: once g has gone into u and w, its buffer holds the update.
     """
 
-    def __init__(self, n: int, dtype, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+    def __init__(
+        self,
+        n: int,
+        dtype,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        parallel: bool = False,
+    ):
+        self.beta1, self.beta2, self.eps, self.parallel = beta1, beta2, eps, parallel
         self.u = np.zeros(n, dtype=dtype)  # m / (1 - β₁)
         self.w = np.zeros(n, dtype=dtype)  # v / (1 - β₂)
         self.t = 0
@@ -71,28 +107,37 @@ class Adam:
         np.copyto(self.w, state["w"])
         self.t = int(state["t"])
 
+    def flush_denormals(self) -> None:
+        for moment in (self.u, self.w):
+            in_halves(flush_denormals, moment, parallel=self.parallel)
+
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""
         self.t += 1
-        b1, b2, u, w = self.beta1, self.beta2, self.u, self.w
+        b1, b2 = self.beta1, self.beta2
         root = math.sqrt((1 - b2**self.t) / (1 - b2))
         lr_step = lr * (1 - b1) / (1 - b1**self.t) * root
-        u *= b1
-        u += grads  # u ← β₁u + g
-        np.multiply(grads, grads, out=grads)
-        w *= b2
-        w += grads  # w ← β₂w + g²
-        np.sqrt(w, out=grads)
-        grads += self.eps * root
-        np.divide(u, grads, out=grads)
-        grads *= lr_step
-        params -= grads  # θ ← θ - lr'·u/(√w + ε')
+        update = partial(_adam, b1, b2, self.eps * root, lr_step)
+        in_halves(update, params, grads, self.u, self.w, parallel=self.parallel)
 
 
-def make_optimizer(config: TrainConfig, n: int, dtype) -> SGD | Adam:
+def _adam(b1: float, b2: float, eps_step: float, lr_step: float, params, grads, u, w) -> None:
+    u *= b1
+    u += grads  # u ← β₁u + g
+    np.multiply(grads, grads, out=grads)
+    w *= b2
+    w += grads  # w ← β₂w + g²
+    np.sqrt(w, out=grads)
+    grads += eps_step
+    np.divide(u, grads, out=grads)
+    grads *= lr_step
+    params -= grads  # θ ← θ - lr'·u/(√w + ε')
+
+
+def make_optimizer(config: TrainConfig, n: int, dtype, parallel: bool = False) -> SGD | Adam:
     if config.optimizer == "sgd":
-        return SGD(n, dtype, config.momentum, config.nesterov)
-    return Adam(n, dtype, config.beta1, config.beta2, config.eps)
+        return SGD(n, dtype, config.momentum, config.nesterov, parallel)
+    return Adam(n, dtype, config.beta1, config.beta2, config.eps, parallel)
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:

@@ -18,6 +18,7 @@ from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
 from mlpcli.optim import learning_rate, make_optimizer
+from mlpcli.parallel import available
 from mlpcli.progress import bar
 
 
@@ -98,6 +99,7 @@ BLOWN_UP = 10  # a loss this many times the initial weights' means training blew
 WORSE = 1.5  # a training loss this many times the initial weights' is worse than at the start
 CHANCE_MARGIN = 0.01  # an accuracy within this of always answering the commonest class is chance
 MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learning
+FLUSH_EVERY = 50  # batches between flushes of the optimizer's denormal momenta (optim.flush_denormals)
 
 
 class Trainer:
@@ -131,7 +133,8 @@ class Trainer:
         self.X_validation = norm.apply(validation.images)
         self.chance = np.bincount(validation.labels).max() / len(validation)  # always the commonest class
         self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
-        self.optimizer = make_optimizer(config, model.params.size, model.params.dtype)
+        parallel = config.parallel and available()
+        self.optimizer = make_optimizer(config, model.params.size, model.params.dtype, parallel)
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position = Position()
         self.history = History(start_loss=self._start_loss())
@@ -186,6 +189,8 @@ class Trainer:
             index = p.order[start : start + batch_size]
             loss, correct = self._step(index, lr)
             p.batch += 1
+            if p.batch % FLUSH_EVERY == 0:
+                self.optimizer.flush_denormals()
             p.loss_sum += loss * len(index)
             p.correct += correct
             p.seen += len(index)

@@ -1,0 +1,78 @@
+"""Elementwise work on both cores: a job over flat buffers runs on their two fixed halves at
+once, the first on the calling thread, the second on one persistent worker thread.
+
+NumPy releases the GIL inside its loops over large arrays, so the halves truly run side by
+side. The split point depends only on the length, and every element goes through the same
+operations whichever thread runs it, so the results are bitwise those of one thread.
+"""
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+ALIGN = 16  # the second half starts on a multiple of 16 elements (64 bytes of float32)
+PARTS = 4
+MIN_SIZE = 1 << 15  # shorter buffers are done whole: the hand-over would cost more than it saves
+
+
+class Worker:
+    """One daemon thread that runs the jobs it is given, one at a time, until the process ends."""
+
+    def __init__(self):
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.results: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="mlpcli-worker", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                job()
+                self.results.put(None)
+            except BaseException as error:  # handed to the caller of wait()
+                self.results.put(error)
+
+    def start(self, job: Callable[[], None]) -> None:
+        self.jobs.put(job)
+
+    def wait(self) -> None:
+        """Block until the job started last is done; raise what it raised."""
+        error = self.results.get()
+        if error is not None:
+            raise error
+
+
+_worker: Worker | None = None
+
+
+def available() -> bool:
+    """Whether this process may run on more than one core."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return len(cores) > 1
+
+
+def in_halves(job: Callable[..., None], *buffers: np.ndarray, parallel: bool = True) -> None:
+    """`job(*buffers)`, elementwise over equally long 1-D `buffers`: with `parallel`, as
+    `job` on each of PARTS fixed parts of them, taken in turn by this thread and the worker."""
+    n = len(buffers[0])
+    if not parallel or n < MIN_SIZE:
+        job(*buffers)
+        return
+    global _worker
+    if _worker is None:
+        _worker = Worker()
+    bounds = [n * i // PARTS // ALIGN * ALIGN for i in range(PARTS)] + [n]
+    parts = iter(range(PARTS))  # shared: each next() hands out one part to one thread
+
+    def take_parts() -> None:
+        for i in parts:
+            job(*(buffer[bounds[i] : bounds[i + 1]] for buffer in buffers))
+
+    _worker.start(take_parts)
+    try:
+        take_parts()
+    finally:
+        _worker.wait()
