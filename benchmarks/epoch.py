@@ -1,21 +1,28 @@
-"""How fast is an epoch of `mlp train`, against the two references of issue 4, in one process:
+"""How fast is an epoch of `mlp train`, against its bound and against PyTorch.
 
-- the bound: the same epoch's matrix products alone (forward, dW of every layer, dX of all
-  but the first), timed with NumPy's float32 matmul on the model's layer shapes;
-- PyTorch on the CPU: the same layers, batch size, Adam, data and number of threads
-  (skipped when torch is not importable; `pip install torch==2.13.0`).
-
-Also the cost of the default data augmentation (`data.augment`) over an epoch's batches, alone
-and as a share of the epoch above (which is timed without it, to compare with PyTorch), the
-evaluation time of the test split and the peak resident memory of a real `mlp train` run (a
-child process). Timings are medians over several epochs; compare ratios measured in one run,
-not absolute seconds across machines.
+Each epoch timing runs in a process of its own, one after the other (never two at once, and
+never mlpcli and PyTorch in one process), and prints every epoch's seconds:
+- mlpcli: the training loop of `mlp train` (784-512-512-10 by default, batch 128, Adam,
+  float32, no dropout, augmentation or validation), as configured (`train.parallel: true`,
+  the optimizer's passes on two threads) and with `train.parallel: false`;
+- PyTorch on the CPU with the same layers, batch, optimizer, data and threads, as users run
+  it and with `torch.set_flush_denormal(True)` (skipped when torch is not importable;
+  `pip install torch==2.13.0`).
+An epoch's figure is the steady state: the median of every epoch but the first, which warms
+caches up. This process adds the bound (the same epoch's matrix products alone, with NumPy's
+float32 matmul), the cost of the default augmentation (alone, and as a share of the epoch),
+the evaluation time of the test split and the peak resident memory of a real `mlp train`.
+Compare ratios measured in one run, not absolute seconds across machines.
 
     python benchmarks/epoch.py --data /usr/share/datasets/fashion-mnist
-    python benchmarks/epoch.py --data DIR --hidden 512,512 --hidden 1024,1024 --epochs 5
+    python benchmarks/epoch.py --data DIR --hidden 512,512 --hidden 1024,1024 --epochs 6 --runs 3
 """
 
+import mlpcli  # noqa: F401  first of all: it sets OpenBLAS's thread timeout before NumPy loads OpenBLAS
+
+# isort: split
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -35,6 +42,12 @@ from mlpcli.nn.network import MLP
 from mlpcli.train import Position, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = {  # what each child process times, as printed
+    "mlpcli": "mlpcli",
+    "mlpcli-1": "mlpcli, train.parallel false",
+    "torch": "PyTorch",
+    "torch-flushed": "PyTorch, denormals flushed",
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,11 +57,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", required=True, help="folder of the four IDX files (e.g. Fashion-MNIST)")
     parser.add_argument("--hidden", action="append", help="hidden widths, e.g. 512,512 (repeatable)")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=5, help="epochs timed per shape (the median is shown)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs each process times (at least 2)")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="rounds of all the processes, one after the other"
+    )
     parser.add_argument("--examples", type=int, default=None, help="use only this many training examples")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run of mlp train")
+    parser.add_argument("--child", choices=list(KINDS), help=argparse.SUPPRESS)  # one timing process
     return parser.parse_args()
 
 
@@ -84,10 +101,11 @@ def time_bound(sizes: list[int], n: int, batch: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int) -> tuple[float, MLP]:
+def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int, parallel: bool) -> list[float]:
+    """Seconds of each epoch of the Trainer's loop."""
     model = MLP(sizes, "relu", dropout=0.0)
     model.init(np.random.default_rng(0), "he")
-    config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, epochs=epochs)
+    config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, epochs=epochs, parallel=parallel)
     trainer = Trainer(model, train, train, norm, config, np.random.default_rng(0))  # no validation is run
     times = []
     for _ in range(epochs):
@@ -96,15 +114,15 @@ def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int) -> tuple
         times.append(time.perf_counter() - start)
         assert trainer.position.seen == len(train), "an epoch must see every example"
         trainer.position = Position()  # the next call starts a new epoch (fit does so after validating)
-    return statistics.median(times[1:] or times), model  # the first epoch warms caches up
+    return times
 
 
-def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: int) -> float | None:
-    try:
-        import torch
-    except ImportError:
-        return None
+def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: int, flush: bool):
+    """Seconds of each epoch of the same training in PyTorch."""
+    import torch
+
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush)
     torch.manual_seed(0)
     layers = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -123,7 +141,33 @@ def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: 
             loss.backward()
             optimizer.step()
         times.append(time.perf_counter() - start)
-    return statistics.median(times[1:] or times)
+    return times
+
+
+def child(args: argparse.Namespace) -> None:
+    """The timing process of one kind: prints each epoch's seconds as JSON."""
+    full, norm = load_train(args)
+    sizes = shape(args.hidden[0], full)
+    if args.child.startswith("mlpcli"):
+        times = time_mlpcli(sizes, full, norm, args.batch, args.epochs, parallel=args.child == "mlpcli")
+    else:
+        flush = args.child == "torch-flushed"
+        times = time_torch(sizes, full, norm, args.batch, args.epochs, args.threads, flush)
+    print(json.dumps(times))
+
+
+def epoch_times(args: argparse.Namespace, kind: str, hidden: str) -> list[float]:
+    """Run the timing process of `kind` on the shape `hidden` and return its epochs' seconds."""
+    command = [sys.executable, __file__, "--child", kind, "--hidden", hidden, "--data", args.data]
+    command += ["--batch", str(args.batch), "--epochs", str(args.epochs), "--threads", str(args.threads)]
+    command += ["--examples", str(args.examples)] if args.examples else []
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def steady(times: list[float]) -> float:
+    """The steady-state epoch: the median of all epochs but the first."""
+    return statistics.median(times[1:])
 
 
 def time_augment(train, batch: int, repeats: int = 5) -> float:
@@ -173,42 +217,89 @@ def peak_memory_of_mlp_train(data: str, hidden: str) -> float:
     return int(result.stderr.split("VmHWM")[-1].split()[0]) / 1024  # kB
 
 
-def main() -> None:
-    args = parse_args()
-    data = DataConfig(source="idx", dir=args.data)
-    full, test = load_split(data, "train"), load_split(data, "test")
+def load_train(args: argparse.Namespace):
+    full = load_split(DataConfig(source="idx", dir=args.data), "train")
     if args.examples:
         full.images, full.labels = full.images[: args.examples], full.labels[: args.examples]
-    norm = Normalisation.of(full.images)
+    return full, Normalisation.of(full.images)
+
+
+def shape(hidden: str, data) -> list[int]:
+    return [data.images.shape[1], *map(int, hidden.split(",")), N_CLASSES]
+
+
+def main() -> None:
+    args = parse_args()
+    if args.epochs < 2:
+        sys.exit("--epochs must be at least 2: the first epoch only warms caches up")
+    if args.child:
+        child(args)
+        return
+    kinds = [kind for kind in KINDS if not (args.no_torch and kind.startswith("torch"))]
+    if len(kinds) > 2:
+        try:
+            import torch  # noqa: F401  only to learn whether the references can run
+        except ImportError:
+            print("PyTorch is not importable: its columns are skipped (pip install torch==2.13.0)")
+            kinds = kinds[:2]
+    full, norm = load_train(args)
+    test = load_split(DataConfig(source="idx", dir=args.data), "test")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" NumPy {np.__version__}; {len(full)} examples, batch {args.batch}, Adam, float32,"
-        f" {args.threads} threads"
+        f" NumPy {np.__version__}, OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')};"
+        f" {len(full)} examples, batch {args.batch}, Adam, float32, PyTorch threads {args.threads}"
     )
-    columns = ["shape", "epoch s", "bound s", "GFLOP/s", "×bound", "torch s", "speed-up"]
-    columns += ["augment s", "augment %", "eval s", "peak MB"]
+    rows, extras = [], []
+    for hidden in args.hidden or ["512,512"]:
+        sizes = shape(hidden, full)
+        for run in range(1, args.runs + 1):
+            steady_times = {}
+            for kind in kinds:
+                times = epoch_times(args, kind, hidden)
+                steady_times[kind] = steady(times)
+                each = " ".join(f"{t:.3f}" for t in times)
+                name = "-".join(map(str, sizes))
+                print(f"{name} run {run} {KINDS[kind]:<28} {each}  steady {steady(times):.3f}", flush=True)
+            bound = time_bound(sizes, len(full), args.batch, repeats=3)
+            rows.append(speed_row(sizes, run, steady_times, bound, len(full)))
+        extras.append(cost_row(args, sizes, hidden, full, test, norm, steady_times["mlpcli"]))
+    print_table(
+        ["shape", "run", "epoch s", "1 thread s", "bound s", "GFLOP/s", "×bound"]
+        + ["torch s", "torch flushed s", "speed-up"],
+        rows,
+    )
+    print_table(["shape", "augment s", "augment %", "eval s", "peak MB"], extras)
+
+
+def speed_row(sizes: list[int], run: int, steady_times: dict, bound: float, n: int) -> list[str]:
+    """The speed table's row: mlpcli's epoch with two threads and one, against the bound and
+    against PyTorch (the speed-up is against PyTorch with denormals flushed)."""
+    epoch = steady_times["mlpcli"]
+    rate = flops_per_example(sizes) * n / bound / 1e9
+    cells = ["-".join(map(str, sizes)), str(run), f"{epoch:.3f}", f"{steady_times['mlpcli-1']:.3f}"]
+    cells += [f"{bound:.3f}", f"{rate:.1f}", f"{epoch / bound:.2f}"]
+    if "torch" not in steady_times:
+        return cells + ["skipped", "skipped", "-"]
+    flushed = steady_times["torch-flushed"]
+    return cells + [f"{steady_times['torch']:.3f}", f"{flushed:.3f}", f"{flushed / epoch:.2f}"]
+
+
+def cost_row(args, sizes, hidden: str, full, test, norm: Normalisation, epoch: float) -> list[str]:
+    """The second table's row: augmentation, evaluation and memory of the shape."""
+    model = MLP(sizes, "relu")
+    model.init(np.random.default_rng(0), "he")
+    augment = time_augment(full, args.batch)
+    peak = "-" if args.no_memory else f"{peak_memory_of_mlp_train(args.data, hidden):.0f}"
+    cells = ["-".join(map(str, sizes)), f"{augment:.3f}", f"{100 * augment / epoch:.1f}"]
+    return cells + [f"{time_eval(model, test, norm):.3f}", peak]
+
+
+def print_table(columns: list[str], rows: list[list[str]]) -> None:
+    print()
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
-    augment = time_augment(full, args.batch)  # the same for every shape
-    for hidden in args.hidden or ["512,512"]:
-        print("| " + " | ".join(measure(args, full, test, norm, hidden, augment)) + " |")
-
-
-def measure(args, full, test, norm, hidden: str, augment: float) -> list[str]:
-    """One row of the table: the shape with hidden widths `hidden`."""
-    sizes = [full.images.shape[1], *map(int, hidden.split(",")), N_CLASSES]
-    epoch, model = time_mlpcli(sizes, full, norm, args.batch, args.epochs)
-    bound = time_bound(sizes, len(full), args.batch, repeats=3)
-    rate = flops_per_example(sizes) * len(full) / bound / 1e9
-    reference = (
-        None if args.no_torch else time_torch(sizes, full, norm, args.batch, args.epochs, args.threads)
-    )
-    torch_cells = ["skipped", "-"] if reference is None else [f"{reference:.3f}", f"{reference / epoch:.2f}"]
-    peak = "-" if args.no_memory else f"{peak_memory_of_mlp_train(args.data, hidden):.0f}"
-    shape = "-".join(map(str, sizes))
-    cells = [shape, f"{epoch:.3f}", f"{bound:.3f}", f"{rate:.1f}", f"{epoch / bound:.2f}", *torch_cells]
-    cells += [f"{augment:.3f}", f"{100 * augment / epoch:.1f}"]
-    return cells + [f"{time_eval(model, test, norm):.3f}", peak]
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
