@@ -252,36 +252,41 @@ def main() -> None:
     rows, extras = [], []
     for hidden in args.hidden or ["512,512"]:
         sizes = shape(hidden, full)
-        for run in range(1, args.runs + 1):
-            steady_times = {}
-            for kind in kinds:
-                times = epoch_times(args, kind, hidden)
-                steady_times[kind] = steady(times)
-                each = " ".join(f"{t:.3f}" for t in times)
-                name = "-".join(map(str, sizes))
-                print(f"{name} run {run} {KINDS[kind]:<28} {each}  steady {steady(times):.3f}", flush=True)
-            bound = time_bound(sizes, len(full), args.batch, repeats=3)
-            rows.append(speed_row(sizes, run, steady_times, bound, len(full)))
-        extras.append(cost_row(args, sizes, hidden, full, test, norm, steady_times["mlpcli"]))
-    print_table(
-        ["shape", "run", "epoch s", "1 thread s", "bound s", "GFLOP/s", "×bound"]
-        + ["torch s", "torch flushed s", "speed-up"],
-        rows,
-    )
+        runs = [time_run(args, kinds, hidden, sizes, run, len(full)) for run in range(1, args.runs + 1)]
+        rows += [speed_row(sizes, str(run), seconds, len(full)) for run, seconds in enumerate(runs, 1)]
+        if len(runs) > 1:
+            medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            rows.append(speed_row(sizes, "median", medians, len(full)))
+        extras.append(cost_row(args, sizes, hidden, full, test, norm, runs[-1]["mlpcli"]))
+    columns = ["shape", "run", "epoch s", "parallel off s", "bound s", "GFLOP/s", "×bound"]
+    print_table(columns + ["torch s", "torch flushed s", "speed-up"], rows)
     print_table(["shape", "augment s", "augment %", "eval s", "peak MB"], extras)
 
 
-def speed_row(sizes: list[int], run: int, steady_times: dict, bound: float, n: int) -> list[str]:
-    """The speed table's row: mlpcli's epoch with two threads and one, against the bound and
-    against PyTorch (the speed-up is against PyTorch with denormals flushed)."""
-    epoch = steady_times["mlpcli"]
+def time_run(args, kinds: list[str], hidden: str, sizes: list[int], run: int, n: int) -> dict[str, float]:
+    """One round: each kind's steady epoch, a process each, its epochs printed; and the bound."""
+    seconds = {}
+    for kind in kinds:
+        times = epoch_times(args, kind, hidden)
+        seconds[kind] = steady(times)
+        each = " ".join(f"{t:.3f}" for t in times)
+        name = "-".join(map(str, sizes))
+        print(f"{name} run {run} {KINDS[kind]:<28} {each}  steady {seconds[kind]:.3f}", flush=True)
+    seconds["bound"] = time_bound(sizes, n, args.batch, repeats=3)
+    return seconds
+
+
+def speed_row(sizes: list[int], run: str, seconds: dict[str, float], n: int) -> list[str]:
+    """The speed table's row: mlpcli's epoch with the optimizer on two threads and on one,
+    against the bound and against PyTorch (the speed-up is against PyTorch, denormals flushed)."""
+    epoch, bound = seconds["mlpcli"], seconds["bound"]
     rate = flops_per_example(sizes) * n / bound / 1e9
-    cells = ["-".join(map(str, sizes)), str(run), f"{epoch:.3f}", f"{steady_times['mlpcli-1']:.3f}"]
+    cells = ["-".join(map(str, sizes)), run, f"{epoch:.3f}", f"{seconds['mlpcli-1']:.3f}"]
     cells += [f"{bound:.3f}", f"{rate:.1f}", f"{epoch / bound:.2f}"]
-    if "torch" not in steady_times:
+    if "torch" not in seconds:
         return cells + ["skipped", "skipped", "-"]
-    flushed = steady_times["torch-flushed"]
-    return cells + [f"{steady_times['torch']:.3f}", f"{flushed:.3f}", f"{flushed / epoch:.2f}"]
+    flushed = seconds["torch-flushed"]
+    return cells + [f"{seconds['torch']:.3f}", f"{flushed:.3f}", f"{flushed / epoch:.2f}"]
 
 
 def cost_row(args, sizes, hidden: str, full, test, norm: Normalisation, epoch: float) -> list[str]:

@@ -3,8 +3,8 @@
 Each optimizer's `step(params, grads, lr)` updates `params` in place from `grads`, the
 gradient of the loss (weight decay is already part of that loss, see MLP.backward). Each is
 a few in-place elementwise passes over the flat buffers; `grads` is used up as scratch (the
-next backward pass overwrites it anyway). With `parallel`, the passes run on the two halves
-of the buffers at once (mlpcli.parallel): bitwise the same result.
+next backward pass overwrites it anyway). With `parallel`, both cores share the passes, part
+by part (mlpcli.parallel): bitwise the same result.
 """
 
 import math
@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 
 from mlpcli.config import TrainConfig
-from mlpcli.parallel import in_halves
+from mlpcli.parallel import in_parts
 
 TINY = {np.dtype(np.float32): np.finfo(np.float32).tiny, np.dtype(np.float64): np.finfo(np.float64).tiny}
 
@@ -45,15 +45,15 @@ class SGD:
 
     def flush_denormals(self) -> None:
         if self.velocity is not None:
-            in_halves(flush_denormals, self.velocity, parallel=self.parallel)
+            in_parts(flush_denormals, self.velocity, parallel=self.parallel)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""
         if self.velocity is None:
-            in_halves(partial(_sgd, lr), params, grads, parallel=self.parallel)
+            in_parts(partial(_sgd, lr), params, grads, parallel=self.parallel)
         else:
             update = partial(_momentum, lr, self.momentum, self.nesterov)
-            in_halves(update, params, grads, self.velocity, parallel=self.parallel)
+            in_parts(update, params, grads, self.velocity, parallel=self.parallel)
 
 
 def _sgd(lr: float, params: np.ndarray, grads: np.ndarray) -> None:
@@ -109,7 +109,7 @@ class Adam:
 
     def flush_denormals(self) -> None:
         for moment in (self.u, self.w):
-            in_halves(flush_denormals, moment, parallel=self.parallel)
+            in_parts(flush_denormals, moment, parallel=self.parallel)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""
@@ -118,7 +118,7 @@ class Adam:
         root = math.sqrt((1 - b2**self.t) / (1 - b2))
         lr_step = lr * (1 - b1) / (1 - b1**self.t) * root
         update = partial(_adam, b1, b2, self.eps * root, lr_step)
-        in_halves(update, params, grads, self.u, self.w, parallel=self.parallel)
+        in_parts(update, params, grads, self.u, self.w, parallel=self.parallel)
 
 
 def _adam(b1: float, b2: float, eps_step: float, lr_step: float, params, grads, u, w) -> None:

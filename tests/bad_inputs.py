@@ -318,6 +318,11 @@ CASES = [
         "data.augment.flip = 1 must be bool, not int",
     ),
     Case(
+        "parallel as a thread count",
+        train_with("train.parallel=2"),
+        "train.parallel = 2 must be bool, not int",
+    ),
+    Case(
         "keep rule as a number",
         train_with("train.keep=3"),
         "train.keep = 3 must be str, not int",
