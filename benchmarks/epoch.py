@@ -1,7 +1,8 @@
 """How fast is an epoch of `mlp train`, against its bound and against PyTorch.
 
-Each epoch timing runs in a process of its own, one after the other (never two at once, and
-never mlpcli and PyTorch in one process), and prints every epoch's seconds:
+Each kind of epoch runs in a process of its own (never mlpcli and PyTorch in one process),
+and the processes take turns, an epoch at a time, so that two never run at once and a host
+that slows down for a while slows every kind alike. Every epoch's seconds are printed:
 - mlpcli: the training loop of `mlp train` (784-512-512-10 by default, batch 128, Adam,
   float32, no dropout, augmentation or validation), as configured (`train.parallel: true`,
   the optimizer's passes on two threads) and with `train.parallel: false`;
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,7 @@ from mlpcli.train import Position, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = {  # what each child process times, as printed
+    "bound": "bound: the matrix products",
     "mlpcli": "mlpcli",
     "mlpcli-1": "mlpcli, train.parallel false",
     "torch": "PyTorch",
@@ -54,14 +58,26 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True, help="folder of the four IDX files (e.g. Fashion-MNIST)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="folder of the four IDX files (e.g. Fashion-MNIST)",
+    )
     parser.add_argument("--hidden", action="append", help="hidden widths, e.g. 512,512 (repeatable)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=6, help="epochs each process times (at least 2)")
     parser.add_argument(
-        "--runs", type=int, default=1, help="rounds of all the processes, one after the other"
+        "--runs",
+        type=int,
+        default=1,
+        help="rounds of all the processes, one after the other",
     )
-    parser.add_argument("--examples", type=int, default=None, help="use only this many training examples")
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=None,
+        help="use only this many training examples",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run of mlp train")
@@ -101,24 +117,26 @@ def time_bound(sizes: list[int], n: int, batch: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_mlpcli(sizes: list[int], train, norm, batch: int, epochs: int, parallel: bool) -> list[float]:
-    """Seconds of each epoch of the Trainer's loop."""
+def mlpcli_epoch(sizes: list[int], train, norm, batch: int, parallel: bool) -> Callable[[], float]:
+    """A function that runs the next epoch of the Trainer's loop and returns its seconds."""
     model = MLP(sizes, "relu", dropout=0.0)
     model.init(np.random.default_rng(0), "he")
-    config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, epochs=epochs, parallel=parallel)
+    config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, parallel=parallel)
     trainer = Trainer(model, train, train, norm, config, np.random.default_rng(0))  # no validation is run
-    times = []
-    for _ in range(epochs):
+
+    def epoch() -> float:
         start = time.perf_counter()
         trainer.epoch(1e-3)
-        times.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
         assert trainer.position.seen == len(train), "an epoch must see every example"
         trainer.position = Position()  # the next call starts a new epoch (fit does so after validating)
-    return times
+        return seconds
+
+    return epoch
 
 
-def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: int, flush: bool):
-    """Seconds of each epoch of the same training in PyTorch."""
+def torch_epoch(sizes: list[int], train, norm, batch: int, threads: int, flush: bool) -> Callable[[], float]:
+    """The same for the same training in PyTorch."""
     import torch
 
     torch.set_num_threads(threads)
@@ -129,9 +147,12 @@ def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: 
         layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    X, y = torch.from_numpy(norm.apply(train.images)), torch.from_numpy(train.labels.astype(np.int64))
-    times = []
-    for _ in range(epochs):
+    X, y = (
+        torch.from_numpy(norm.apply(train.images)),
+        torch.from_numpy(train.labels.astype(np.int64)),
+    )
+
+    def epoch() -> float:
         start = time.perf_counter()
         order = torch.randperm(len(y))
         for i in range(0, len(y), batch):
@@ -140,29 +161,78 @@ def time_torch(sizes: list[int], train, norm, batch: int, epochs: int, threads: 
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        times.append(time.perf_counter() - start)
-    return times
+        return time.perf_counter() - start
+
+    return epoch
 
 
 def child(args: argparse.Namespace) -> None:
-    """The timing process of one kind: prints each epoch's seconds as JSON."""
+    """A timing process of one kind. It waits for a line on stdin before its setup and before
+    each epoch, and answers each with a line (an epoch's seconds), so that the parent lets
+    one process work at a time."""
+    sys.stdin.readline()
     full, norm = load_train(args)
     sizes = shape(args.hidden[0], full)
-    if args.child.startswith("mlpcli"):
-        times = time_mlpcli(sizes, full, norm, args.batch, args.epochs, parallel=args.child == "mlpcli")
+    if args.child == "bound":
+        epoch = partial(time_bound, sizes, len(full), args.batch, repeats=1)
+    elif args.child.startswith("mlpcli"):
+        epoch = mlpcli_epoch(sizes, full, norm, args.batch, parallel=args.child == "mlpcli")
     else:
-        flush = args.child == "torch-flushed"
-        times = time_torch(sizes, full, norm, args.batch, args.epochs, args.threads, flush)
-    print(json.dumps(times))
+        epoch = torch_epoch(sizes, full, norm, args.batch, args.threads, args.child == "torch-flushed")
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps(epoch()), flush=True)
 
 
-def epoch_times(args: argparse.Namespace, kind: str, hidden: str) -> list[float]:
-    """Run the timing process of `kind` on the shape `hidden` and return its epochs' seconds."""
-    command = [sys.executable, __file__, "--child", kind, "--hidden", hidden, "--data", args.data]
-    command += ["--batch", str(args.batch), "--epochs", str(args.epochs), "--threads", str(args.threads)]
-    command += ["--examples", str(args.examples)] if args.examples else []
-    result = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(result.stdout.splitlines()[-1])
+def interleaved_epochs(args: argparse.Namespace, kinds: list[str], hidden: str) -> dict[str, list[float]]:
+    """Each kind's epochs, a process per kind, the epochs taken in turn (epoch 1 of each kind,
+    then epoch 2 of each, in a rotating order), one process working at a time: a host that
+    slows down for a while slows every kind alike."""
+    command = [
+        sys.executable,
+        __file__,
+        "--hidden",
+        hidden,
+        "--data",
+        args.data,
+        "--batch",
+        str(args.batch),
+    ]
+    command += ["--threads", str(args.threads)] + (
+        ["--examples", str(args.examples)] if args.examples else []
+    )
+    processes = {
+        kind: subprocess.Popen(
+            [*command, "--child", kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for kind in kinds
+    }
+    try:
+        for process in processes.values():
+            ask(process)  # its setup
+        times = {kind: [] for kind in kinds}
+        for epoch in range(args.epochs):
+            turn = kinds[epoch % len(kinds) :] + kinds[: epoch % len(kinds)]
+            for kind in turn:
+                times[kind].append(float(ask(processes[kind])))
+        return times
+    finally:
+        for process in processes.values():
+            process.stdin.close()
+            process.wait()
+
+
+def ask(process: subprocess.Popen) -> str:
+    """Let `process` do its next piece of work and return its answer."""
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    answer = process.stdout.readline()
+    if not answer:
+        raise RuntimeError(f"a timing process ended early (exit code {process.wait()})")
+    return answer
 
 
 def steady(times: list[float]) -> float:
@@ -209,7 +279,12 @@ def peak_memory_of_mlp_train(data: str, hidden: str) -> float:
     """Peak resident MB of one epoch of `mlp train` on `data`: a child process reports its own
     VmHWM (the fork's inherited high-water mark would count the benchmark's own memory)."""
     with tempfile.TemporaryDirectory() as out:
-        sets = [f"data.dir={data}", "data.source=idx", "train.epochs=1", f"model.hidden=[{hidden}]"]
+        sets = [
+            f"data.dir={data}",
+            "data.source=idx",
+            "train.epochs=1",
+            f"model.hidden=[{hidden}]",
+        ]
         command = [sys.executable, "-c", REPORT_PEAK, "train", "--out", f"{out}/run"]
         command += ["--config", str(ROOT / "configs" / "fashion_mnist.yaml")]
         command += [arg for item in sets for arg in ("--set", item)]
@@ -220,12 +295,23 @@ def peak_memory_of_mlp_train(data: str, hidden: str) -> float:
 def load_train(args: argparse.Namespace):
     full = load_split(DataConfig(source="idx", dir=args.data), "train")
     if args.examples:
-        full.images, full.labels = full.images[: args.examples], full.labels[: args.examples]
+        full.images, full.labels = (
+            full.images[: args.examples],
+            full.labels[: args.examples],
+        )
     return full, Normalisation.of(full.images)
 
 
 def shape(hidden: str, data) -> list[int]:
     return [data.images.shape[1], *map(int, hidden.split(",")), N_CLASSES]
+
+
+def has_torch() -> bool:
+    """Whether PyTorch can be imported (asked of a child process: this one stays without it)."""
+    found = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+    if not found:
+        print("PyTorch is not importable: its columns are skipped (pip install torch==2.13.0)")
+    return found
 
 
 def main() -> None:
@@ -235,13 +321,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    kinds = [kind for kind in KINDS if not (args.no_torch and kind.startswith("torch"))]
-    if len(kinds) > 2:
-        try:
-            import torch  # noqa: F401  only to learn whether the references can run
-        except ImportError:
-            print("PyTorch is not importable: its columns are skipped (pip install torch==2.13.0)")
-            kinds = kinds[:2]
+    kinds = [kind for kind in KINDS if not (kind.startswith("torch") and (args.no_torch or not has_torch()))]
     full, norm = load_train(args)
     test = load_split(DataConfig(source="idx", dir=args.data), "test")
     print(
@@ -252,7 +332,7 @@ def main() -> None:
     rows, extras = [], []
     for hidden in args.hidden or ["512,512"]:
         sizes = shape(hidden, full)
-        runs = [time_run(args, kinds, hidden, sizes, run, len(full)) for run in range(1, args.runs + 1)]
+        runs = [time_run(args, kinds, hidden, sizes, run) for run in range(1, args.runs + 1)]
         rows += [speed_row(sizes, str(run), seconds, len(full)) for run, seconds in enumerate(runs, 1)]
         if len(runs) > 1:
             medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
@@ -263,16 +343,14 @@ def main() -> None:
     print_table(["shape", "augment s", "augment %", "eval s", "peak MB"], extras)
 
 
-def time_run(args, kinds: list[str], hidden: str, sizes: list[int], run: int, n: int) -> dict[str, float]:
-    """One round: each kind's steady epoch, a process each, its epochs printed; and the bound."""
+def time_run(args, kinds: list[str], hidden: str, sizes: list[int], run: int) -> dict[str, float]:
+    """One round: each kind's steady epoch (the bound's too), its epochs printed."""
     seconds = {}
-    for kind in kinds:
-        times = epoch_times(args, kind, hidden)
+    for kind, times in interleaved_epochs(args, kinds, hidden).items():
         seconds[kind] = steady(times)
         each = " ".join(f"{t:.3f}" for t in times)
         name = "-".join(map(str, sizes))
         print(f"{name} run {run} {KINDS[kind]:<28} {each}  steady {seconds[kind]:.3f}", flush=True)
-    seconds["bound"] = time_bound(sizes, n, args.batch, repeats=3)
     return seconds
 
 
@@ -295,7 +373,11 @@ def cost_row(args, sizes, hidden: str, full, test, norm: Normalisation, epoch: f
     model.init(np.random.default_rng(0), "he")
     augment = time_augment(full, args.batch)
     peak = "-" if args.no_memory else f"{peak_memory_of_mlp_train(args.data, hidden):.0f}"
-    cells = ["-".join(map(str, sizes)), f"{augment:.3f}", f"{100 * augment / epoch:.1f}"]
+    cells = [
+        "-".join(map(str, sizes)),
+        f"{augment:.3f}",
+        f"{100 * augment / epoch:.1f}",
+    ]
     return cells + [f"{time_eval(model, test, norm):.3f}", peak]
 
 
