@@ -243,10 +243,15 @@ class Trainer:
         history.stopped_early = history.patience_ran_out(self.config.patience)
 
     def _start_loss(self) -> float:
-        """The loss of the initial weights on the validation images with dropout on, as training
-        measures its own loss (a generator of its own: the training's draws stay untouched)."""
-        Y = one_hot(self.validation.labels, dtype=self.model.params.dtype)
-        return self.model.loss(self.X_validation, Y, rng=np.random.default_rng(0))
+        """The loss of the initial weights on the validation images with dropout on, a training
+        batch at a time, as training measures its own loss (a generator of its own: the
+        training's draws stay untouched; batches of training's size: so do the buffers the
+        network reuses)."""
+        X, Y = self.X_validation, one_hot(self.validation.labels, dtype=self.model.params.dtype)
+        rng, size = np.random.default_rng(0), self.config.batch_size
+        starts = range(0, len(X), size)
+        losses = [self.model.loss(X[i : i + size], Y[i : i + size], rng=rng) for i in starts]
+        return float(np.average(losses, weights=[min(size, len(X) - i) for i in starts]))
 
     def _validate(self) -> tuple[float, float]:
         """The loss and accuracy of the model as it stands on the validation split."""

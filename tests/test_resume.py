@@ -20,14 +20,14 @@ from mlpcli.config import load_config
 from mlpcli.errors import TrainingInterrupted
 
 
-def settings(idx_dir: Path, epochs: int = 4) -> list[str]:
+def settings(idx_dir: Path, epochs: int = 4, extra: tuple[str, ...] = ()) -> list[str]:
     """Dropout and augmentation on: their random draws must resume exactly too."""
     augment = ["data.augment.shift=1", "data.augment.rotate=5", "data.augment.flip=true"]
-    return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3", *augment]
+    return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3", *augment, *extra]
 
 
-def straight(idx_dir: Path, out: Path, epochs: int = 4) -> Path:
-    sets = [a for s in settings(idx_dir, epochs) for a in ("--set", s)]
+def straight(idx_dir: Path, out: Path, epochs: int = 4, extra: tuple[str, ...] = ()) -> Path:
+    sets = [a for s in settings(idx_dir, epochs, extra) for a in ("--set", s)]
     assert mlp("train", "--config", TINY, *sets, "--out", out).exit_code == 0
     return out
 
@@ -43,8 +43,8 @@ def stop_after(calls: int):
     return should_stop
 
 
-def interrupted(idx_dir: Path, out: Path, calls: int) -> None:
-    config = load_config(TINY, settings(idx_dir))
+def interrupted(idx_dir: Path, out: Path, calls: int, extra: tuple[str, ...] = ()) -> None:
+    config = load_config(TINY, settings(idx_dir, extra=extra))
     with pytest.raises(TrainingInterrupted, match=f"Resume with: mlp train --resume {out}"):
         run.train_run(config, out, lambda line: None, False, stop_after(calls))
 
@@ -97,6 +97,18 @@ def test_interrupted_and_resumed_equals_straight(idx_dir, tmp_path, calls):
     result = mlp("train", "--resume", out)
     assert result.exit_code == 0, result.output
     assert "resuming" in result.output and "test accuracy" in result.output
+    assert_same_run(reference, out)
+
+
+def test_resumed_equals_straight_with_the_optimizer_on_two_threads_and_flushes(idx_dir, tmp_path):
+    """300k parameters (their optimizer passes shared by two threads) and 63 batches an epoch
+    (denormal momenta flushed at batch 50); stopped at batch 57 of epoch 2."""
+    extra = ("model.hidden=[512,512]", "train.batch_size=16")
+    reference = straight(idx_dir, tmp_path / "straight", extra=extra)
+    out = tmp_path / "stopped"
+    interrupted(idx_dir, out, 120, extra)
+    result = mlp("train", "--resume", out)
+    assert result.exit_code == 0, result.output
     assert_same_run(reference, out)
 
 
