@@ -221,8 +221,17 @@ def interleaved_epochs(args: argparse.Namespace, kinds: list[str], hidden: str) 
         return times
     finally:
         for process in processes.values():
-            process.stdin.close()
-            process.wait()
+            end(process)
+
+
+def end(process: subprocess.Popen) -> None:
+    """Close the process's input (it then ends by itself), and kill it if it has not ended soon."""
+    try:
+        process.stdin.close()
+        process.wait(timeout=60)
+    except (OSError, subprocess.TimeoutExpired):  # a broken pipe: it had died already; or it hangs
+        process.kill()
+        process.wait()
 
 
 def ask(process: subprocess.Popen) -> str:
@@ -321,7 +330,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    kinds = [kind for kind in KINDS if not (kind.startswith("torch") and (args.no_torch or not has_torch()))]
+    with_torch = not args.no_torch and has_torch()
+    kinds = [kind for kind in KINDS if with_torch or not kind.startswith("torch")]
     full, norm = load_train(args)
     test = load_split(DataConfig(source="idx", dir=args.data), "test")
     print(

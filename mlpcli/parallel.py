@@ -40,8 +40,17 @@ class Worker:
         self.jobs.put(job)
 
     def wait(self) -> None:
-        """Block until the job started last is done; raise what it raised."""
-        error = self.results.get()
+        """Block until the job started last is done, even through an interrupt (which is raised
+        once the job is done: the buffers are never left half-updated); raise what it raised."""
+        interrupt = None
+        while True:
+            try:
+                error = self.results.get()
+                break
+            except BaseException as raised:  # Ctrl-C, or a signal handler's exception
+                interrupt = raised
+        if interrupt is not None:
+            raise interrupt
         if error is not None:
             raise error
 
@@ -67,10 +76,12 @@ def in_parts(job: Callable[..., None], *buffers: np.ndarray, parallel: bool = Tr
         _worker = Worker()
     bounds = [n * i // PARTS // ALIGN * ALIGN for i in range(PARTS)] + [n]
     parts = iter(range(PARTS))  # shared: each next() hands out one part to one thread
+    errors = np.geterr()  # NumPy's floating-point error handling is per thread: the caller's
 
     def take_parts() -> None:
-        for i in parts:
-            job(*(buffer[bounds[i] : bounds[i + 1]] for buffer in buffers))
+        with np.errstate(**errors):
+            for i in parts:
+                job(*(buffer[bounds[i] : bounds[i + 1]] for buffer in buffers))
 
     _worker.start(take_parts)
     try:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from conftest import TINY, held_lock, mlp, write_idx_dir
 
-from mlpcli import run
+import mlpcli.train
+from mlpcli import optim, run
 from mlpcli.artifacts import load_checkpoint
 from mlpcli.config import load_config
 from mlpcli.errors import TrainingInterrupted
@@ -100,13 +101,19 @@ def test_interrupted_and_resumed_equals_straight(idx_dir, tmp_path, calls):
     assert_same_run(reference, out)
 
 
-def test_resumed_equals_straight_with_the_optimizer_on_two_threads_and_flushes(idx_dir, tmp_path):
-    """300k parameters (their optimizer passes shared by two threads) and 63 batches an epoch
-    (denormal momenta flushed at batch 50); stopped at batch 57 of epoch 2."""
+def test_resumed_equals_straight_with_the_optimizer_on_two_threads_and_flushes(
+    idx_dir, tmp_path, monkeypatch
+):
+    """300k parameters (their optimizer passes shared by two threads, even on one core) and
+    63 batches an epoch, stopped at batch 40 of epoch 2, before that epoch's flush at batch
+    50. The flush is made to halve every momentum, so that a flush at another step than the
+    straight run's would show in the weights."""
+    monkeypatch.setattr(mlpcli.train, "available", lambda: True)
+    monkeypatch.setattr(optim, "flush_denormals", lambda moment: np.multiply(moment, 0.5, out=moment))
     extra = ("model.hidden=[512,512]", "train.batch_size=16")
     reference = straight(idx_dir, tmp_path / "straight", extra=extra)
     out = tmp_path / "stopped"
-    interrupted(idx_dir, out, 120, extra)
+    interrupted(idx_dir, out, 63 + 41, extra)
     result = mlp("train", "--resume", out)
     assert result.exit_code == 0, result.output
     assert_same_run(reference, out)
