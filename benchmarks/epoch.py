@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -92,8 +91,8 @@ def flops_per_example(sizes: list[int]) -> int:
     return 2 * (2 * sum(products) + sum(products[1:]))
 
 
-def time_bound(sizes: list[int], n: int, batch: int, repeats: int) -> float:
-    """Seconds of one epoch's matrix products alone, into preallocated outputs (median)."""
+def bound_epoch(sizes: list[int], n: int, batch: int) -> Callable[[], float]:
+    """A function that times one epoch's matrix products alone, into preallocated outputs."""
     rng = np.random.default_rng(0)
     shapes = list(zip(sizes[:-1], sizes[1:]))
     Ws = [rng.standard_normal((n_out, n_in), dtype=np.float32) for n_in, n_out in shapes]
@@ -103,8 +102,8 @@ def time_bound(sizes: list[int], n: int, batch: int, repeats: int) -> float:
     back = [np.empty((batch, n_in), dtype=np.float32) for n_in, _ in shapes]  # Δ W of each layer
     grads = [np.empty_like(W) for W in Ws]
     n_batches = -(-n // batch)
-    times = []
-    for _ in range(repeats):
+
+    def epoch() -> float:
         start = time.perf_counter()
         for _ in range(n_batches):
             for l, W in enumerate(Ws):
@@ -113,8 +112,9 @@ def time_bound(sizes: list[int], n: int, batch: int, repeats: int) -> float:
                 np.matmul(deltas[l].T, acts[l], out=grads[l])  # dW = Δᵀ A_prev
                 if l > 0:
                     np.matmul(deltas[l], Ws[l], out=back[l])  # Δ W
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return time.perf_counter() - start
+
+    return epoch
 
 
 def mlpcli_epoch(sizes: list[int], train, norm, batch: int, parallel: bool) -> Callable[[], float]:
@@ -174,7 +174,7 @@ def child(args: argparse.Namespace) -> None:
     full, norm = load_train(args)
     sizes = shape(args.hidden[0], full)
     if args.child == "bound":
-        epoch = partial(time_bound, sizes, len(full), args.batch, repeats=1)
+        epoch = bound_epoch(sizes, len(full), args.batch)
     elif args.child.startswith("mlpcli"):
         epoch = mlpcli_epoch(sizes, full, norm, args.batch, parallel=args.child == "mlpcli")
     else:

@@ -159,6 +159,14 @@ def write_json(path: Path, value: dict) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file holding a mapping (metrics.json, eval.json); ValueError if it holds another."""
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: not a mapping")
+    return value
+
+
 def evaluation_files(split: str) -> tuple[str, str, str]:
     """eval.json, confusion.png, mistakes.png; with a -validation suffix for that split."""
     suffix = "" if split == "test" else f"-{split}"

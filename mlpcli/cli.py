@@ -174,8 +174,9 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
       mlp eval runs/fashion_mnist-20261123-190000 --split validation
       mlp eval model.npz --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
+    data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
     with _errors():
-        run.eval_run(target, _only_data_keys(overrides), click.echo, split, progress)
+        run.eval_run(target, data_overrides, click.echo, split, progress)
 
 
 @main.command(short_help="Classify your own images of digits (or clothes).")
@@ -379,21 +380,16 @@ def _gradcheck_uses(overrides: tuple[str, ...], config_path: str | None, fixed_n
             "--all, --jacobians and --model rnn check fixed small nets: --config and --set do not"
             " apply to them (run mlp gradcheck --set ... alone to check a config's model)"
         )
-    for item in overrides:
-        key, _ = parse_override(item)
-        if not key.startswith(GRADCHECK_KEYS):
-            raise click.BadParameter(
-                f"{key!r}: gradcheck checks the model's gradients and uses only model.* and"
-                " train.weight_decay",
-                param_hint="--set",
-            )
+    why = "gradcheck checks the model's gradients and uses only model.* and train.weight_decay"
+    _only_keys(overrides, GRADCHECK_KEYS, why)
 
 
-def _only_data_keys(overrides: tuple[str, ...]) -> tuple[str, ...]:
+def _only_keys(overrides: tuple[str, ...], prefixes: str | tuple[str, ...], why: str) -> tuple[str, ...]:
+    """`overrides`, when each key starts with one of `prefixes`; else a usage error saying `why`."""
     for item in overrides:
         key, _ = parse_override(item)
-        if not key.startswith("data."):
-            raise click.BadParameter(f"{key!r}: eval takes only data.* keys", param_hint="--set")
+        if not key.startswith(prefixes):
+            raise click.BadParameter(f"{key!r}: {why}", param_hint="--set")
     return overrides
 
 

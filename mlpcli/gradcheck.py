@@ -141,7 +141,7 @@ def compare(
         max_rel=float(relative[smooth].max(initial=0.0)),
         kinks=int(np.count_nonzero(kinked & wrong)),
         by_abs=int(np.count_nonzero(too_far & ~wrong & smooth)),
-        passed=not (wrong & smooth).any(),
+        passed=not failing.any(),
         worst=tuple(int(i) for i in np.unravel_index(indices[worst], shape)),
         worst_analytic=float(analytic[worst]),
         worst_numeric=float(numeric[worst]),

@@ -2,7 +2,6 @@
 files in a run directory. The CLI parses options and calls these; these call the library and
 report through `echo`."""
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -130,8 +129,8 @@ RESULTS = (artifacts.WEIGHTS, artifacts.METRICS, artifacts.CURVES)  # what a run
 def _status(out: Path) -> str | None:
     """The status metrics.json records, or None when it is missing or unreadable."""
     try:
-        return json.loads((out / artifacts.METRICS).read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
+        return artifacts.read_json(out / artifacts.METRICS).get("status")
+    except (OSError, ValueError):
         return None
 
 

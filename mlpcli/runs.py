@@ -3,7 +3,6 @@ a half-written or damaged run is reported as such), the config keys that differ 
 them, a table a person reads, and their learning curves on one figure (`mlp runs`, `mlp plot`)."""
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def read_run(path: Path) -> Run:
     run = Run(path)
     sources = (
         ("config", artifacts.CONFIG, _config),
-        ("metrics", artifacts.METRICS, _metrics),
+        ("metrics", artifacts.METRICS, artifacts.read_json),
         ("history", artifacts.HISTORY, _history),
     )
     for attribute, name, read in sources:
@@ -76,13 +75,6 @@ def _config(path: Path) -> dict[str, object]:
     if not path.exists():
         raise FileNotFoundError(path)
     return flat_items(from_dict(read_yaml(path)))
-
-
-def _metrics(path: Path) -> dict:
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(metrics, dict):
-        raise ValueError("not a mapping")
-    return metrics
 
 
 def _history(path: Path) -> list[dict]:

@@ -137,7 +137,7 @@ class Trainer:
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype, parallel)
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position = Position()
-        self.history = History(start_loss=self._start_loss())
+        self.history = History()  # its start_loss: measured by fit, or restored
         self.kept_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
         self.augmenter = None
@@ -161,6 +161,8 @@ class Trainer:
         """Train until the configured epochs are done, early stopping ends it, or `should_stop()`
         says so before a batch. Returns whether training finished; if so the model holds the
         kept weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end."""
+        if math.isnan(self.history.start_loss) and not self.history.epochs and not self.position.batch:
+            self.history.start_loss = self._start_loss()  # the initial weights, not yet trained
         while not self.finished:
             start, lr = time.perf_counter(), learning_rate(self.config, self.position.epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught below
