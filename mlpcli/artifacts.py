@@ -173,7 +173,8 @@ def evaluation_files(split: str) -> tuple[str, str, str]:
     return tuple(name.replace(".", f"{suffix}.", 1) for name in (EVAL, CONFUSION, MISTAKES))
 
 
-EVALUATIONS = (*evaluation_files("test"), *evaluation_files("validation"))  # what mlp eval writes
+SPLITS = ("test", "validation", "train")  # what mlp eval can evaluate
+EVALUATIONS = tuple(name for split in SPLITS for name in evaluation_files(split))  # what mlp eval writes
 
 
 def write_history(path: Path, columns: list[str], rows: list[dict]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mlpcli import __version__, run
+from mlpcli import __version__, artifacts, run
 from mlpcli.config import load_config, parse_override
 from mlpcli.errors import MlpError, TrainingInterrupted
 from mlpcli.gradcheck import Settings, failures, format_table, worst_entries
@@ -153,10 +153,11 @@ def _stop_requests() -> Iterator[_StopRequests]:
 )
 @click.option(
     "--split",
-    type=click.Choice(["test", "validation"]),
+    type=click.Choice(artifacts.SPLITS),
     default="test",
     show_default=True,
-    help="validation: the run's own validation split, the seeded sample its training held out.",
+    help="validation: the run's own validation split, the seeded sample its training held out;"
+    " train: the images it trained on (unaugmented), to compare with the others.",
 )
 @PROGRESS
 def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool | None) -> None:

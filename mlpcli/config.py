@@ -67,7 +67,9 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    source: str = _option("tfds", _one_of("tfds", "idx"))  # tfds: download; idx: read data.dir
+    # tfds: its cache or a download (MNIST offline: the copy shipped with mlpcli); idx: the
+    # folder data.dir; shipped: the copy of MNIST shipped with mlpcli, never the network
+    source: str = _option("tfds", _one_of("tfds", "idx", "shipped"))
     name: str = _option("mnist", _one_of("mnist", "fashion_mnist", "kmnist"))  # tfds dataset
     dir: str | None = _option(None)  # idx: folder of the four IDX files; tfds: cache (tfds default)
     validation: int = _option(5000, POSITIVE)  # examples carved from the training set

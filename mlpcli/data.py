@@ -1,5 +1,7 @@
-"""Data sources → NumPy arrays: IDX files read from a folder, or fetched through
-tensorflow-datasets' download layer (the only module that imports it).
+"""Data sources → NumPy arrays: IDX files read from a folder, fetched through
+tensorflow-datasets' download layer (the only module that imports it), or the copy of MNIST
+that ships inside mlpcli (mlpcli/datasets/), which stands in when the download host cannot be
+reached.
 
 Why TensorFlow is not needed: `tfds.load` and MNIST's builder read files with `tf.io.gfile`,
 but tfds' download layer (`tfds.download.DownloadManager` with the URLs and SHA-256 checksums
@@ -47,20 +49,28 @@ class Dataset:
         return len(self.labels)
 
 
-# SHA-256 of a test split's decoded labels, then its decoded images: how a folder of IDX files
-# is recognised whatever its files are called or compressed with. KMNIST's is not known here
-# (its files cannot be fetched offline).
-KNOWN_TEST_SPLITS = {
-    "103f79bf9cce53f71a186484ee3992e7b298fffa37132ee5660752b8b02ea8e1": "mnist",
-    "b7f140f1222993c13e87dc8277a29fffab35bf5fa0777d972356122e7320f6c6": "fashion_mnist",
+# SHA-256 of a split's decoded labels, then its decoded images: how a folder of IDX files is
+# recognised whatever its files are called or compressed with, and how the copy of MNIST shipped
+# with mlpcli is checked. KMNIST's are not known here (its files cannot be fetched offline).
+KNOWN_SPLITS = {
+    "a454de301763d749ccfd1ebb5add77d549bcd2125320df72efaa88e014fca0f0": ("mnist", "train"),
+    "103f79bf9cce53f71a186484ee3992e7b298fffa37132ee5660752b8b02ea8e1": ("mnist", "test"),
+    "308c6213870624505959c710712dbe6debc9c2041d98fda2dccb47bcffbd3d84": ("fashion_mnist", "train"),
+    "b7f140f1222993c13e87dc8277a29fffab35bf5fa0777d972356122e7320f6c6": ("fashion_mnist", "test"),
 }
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the decoded labels, then the decoded images."""
+    digest = hashlib.sha256(dataset.labels.tobytes())
+    digest.update(dataset.images.tobytes())
+    return digest.hexdigest()
 
 
 def recognise(test: Dataset) -> str | None:
     """The well-known dataset whose test split `test` is, or None."""
-    digest = hashlib.sha256(test.labels.tobytes())
-    digest.update(test.images.tobytes())
-    return KNOWN_TEST_SPLITS.get(digest.hexdigest())
+    name, split = KNOWN_SPLITS.get(fingerprint(test), (None, None))
+    return name if split == "test" else None
 
 
 @dataclass
@@ -68,6 +78,7 @@ class Splits:
     train: Dataset
     validation: Dataset
     test: Dataset
+    source: "Source"
 
 
 # --- IDX files ---------------------------------------------------------------------------
@@ -148,7 +159,92 @@ def find_idx(folder: str | Path, stem: str) -> Path:
     raise DataError(f"{folder}: has neither {stem}.gz nor {stem}")
 
 
+# --- where the files come from -------------------------------------------------------------
+
+SHIPPED = ("mnist",)  # the datasets whose four IDX files ship inside mlpcli (mlpcli/datasets/)
+OFFLINE_ADVICE = (
+    "Offline, read a folder of the four IDX files instead: --set data.source=idx --set data.dir=DIR\n"
+    "(Debian's package dataset-fashion-mnist puts Fashion-MNIST in /usr/share/datasets/fashion-mnist;"
+    " train it with --config configs/fashion_mnist.yaml)"
+)
+
+
+@dataclass
+class Source:
+    """Where a dataset's IDX files were found. `kind`: tfds (its cache or a download), idx
+    (the folder data.dir) or shipped (the copy inside mlpcli); `where`: the folder; `note`: a
+    line for the user when the shipped copy stands in for an unreachable download."""
+
+    kind: str
+    name: str
+    where: str
+    paths: dict[str, Path]
+    note: str = ""
+
+    def read(self, split: str) -> Dataset:
+        """The split "train" or "test"; the shipped copy is checked against its fingerprint."""
+        images, labels = IDX_STEMS[split]
+        dataset = read_pair(self.paths[images], self.paths[labels])
+        if self.kind == "shipped" and KNOWN_SPLITS.get(fingerprint(dataset)) != (self.name, split):
+            raise DataError(
+                f"the copy of {self.name} shipped with mlpcli ({self.where}) is damaged: its {split}"
+                " split does not match its fingerprint. Reinstall mlpcli (pip install --force-reinstall)"
+            )
+        return dataset
+
+    def to_dict(self) -> dict[str, str]:
+        """What metrics.json and eval.json record of it."""
+        return {"source": self.kind, "dir": self.where}
+
+
+def shipped_dir(name: str) -> Path:
+    """The folder of the IDX files of `name` inside the installed package (a clone, an
+    editable install or a wheel alike)."""
+    from importlib.resources import files
+
+    return Path(str(files("mlpcli") / "datasets" / name))
+
+
+def locate(config: DataConfig, splits: tuple[str, ...] = ("train", "test")) -> Source:
+    """The IDX files of `splits` from the configured source. tfds uses its cache, or downloads;
+    when the download host cannot be reached, MNIST comes from the copy shipped with mlpcli."""
+    stems = [stem for split in splits for stem in IDX_STEMS[split]]
+    if config.source == "idx":
+        if not config.dir:
+            raise DataError("data.source is idx but data.dir is not set: name the folder of IDX files")
+        folder = Path(config.dir)
+        if not folder.is_dir():
+            raise DataError(f"data.dir {folder} is not a directory")
+        return Source("idx", config.name, str(folder), {stem: find_idx(folder, stem) for stem in stems})
+    if config.source == "shipped":
+        if config.dir:
+            raise DataError(f"data.source is shipped, which reads no data.dir: drop data.dir={config.dir}")
+        return _shipped(config.name, stems)
+    try:
+        paths = fetch_tfds(config.name, stems, config.dir, config.mirror)
+    except _Unreachable as e:
+        if config.name not in SHIPPED:
+            raise DataError(f"{e} to download {config.name}.\n{OFFLINE_ADVICE}") from None
+        return _shipped(config.name, stems, note=f"{e}: using the copy of {config.name} shipped with mlpcli")
+    cache = config.dir or str(paths[stems[0]].parent)
+    return Source("tfds", config.name, cache, paths)
+
+
+def _shipped(name: str, stems: list[str], note: str = "") -> Source:
+    if name not in SHIPPED:
+        raise DataError(
+            f"data.source is shipped, but only {', '.join(SHIPPED)} ships with mlpcli, not {name}:"
+            " use data.source=tfds, or idx with data.dir"
+        )
+    folder = shipped_dir(name)
+    return Source("shipped", name, str(folder), {stem: find_idx(folder, stem) for stem in stems}, note)
+
+
 # --- tensorflow-datasets' download layer ----------------------------------------------
+
+
+class _Unreachable(DataError):
+    """The download host cannot be reached: nothing was downloaded."""
 
 
 def fetch_tfds(name: str, stems: list[str], cache_dir: str | None, mirror: str | None) -> dict[str, Path]:
@@ -171,9 +267,9 @@ def fetch_tfds(name: str, stems: list[str], cache_dir: str | None, mirror: str |
         dataset_name=name,
         force_checksums_validation=True,
     )
-    for url, info in wanted.values():
-        if not _is_cached(downloads, url, info.checksum):
-            _check_reachable(url, name)
+    missing = [url for url, info in wanted.values() if not _is_cached(downloads, url, info.checksum)]
+    for host in dict.fromkeys(urlsplit(url)[:2] for url in missing):  # each host once
+        _check_reachable(*host)
     try:
         paths = manager.download({stem: url for stem, (url, _) in wanted.items()})
     except Exception as e:  # noqa: BLE001 - tfds raises many kinds; each is a download failure
@@ -188,20 +284,14 @@ def _is_cached(downloads: Path, url: str, checksum: str) -> bool:
     return any(downloads.rglob(get_dl_fname(url, checksum)))
 
 
-def _check_reachable(url: str, name: str) -> None:
+def _check_reachable(scheme: str, netloc: str) -> None:
     """Fail in seconds, not after minutes of tfds' retries, when the host cannot be reached."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    parts = urlsplit(f"{scheme}://{netloc}")
+    port = parts.port or (443 if scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
     except OSError as e:
-        raise DataError(
-            f"cannot reach {parts.hostname}:{port} to download {name} ({e}).\n"
-            "Offline, read a folder of the four IDX files instead:"
-            " --set data.source=idx --set data.dir=DIR\n"
-            "(Debian's package dataset-fashion-mnist puts Fashion-MNIST in"
-            " /usr/share/datasets/fashion-mnist; train it with --config configs/fashion_mnist.yaml)"
-        ) from None
+        raise _Unreachable(f"cannot reach {parts.hostname}:{port} ({e})") from None
 
 
 # --- splits -------------------------------------------------------------------------------
@@ -209,23 +299,13 @@ def _check_reachable(url: str, name: str) -> None:
 
 def load_split(config: DataConfig, split: str) -> Dataset:
     """One split ("train" or "test") from the configured source."""
-    images_stem, labels_stem = IDX_STEMS[split]
-    if config.source == "idx":
-        if not config.dir:
-            raise DataError("data.source is idx but data.dir is not set: name the folder of IDX files")
-        folder = Path(config.dir)
-        if not folder.is_dir():
-            raise DataError(f"data.dir {folder} is not a directory")
-        paths = {stem: find_idx(folder, stem) for stem in (images_stem, labels_stem)}
-    else:
-        paths = fetch_tfds(config.name, [images_stem, labels_stem], config.dir, config.mirror)
-    return read_pair(paths[images_stem], paths[labels_stem])
+    return locate(config, (split,)).read(split)
 
 
 def load_splits(config: DataConfig, seed: int) -> Splits:
     """Train, a validation set carved from train as a seeded random sample, and test."""
-    full = load_split(config, "train")
-    test = load_split(config, "test")
+    source = locate(config)
+    full, test = source.read("train"), source.read("test")
     if test.image_shape != full.image_shape:
         raise DataError(
             f"train images are {'×'.join(map(str, full.image_shape))} pixels"
@@ -238,7 +318,7 @@ def load_splits(config: DataConfig, seed: int) -> Splits:
         )
     order = np.random.default_rng(seed).permutation(len(full))
     validation, train = np.sort(order[: config.validation]), np.sort(order[config.validation :])
-    return Splits(train=full.subset(train), validation=full.subset(validation), test=test)
+    return Splits(full.subset(train), full.subset(validation), test, source)
 
 
 # --- inputs as the network sees them -----------------------------------------------------

@@ -24,9 +24,10 @@ from mlpcli.data import (
     N_CLASSES,
     Dataset,
     Normalisation,
+    Source,
     Splits,
-    load_split,
     load_splits,
+    locate,
     recognise,
 )
 from mlpcli.errors import (
@@ -70,7 +71,7 @@ def train_run(
     """Train as `config` says and write the run directory `out`; returns metrics.json's dict."""
     with artifacts.run_directory(out, "overwrite" if overwrite else "new") as out:
         splits = load_splits(config.data, config.train.seed)
-        _check_dataset(splits.test, config.data)
+        _check_dataset(splits, config.data)
         norm = Normalisation.of(splits.train.images)
         init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
         model = build_model(config, splits.train.images.shape[1])
@@ -140,12 +141,12 @@ KNOWN_DATA_ADVICE = {
 }
 
 
-def _check_dataset(test: Dataset, data: DataConfig) -> None:
+def _check_dataset(splits: Splits, data: DataConfig) -> None:
     """Stop when the files are a well-known dataset other than the one the config names."""
-    found = recognise(test)
+    found = recognise(splits.test)
     if found is not None and found != data.name:
         raise DataError(
-            f"the data in {data.dir or 'the tfds cache'} is {found} (recognised by its test set),"
+            f"the data in {splits.source.where} is {found} (recognised by its test set),"
             f" but data.name is {data.name}: {KNOWN_DATA_ADVICE[found]}"
         )
 
@@ -189,6 +190,8 @@ def _train(
     """Fit, writing a checkpoint as configured; then test, save, report. On a stop request:
     a checkpoint, the weights kept so far, and TrainingInterrupted."""
     model, norm = trainer.model, trainer.norm
+    if splits.source.note:
+        echo(splits.source.note)
     echo(f"{model}: {len(splits.train)} training, {len(splits.validation)} validation examples")
 
     def checkpoint() -> None:
@@ -204,14 +207,15 @@ def _train(
             for name in (*RESULTS, *artifacts.EVALUATIONS):
                 (out / name).unlink(missing_ok=True)
 
+    data = {"data": splits.source.to_dict()}
     try:
         finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
     except DivergedError as e:
-        _save(out, config, trainer, {"status": "diverged", "error": str(e)})
+        _save(out, config, trainer, {"status": "diverged", "error": str(e)} | data)
         raise
     if not finished:
         checkpoint()
-        _save(out, config, trainer, {"status": "interrupted", "epochs": trainer.position.epoch})
+        _save(out, config, trainer, {"status": "interrupted", "epochs": trainer.position.epoch} | data)
         p = trainer.position
         saved = (
             "saved a checkpoint and the weights kept so far"
@@ -235,7 +239,7 @@ def _train(
         "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
         "kept_val_accuracy": kept.val_accuracy if kept else None,
         "kept_val_loss": kept.val_loss if kept else None,
-    }
+    } | data
     _save(out, config, trainer, metrics)
     echo(
         f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.kept_epoch})"
@@ -281,24 +285,19 @@ def format_epoch(r: EpochRecord, kept: bool) -> str:
 def eval_run(
     target: Path, data_overrides: Sequence[str], echo: Echo, split: str = "test", progress: bool | None = None
 ) -> Report:
-    """Evaluate saved weights on the test split (or the run's own validation split); print the
-    report; write eval.json, confusion.png and mistakes.png beside the weights."""
+    """Evaluate saved weights on the test split (or the run's own validation or training
+    split); print the report; write eval.json, confusion.png and mistakes.png beside the weights."""
     weights = artifacts.weights_file(target)
     saved = artifacts.load_weights(weights)
     model, norm = saved.model, saved.norm
-    config = _run_config(saved.dataset, weights.parent / artifacts.CONFIG, data_overrides)
+    run_config = weights.parent / artifacts.CONFIG
+    config = _run_config(saved.dataset, run_config, data_overrides)
     data = config.data
-    if split == "test":
-        dataset = test = load_split(data, "test")
-    elif (weights.parent / artifacts.CONFIG).exists():
-        splits = load_splits(data, config.train.seed)
-        dataset, test = splits.validation, splits.test  # the split training held out
-    else:
-        raise WeightsError(
-            f"{weights}: a weights file alone has no validation split; evaluate its run directory"
-        )
+    dataset, test, source = _evaluated_split(config, split, run_config.exists(), weights)
+    if source.note:
+        echo(source.note)
     _check_fits(saved, dataset, weights, f"the {data.name} {split} images")
-    data_report = _data_report(saved, dataset, test, data, weights, data_overrides)
+    data_report = _data_report(saved, dataset, test, source, weights, data_overrides, run_config.exists())
     report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
     names = CLASS_NAMES[data.name]
     echo(f"{model} on the {data.name} {split} split ({len(dataset)} examples)\n")
@@ -314,6 +313,24 @@ def eval_run(
     _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return report
+
+
+def _evaluated_split(
+    config: Config, split: str, has_config: bool, weights: Path
+) -> tuple[Dataset, Dataset, Source]:
+    """The split to evaluate, the test split (by which the data is recognised), and where they
+    came from. The validation and training splits are the run's own: its seed drew them."""
+    if split == "test":
+        source = locate(config.data, ("test",))
+        test = source.read("test")
+        return test, test, source
+    if not has_config:
+        raise WeightsError(
+            f"{weights}: a weights file alone has no {split} split (its run's config and seed draw it);"
+            " evaluate its run directory"
+        )
+    splits = load_splits(config.data, config.train.seed)
+    return getattr(splits, split), splits.test, splits.source
 
 
 def _check_fits(saved: artifacts.Saved, dataset: Dataset, weights: Path, what: str) -> None:
@@ -337,23 +354,25 @@ def _data_report(
     saved: artifacts.Saved,
     dataset: Dataset,
     test: Dataset,
-    data: DataConfig,
+    source: Source,
     weights: Path,
     overrides: Sequence[str],
+    has_config: bool,
 ) -> dict:
     """What the evaluated data is, for eval.json: a well-known dataset (recognised by its test
     split `test`) other than the one the weights learnt, or than data.name, stops the
     evaluation; unknown data whose pixels look unlike the training images' (the normalisation
-    saved with the weights) is warned about."""
+    saved with the weights) is warned about, as is data other than the run's config names."""
     found = recognise(test)
-    where = data.dir or "the tfds cache"
     if found is not None and found != saved.dataset:
         raise DataError(
-            f"the weights {weights} learnt {saved.dataset}, but the data in {where}"
+            f"the weights {weights} learnt {saved.dataset}, but the data in {source.where}"
             f" is {found} (recognised by its test set): point data.dir at {saved.dataset}'s files"
         )
-    if found is not None and found != data.name:
-        raise DataError(f"data.name is {data.name}, but the data in {where} is {found}: drop --set data.name")
+    if found is not None and found != source.name:
+        raise DataError(
+            f"data.name is {source.name}, but the data in {source.where} is {found}: drop --set data.name"
+        )
     warnings = []
     if found is None:
         seen, norm = Normalisation.of(dataset.images), saved.norm
@@ -362,9 +381,9 @@ def _data_report(
                 f"these images are unlike the ones the weights learnt from: pixel mean {seen.mean:.1f}"
                 f" and std {seen.std:.1f}, where training saw {norm.mean:.1f} and {norm.std:.1f}"
             )
-    if overrides:
+    if overrides and has_config:
         warnings.append(f"evaluated on other data than the run's own config names ({', '.join(overrides)})")
-    return {"source": data.source, "dir": data.dir, "recognised": found, "warnings": warnings}
+    return source.to_dict() | {"recognised": found, "warnings": warnings}
 
 
 SHOWN_MISTAKES = 24  # the most confident mistakes drawn in mistakes.png

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlpcli.data import shipped_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-MNIST_TEST = Path(os.environ.get("MLPCLI_MNIST_TEST", SHARED_DATA / "mnist-test"))
-MNIST = Path(os.environ.get("MLPCLI_MNIST", SHARED_DATA / "mnist"))
+MNIST = shipped_dir("mnist")  # the real MNIST, 60,000 + 10,000 digits, shipped with mlpcli
 FASHION_MNIST = Path(os.environ.get("MLPCLI_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 REQUIRE_DATA = bool(os.environ.get("CI"))  # in CI, missing real data is a failure, not a skip
 CONFIGS = ROOT / "configs"
@@ -78,13 +78,9 @@ def require(path: Path, what: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mnist_test_dir() -> Path:
-    return require(MNIST_TEST, "the real MNIST test split")
-
-
-@pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    return require(MNIST, "the real MNIST, 60,000 training and 10,000 test digits")
+    """The real MNIST's four IDX files: the copy shipped with mlpcli, on every clone."""
+    return MNIST
 
 
 @pytest.fixture(scope="session")

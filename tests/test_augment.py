@@ -13,9 +13,9 @@ OFF = {"shift": 0, "rotate": 0.0, "scale": 0.0, "flip": False}
 
 
 @pytest.fixture(scope="module")
-def digits(mnist_test_dir) -> np.ndarray:
+def digits(mnist_dir) -> np.ndarray:
     """256 real MNIST test digits (n, 784) uint8."""
-    return load_split(DataConfig(source="idx", dir=str(mnist_test_dir)), "test").images[:256]
+    return load_split(DataConfig(source="idx", dir=str(mnist_dir)), "test").images[:256]
 
 
 def augment(pixels: np.ndarray, seed: int = 0, shape=(28, 28), **config) -> np.ndarray:

@@ -126,30 +126,25 @@ def test_a_lone_weights_file_knows_its_dataset(idx_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "on the fashion_mnist test split" in result.output and "9 Ankle boot" in result.output
-    assert json.loads((tmp_path / "lone" / "eval.json").read_text())["dataset"] == "fashion_mnist"
+    report = json.loads((tmp_path / "lone" / "eval.json").read_text())
+    assert report["dataset"] == "fashion_mnist"
+    assert "warning" not in result.output and report["data"]["warnings"] == []  # no run config to differ from
 
 
 def test_eval_offline_says_how_to_read_local_files(run_dir, tmp_path):
+    """Fashion-MNIST does not ship with mlpcli: offline, eval says how to read local files."""
     dead = f"http://127.0.0.1:{closed_port()}"
-    result = mlp(
-        "eval",
-        run_dir,
-        "--set",
-        "data.source=tfds",
-        "--set",
-        f"data.mirror={dead}",
-        "--set",
-        f"data.dir={tmp_path}",
-    )
+    sets = ["data.source=tfds", "data.name=fashion_mnist", f"data.mirror={dead}", f"data.dir={tmp_path}"]
+    result = mlp("eval", run_dir, *[a for s in sets for a in ("--set", s)])
     assert result.exit_code == 1 and "--set data.source=idx --set data.dir=DIR" in result.output
     assert "mlp train" not in result.output
 
 
-def test_weights_that_do_not_fit_the_data(run_dir, tmp_path, mnist_test_dir):
+def test_weights_that_do_not_fit_the_data(run_dir, tmp_path, mnist_dir):
     folder = tmp_path / "mnist"
     folder.mkdir()
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (folder / name).symlink_to(mnist_test_dir / name)
+        (folder / name).symlink_to(mnist_dir / name)
     result = mlp("eval", run_dir, "--set", f"data.dir={folder}")
     assert (
         result.exit_code == 1

@@ -31,12 +31,10 @@ def test_idx_round_trip(tmp_path, compress):
     np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "x", array, compress)), array)
 
 
-def test_real_mnist_test_split(mnist_test_dir):
+def test_real_mnist_test_split(mnist_dir):
     for name, digest in MNIST_SHA256.items():
-        assert hashlib.sha256((mnist_test_dir / name).read_bytes()).hexdigest() == digest
-    test = read_pair(
-        mnist_test_dir / "t10k-images-idx3-ubyte.gz", mnist_test_dir / "t10k-labels-idx1-ubyte.gz"
-    )
+        assert hashlib.sha256((mnist_dir / name).read_bytes()).hexdigest() == digest
+    test = read_pair(mnist_dir / "t10k-images-idx3-ubyte.gz", mnist_dir / "t10k-labels-idx1-ubyte.gz")
     assert test.images.shape == (10000, 784) and test.images.dtype == np.uint8
     assert np.bincount(test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert test.images.max() == 255 and test.images.min() == 0

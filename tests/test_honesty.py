@@ -38,13 +38,12 @@ def fashion_run(fashion_dir, tmp_path_factory) -> Path:
     return out
 
 
-def test_eval_on_another_known_dataset_stops_and_keeps_eval_json(fashion_run, mnist_test_dir):
+def test_eval_on_another_known_dataset_stops_and_keeps_eval_json(fashion_run, mnist_dir):
     before = (fashion_run / "eval.json").read_bytes()
-    result = mlp("eval", fashion_run, "--set", f"data.dir={mnist_test_dir}")
+    result = mlp("eval", fashion_run, "--set", f"data.dir={mnist_dir}")
     assert result.exit_code == 1
-    assert (
-        f"learnt fashion_mnist, but the data in {mnist_test_dir} is mnist (recognised by its test set)"
-        in (result.output)
+    assert f"learnt fashion_mnist, but the data in {mnist_dir} is mnist (recognised by its test set)" in (
+        result.output
     )
     assert (fashion_run / "eval.json").read_bytes() == before
 
@@ -121,7 +120,8 @@ def test_interrupted_before_any_epoch_says_so_and_leaves_no_weights(idx_dir, tmp
     assert (
         out / "history.csv"
     ).read_text() == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n"
-    assert json.loads((out / "metrics.json").read_text()) == {"status": "interrupted", "epochs": 0}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == {"status": "interrupted", "epochs": 0, "data": {"source": "idx", "dir": str(idx_dir)}}
     result = mlp("eval", out)
     assert result.exit_code == 1 and "stopped before that epoch finished" in result.output
     assert f"Resume it with: mlp train --resume {out}" in result.output

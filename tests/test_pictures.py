@@ -106,11 +106,20 @@ def test_eval_of_the_validation_split_reproduces_the_kept_epoch(run_dir):
     assert not (run_dir / "eval.json").exists()  # the test split's report is another file
 
 
-def test_a_lone_weights_file_has_no_validation_split(run_dir, tmp_path):
+def test_eval_of_the_training_split_is_the_images_it_trained_on(run_dir):
+    result = mlp("eval", run_dir, "--split", "train")
+    assert result.exit_code == 0, result.output
+    report = json.loads((run_dir / "eval-train.json").read_text())
+    assert report["split"] == "train" and sum(c["support"] for c in report["per_class"]) == 1000
+    assert "on the mnist train split (1000 examples)" in result.output
+
+
+@pytest.mark.parametrize("split", ["validation", "train"])
+def test_a_lone_weights_file_has_no_validation_or_training_split(run_dir, tmp_path, split):
     (tmp_path / "lone").mkdir()
     (run_dir / "weights.npz").rename(tmp_path / "lone" / "weights.npz")
-    result = mlp("eval", tmp_path / "lone" / "weights.npz", "--split", "validation")
-    assert result.exit_code == 1 and "a weights file alone has no validation split" in result.output
+    result = mlp("eval", tmp_path / "lone" / "weights.npz", "--split", split)
+    assert result.exit_code == 1 and f"a weights file alone has no {split} split" in result.output
 
 
 def test_training_again_removes_the_pictures_of_the_old_weights(run_dir, idx_dir):
