@@ -1,7 +1,6 @@
 """`mlp`: parse the command line, call the library, turn its errors into messages and exit codes."""
 
 import json
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlpcli import __version__, artifacts, run
+from mlpcli import __version__, artifacts, output, run
 from mlpcli.config import load_config, parse_override
 from mlpcli.errors import MlpError, TrainingInterrupted
 from mlpcli.gradcheck import Settings, failures, format_table, worst_entries
@@ -19,6 +18,12 @@ PROGRESS = click.option(
     "--progress/--no-progress", default=None, help="Progress bars of long work (default: only on a terminal)."
 )
 SET_HELP = "Override one config key, e.g. --set model.hidden=[256,128]; repeatable. Values are YAML."
+
+
+def entry_point() -> None:
+    """The `mlp` command: its output may go to a pipe that closes under it (mlpcli.output)."""
+    output.install()
+    main()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -79,8 +84,10 @@ def train(
     """Train from a config; write config.yaml, weights.npz, metrics.json, history.csv and
     curves.png (history.csv is rewritten after every epoch, so a run can be watched).
 
-    Ctrl-C (or SIGTERM) stops after the current batch and writes a checkpoint that
-    --resume continues from exactly; a second Ctrl-C stops at once.
+    Ctrl-C (or SIGTERM, or the terminal closing) stops after the current batch and writes a
+    checkpoint that --resume continues from exactly; a second Ctrl-C stops at once. Output
+    piped to a reader that goes away (| head, or | tee killed by the same Ctrl-C) only stops
+    the output, never the run.
 
     \b
     Offline? Train from a folder of the four IDX files, e.g. Fashion-MNIST from Debian:
@@ -111,30 +118,42 @@ def train(
             raise SystemExit(128 + signal.SIGINT) from None
 
 
+SIGHUP = getattr(signal, "SIGHUP", None)  # Windows has none
+STOP_SIGNALS = tuple(signum for signum in (signal.SIGINT, signal.SIGTERM, SIGHUP) if signum is not None)
+
+
 class _StopRequests:
-    """The first SIGINT or SIGTERM asks training to stop after the current batch; a second one
-    stops at once (every file is written atomically, so nothing on disk is left half-written)."""
+    """SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed) asks training to stop after the
+    current batch; a second SIGINT or SIGTERM stops at once (every file is written atomically,
+    so nothing on disk is left half-written). SIGHUP never stops at once: it also comes when
+    the shell that ran mlp dies of a signal sent to the whole group (and may be handled before
+    that signal), and it means only that the terminal is gone, whose output mlpcli.output
+    already silences. `signal` is the stop's signal: a SIGINT or SIGTERM outranks a SIGHUP."""
 
     def __init__(self) -> None:
         self.signal = 0
+        self.asked = False  # a SIGINT or SIGTERM came
 
     def __call__(self) -> bool:
         return self.signal != 0
 
     def handle(self, signum: int, frame) -> None:
-        if self.signal:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            raise SystemExit(128 + signum)
+        if signum != SIGHUP:
+            if self.asked:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise SystemExit(128 + signum)
+            self.asked = True
+        elif self.signal:
+            return
         self.signal = signum
-        message = f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)\n"
-        os.write(2, message.encode())  # not click.echo: the signal may land while stderr is being written
+        output.say(f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)\n")
 
 
 @contextmanager
 def _stop_requests() -> Iterator[_StopRequests]:
     stop = _StopRequests()
-    previous = {signum: signal.signal(signum, stop.handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, stop.handle) for signum in STOP_SIGNALS}
     try:
         yield stop
     finally:

@@ -160,7 +160,8 @@ class Trainer:
     ) -> bool:
         """Train until the configured epochs are done, early stopping ends it, or `should_stop()`
         says so before a batch. Returns whether training finished; if so the model holds the
-        kept weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end."""
+        kept weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end,
+        before that epoch's `on_epoch`."""
         if math.isnan(self.history.start_loss) and not self.history.epochs and not self.position.batch:
             self.history.start_loss = self._start_loss()  # the initial weights, not yet trained
         while not self.finished:
@@ -170,9 +171,10 @@ class Trainer:
             self.position.seconds += time.perf_counter() - start
             if not completed:
                 return False
-            self._end_epoch(lr, on_epoch)
+            record = self._end_epoch(lr)
             if self.position.epoch % self.config.checkpoint_every == 0 or self.finished:
-                on_checkpoint()
+                on_checkpoint()  # before on_epoch shows the epoch: what is shown done is saved
+            on_epoch(record)
         np.copyto(self.model.params, self.kept_params)
         return True
 
@@ -220,8 +222,9 @@ class Trainer:
             self.optimizer.step(model.params, model.grads, lr)
         return loss, correct
 
-    def _end_epoch(self, lr: float, on_epoch: Callable[[EpochRecord], None]) -> None:
-        """Validate, record, keep the weights the rule picks, decide on early stopping."""
+    def _end_epoch(self, lr: float) -> EpochRecord:
+        """Validate, record, keep the weights the rule picks, decide on early stopping; the
+        position moves to the start of the next epoch."""
         p, history = self.position, self.history
         train_loss, train_accuracy = p.loss_sum / p.seen, p.correct / p.seen
         val_loss, val_accuracy = self._validate()
@@ -240,9 +243,9 @@ class Trainer:
         record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
         if history.add(record, self.config.keep):
             np.copyto(self.kept_params, self.model.params)
-        on_epoch(record)
         self.position = Position(epoch=epoch)  # the next epoch starts afresh
         history.stopped_early = history.patience_ran_out(self.config.patience)
+        return record
 
     def _start_loss(self) -> float:
         """The loss of the initial weights on the validation images with dropout on, a training

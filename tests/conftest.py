@@ -6,6 +6,7 @@ import functools
 import gzip
 import http.server
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -21,6 +22,9 @@ REQUIRE_DATA = bool(os.environ.get("CI"))  # in CI, missing real data is a failu
 CONFIGS = ROOT / "configs"
 TINY = str(CONFIGS / "tiny.yaml")  # the small, fast config the tests train with
 FASHION = str(CONFIGS / "fashion_mnist.yaml")
+
+
+MLP_COMMAND = [sys.executable, "-c", "from mlpcli.cli import entry_point; entry_point()"]  # `mlp`
 
 
 def mlp(*args):

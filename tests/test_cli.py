@@ -2,6 +2,7 @@
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import TINY, closed_port, mlp
+
+from mlpcli import cli
 
 
 def train_tiny(idx_dir: Path, out: Path, *sets: str):
@@ -181,3 +184,28 @@ def test_every_command_has_a_whole_sentence_summary():
     commands = text.split("Commands:")[1].strip().splitlines()
     assert len(commands) == 6
     assert all(line.rstrip().endswith(".") and "..." not in line for line in commands)
+
+
+@pytest.mark.skipif(cli.SIGHUP is None, reason="this platform has no SIGHUP")
+@pytest.mark.parametrize(
+    ("signals", "outcome", "stop_signal"),
+    [
+        ([signal.SIGHUP, signal.SIGTERM], None, signal.SIGTERM),  # the dying shell's SIGHUP came first
+        ([signal.SIGTERM, signal.SIGHUP], None, signal.SIGTERM),
+        ([signal.SIGHUP, signal.SIGHUP], None, signal.SIGHUP),
+        ([signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
+        ([signal.SIGTERM, signal.SIGTERM], SystemExit, signal.SIGTERM),
+        ([signal.SIGHUP, signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
+    ],
+)
+def test_which_signals_stop_after_the_batch_and_which_at_once(signals, outcome, stop_signal):
+    stop = cli._StopRequests()
+    *first, last = signals
+    for signum in first:
+        stop.handle(signum, None)
+    if outcome is None:
+        stop.handle(last, None)
+    else:
+        with pytest.raises(outcome):
+            stop.handle(last, None)
+    assert stop() and stop.signal == stop_signal

@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, held_lock, mlp, write_idx_dir
+from conftest import MLP_COMMAND, TINY, held_lock, mlp, write_idx_dir
 
 import mlpcli.train
 from mlpcli import optim, run
@@ -203,7 +202,7 @@ def test_overwrite_and_the_lock(idx_dir, tmp_path):
 
 def start_training(idx_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
     sets = [a for s in settings(idx_dir, epochs) for a in ("--set", s)]
-    command = [sys.executable, "-c", "from mlpcli.cli import main; main()", "train", "--config", TINY, *sets]
+    command = [*MLP_COMMAND, "train", "--config", TINY, *sets]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [*command, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -40,6 +40,19 @@ def test_fit_learns_and_reports_every_epoch(idx_dir):
     assert all(r.lr == 0.01 and r.seconds > 0 for r in history.epochs)
 
 
+def test_an_epoch_is_checkpointed_before_it_is_reported(idx_dir):
+    """What history.csv (written by on_epoch) lists as done, the checkpoint holds: a run
+    stopped in between never repeats an epoch when it resumes."""
+    model, train, validation, norm, config = setup(idx_dir, epochs=3)
+    trainer = Trainer(model, train, validation, norm, config, np.random.default_rng(0))
+    checkpointed, reported = [], []
+    trainer.fit(
+        lambda record: reported.append((record.epoch, checkpointed[-1])),
+        on_checkpoint=lambda: checkpointed.append(trainer.position.epoch),
+    )
+    assert reported == [(1, 1), (2, 2), (3, 3)]
+
+
 def test_same_config_and_seed_give_identical_weights(idx_dir):
     weights = []
     for _ in range(2):

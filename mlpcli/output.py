@@ -1,0 +1,68 @@
+"""Standard output and error that a closed pipe or a hung-up terminal only silences.
+
+`mlp train ... | tee log` and Ctrl-C: the terminal signals the whole process group, `tee`
+may die first, and the next write to its pipe fails (BrokenPipeError; EIO on a terminal that
+closed). Raised from wherever mlp happened to be writing, that error would unwind training
+before it saves. So the command line's streams write through `Silenceable`: the first write
+that fails turns that stream off, and the work goes on without its output.
+"""
+
+import contextlib
+import io
+import os
+import sys
+
+
+class Silenceable(io.RawIOBase):
+    """The writes to a file descriptor, until one fails; from then on, nothing."""
+
+    def __init__(self, fd: int):
+        self.fd, self.silenced = fd, False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return not self.silenced and os.isatty(self.fd)
+
+    def write(self, data) -> int:
+        if not self.silenced:
+            try:
+                return os.write(self.fd, data)
+            except OSError:  # a closed pipe, a hung-up terminal, a full disk: output stops
+                self.silenced = True
+        return len(data)
+
+
+def silenceable(stream: io.TextIOWrapper, write_through: bool = False) -> io.TextIOWrapper:
+    """A text stream like `stream`, writing to its file descriptor through Silenceable."""
+    buffered = io.BufferedWriter(Silenceable(stream.fileno()))
+    return io.TextIOWrapper(
+        buffered,
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+        write_through=write_through,
+    )
+
+
+def install() -> None:
+    """Make sys.stdout and sys.stderr (unbuffered, as it is) silenceable, when they are real
+    file descriptors."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+            setattr(sys, name, silenceable(stream, write_through=name == "stderr"))
+        except (AttributeError, OSError, ValueError):  # no descriptor (an embedding host): as it is
+            pass
+
+
+def say(message: str) -> None:
+    """Write `message` to standard error at once, from a signal handler too (one unbuffered
+    write, so it never lands inside a buffered write under way); a failure is ignored."""
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode())
