@@ -267,6 +267,8 @@ def _read_npz(path: Path, error: type[MlpError], missing: str, kind: str) -> dic
     """Every array of the .npz file at `path`, read without pickle; `error` when it is missing
     or unreadable."""
     try:
+        if path.is_file() and not zipfile.is_zipfile(path):  # np.load would try pickle, and say so
+            raise error(f"{path}: not a readable {kind} (that is an .npz archive, and this is none)")
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except FileNotFoundError:
@@ -280,6 +282,12 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     missing = [name for name in meta if name not in arrays]
     if missing:
         raise WeightsError(f"{path}: missing {', '.join(missing)}; is it an mlp weights file?")
+    version = arrays["format_version"]
+    if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path}: a weights file of format {version.tolist()!r}; this mlp reads format"
+            f" {FORMAT_VERSION} (was it written by another version of mlp?)"
+        )
     sizes = arrays["sizes"]
     if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
         raise WeightsError(f"{path}: sizes {sizes!r} is not a list of layer widths")
@@ -312,6 +320,7 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """The trainer's arrays and a JSON mapping (positions, history, RNG states) in one file."""
+    meta = meta | {"format_version": FORMAT_VERSION}
     write_atomic(path, lambda f: np.savez(f, **arrays, meta=np.array(json.dumps(meta))))
 
 
@@ -324,5 +333,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict) or not meta.keys() >= CHECKPOINT_META:
         raise RunDirError(
             f"{path}: not a readable checkpoint (it needs {', '.join(sorted(CHECKPOINT_META))})"
+        )
+    version = meta.get("format_version", FORMAT_VERSION)  # the first checkpoints did not say
+    if version != FORMAT_VERSION:
+        raise RunDirError(
+            f"{path}: a checkpoint of format {version!r}; this mlp resumes format {FORMAT_VERSION}"
+            " (was it written by another version of mlp?)"
         )
     return arrays, meta

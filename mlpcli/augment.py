@@ -16,6 +16,10 @@ import numpy as np
 from mlpcli.config import AugmentConfig
 from mlpcli.errors import ConfigError
 
+# The bank's maps take transformations × pixels × 8 bytes: 2.6 MiB for the default (21 rotations
+# × 21 scales of 28×28), 859 MiB at the largest settings (rotate 180, scale 0.99, flip)
+MAX_BANK_BYTES = 256 * 2**20
+
 
 def is_off(config: AugmentConfig) -> bool:
     """Whether `config` leaves every image as it is."""
@@ -33,6 +37,15 @@ class Augmenter:
             raise ConfigError(
                 f"data.augment.shift = {config.shift} could move a {rows}×{cols} image out of its frame:"
                 f" it must be below {min(rows, cols)}"
+            )
+        transformations = _size_of_bank(config)
+        bank_bytes = transformations * rows * cols * np.dtype(np.intp).itemsize
+        if bank_bytes > MAX_BANK_BYTES:
+            raise ConfigError(
+                f"data.augment: rotate {config.rotate:g}, scale {config.scale:g}"
+                f"{' and flip' if config.flip else ''} make {transformations:,} transformations, whose maps"
+                f" would take {bank_bytes / 2**20:,.0f} MiB (at most {MAX_BANK_BYTES // 2**20} MiB):"
+                " lower data.augment.rotate or data.augment.scale"
             )
         self.shift, self.image_shape, self.rng = config.shift, image_shape, rng
         # every source pixel lies within the image or at most shift + 1 outside it, where the
@@ -62,6 +75,11 @@ class Augmenter:
             offsets = offsets + dy * framed.shape[2] + dx  # read (dy, dx) away: the image moves by (-dy, -dx)
         index += offsets[:, None]
         return np.take(framed.reshape(-1), index, out=self.out[:n])
+
+
+def _size_of_bank(config: AugmentConfig) -> int:
+    """How many transformations the bank holds: rotations × scales × mirrors."""
+    return len(_steps(config.rotate, 1.0)) * len(_steps(config.scale, 0.01)) * (2 if config.flip else 1)
 
 
 def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> np.ndarray:

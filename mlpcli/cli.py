@@ -10,6 +10,7 @@ import click
 
 from mlpcli import __version__, artifacts, output, run
 from mlpcli.config import load_config, parse_override
+from mlpcli.data import N_CLASSES
 from mlpcli.errors import MlpError, TrainingInterrupted
 from mlpcli.gradcheck import Settings, failures, format_table, worst_entries
 
@@ -204,6 +205,13 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
 @click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one entry per image, for tools.")
 @click.option(
+    "--top",
+    type=click.IntRange(1, N_CLASSES),
+    default=3,
+    show_default=True,
+    help="How many of the most probable classes to show.",
+)
+@click.option(
     "--save-input",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
@@ -211,24 +219,31 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
 )
 @PROGRESS
 def predict(
-    target: Path, images: tuple[Path, ...], as_json: bool, save_input: Path | None, progress: bool | None
+    target: Path,
+    images: tuple[Path, ...],
+    as_json: bool,
+    top: int,
+    save_input: Path | None,
+    progress: bool | None,
 ) -> None:
-    """Classify IMAGE files (PNG, JPEG, anything Pillow reads) with the weights of a run.
+    """Classify IMAGE files (PNG, JPEG, anything Pillow reads; a folder: the images in it)
+    with the weights of a run.
 
     Each image is brought to MNIST's form as MNIST was made: grayscale, inverted if the
     background is light (dark ink on paper), cropped to the ink, scaled to fit 20×20 keeping
-    its aspect ratio, and placed in 28×28 by its centre of mass. Prints the three most
-    probable classes of each. An image that cannot be read or holds no digit gets a one-line
-    error (exit code 1); the others are still classified.
+    its aspect ratio (a thin stroke thickened to MNIST's pen), and placed in 28×28 by its
+    centre of mass. Prints the most probable classes of each (--top of them). An image that
+    cannot be read or holds no digit gets a one-line error (exit code 1); the others are
+    still classified.
 
     \b
       mlp predict runs/mnist-20261123-190000 three.png photo-of-a-seven.jpg
-      mlp predict runs/mnist-20261123-190000 *.png --save-input seen/ --json
+      mlp predict runs/mnist-20261123-190000 drawings/ --save-input seen/ --json
     """
     from mlpcli.predict import predict_images
 
     with _errors():
-        predictions = predict_images(target, images, save_input, progress)
+        predictions = predict_images(target, images, save_input, progress, top)
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
     for prediction in predictions:
@@ -236,6 +251,9 @@ def predict(
             click.echo(f"Error: {prediction}", err=True)
         elif not as_json:
             click.echo(str(prediction))
+    saved = [Path(p.seen).name for p in predictions if p.seen]
+    if saved:  # beside JSON on stdout, on stderr
+        click.echo(f"saved the 28×28 inputs the network saw in {save_input}: {', '.join(saved)}", err=as_json)
     if any(p.error is not None for p in predictions):
         raise SystemExit(1)
 

@@ -99,7 +99,7 @@ def evaluate(model: MLP, X: np.ndarray, labels: np.ndarray, progress: bool | Non
         rows = slice(start, start + CHUNK)
         Z = model.forward(X[rows])
         loss_sum += model.output.loss(Z, one_hot(labels[rows], Z.shape[1], Z.dtype)) * len(Z)
-        probabilities = model.output.probabilities(Z)
+        probabilities = model.output.scores(Z)
         ranked[rows] = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         confidence[rows] = np.take_along_axis(probabilities, ranked[rows, :1], axis=1)[:, 0]
     return Report(loss_sum / n, labels, ranked, confidence)

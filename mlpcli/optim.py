@@ -8,6 +8,7 @@ by part (mlpcli.parallel): bitwise the same result.
 """
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -139,10 +140,50 @@ def make_optimizer(config: TrainConfig, n: int, dtype, parallel: bool = False) -
     return Adam(n, dtype, config.beta1, config.beta2, config.eps, parallel)
 
 
-def learning_rate(config: TrainConfig, epoch: int) -> float:
+@dataclass(frozen=True)
+class Schedule:
+    """Where a cosine schedule's curve starts: at epoch `start` (0-based), at the fraction
+    `peak` of train.lr, from where it comes down to 0 at train.epochs. A new run's curve starts
+    at (0, 1). A run resumed with another train.epochs gets a curve of its own (`rescheduled`)."""
+
+    start: int = 0
+    peak: float = 1.0
+
+
+UNCHANGED = Schedule()  # the curve of a run as it was configured
+
+
+def learning_rate(config: TrainConfig, epoch: int, schedule: Schedule = UNCHANGED) -> float:
     """The learning rate of `epoch` (0-based) under the configured schedule."""
     if config.schedule == "step":
         return config.lr * config.gamma ** (epoch // config.step_size)
     if config.schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        start, peak = schedule.start, schedule.peak
+        return config.lr * peak * 0.5 * (1 + math.cos(math.pi * (epoch - start) / (config.epochs - start)))
     return config.lr
+
+
+def rescheduled(
+    schedule: Schedule, before: TrainConfig, after: TrainConfig, epoch: int
+) -> tuple[Schedule, str]:
+    """The schedule of a run resumed after `epoch` finished epochs with the train config
+    `after` instead of `before`, and what to tell the user ("" when the rates stay as they were).
+
+    A cosine schedule whose train.epochs changed goes on smoothly: from the rate the run has
+    reached, down to 0 at the new last epoch. A run that had finished has come down to 0: its
+    curve starts again at train.lr (a warm restart). Any other change of train.lr, the schedule
+    or its keys takes effect from the next epoch, and is said."""
+    if after.schedule == "cosine" and before.epochs != after.epochs and epoch < after.epochs:
+        reached = learning_rate(before, epoch, schedule) / before.lr
+        what = f"train.epochs {before.epochs} → {after.epochs}: the cosine schedule"
+        if reached > 0:
+            new = Schedule(epoch, reached)
+            how = f"{what} goes on from where it stands, down to 0 at epoch {after.epochs}"
+        else:
+            new = Schedule(epoch, 1.0)
+            how = f"{what} had come down to 0; it starts again at train.lr, down to 0 at epoch {after.epochs}"
+        return new, f"{how}: epoch {epoch + 1} trains at {learning_rate(after, epoch, new):.3g}"
+    was, now = learning_rate(before, epoch, schedule), learning_rate(after, epoch, schedule)
+    if was == now:
+        return schedule, ""
+    return schedule, f"the learning rate of epoch {epoch + 1} is now {now:.3g} (it was to be {was:.3g})"

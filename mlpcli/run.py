@@ -92,7 +92,7 @@ def resume_run(
     """Continue the run in `out` from its checkpoint, with its saved config and `overrides`."""
     with artifacts.run_directory(out, "resume") as out:
         arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT)
-        config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
+        before, config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
         splits = load_splits(config.data, config.train.seed)
         model = build_model(config, splits.train.images.shape[1])
         try:
@@ -108,6 +108,11 @@ def resume_run(
                 f" of mlp ({type(e).__name__}: {e})"
             ) from None
         p, history = trainer.position, trainer.history
+        if config.train.epochs < p.epoch:
+            raise ConfigError(
+                f"train.epochs = {config.train.epochs}, but {out} has trained {p.epoch} epochs already:"
+                f" to train it longer, set train.epochs above {p.epoch}"
+            )
         if trainer.finished and _status(out) in ("completed", "stopped early"):
             how = "stopped early" if history.stopped_early else "finished"
             echo(
@@ -121,6 +126,9 @@ def resume_run(
             echo(f"{out} finished training but its results were never written: testing and saving them")
         else:
             echo(f"resuming {out} in epoch {p.epoch + 1}, after {p.batch} of its batches")
+            note = trainer.reschedule(before.train)
+            if note:
+                echo(note)
         return _train(out, config, splits, trainer, echo, progress, should_stop)
 
 
@@ -157,25 +165,30 @@ FIXED_ON_RESUME = (
     "train.seed",
     "train.batch_size",
     "train.optimizer",
-    "train.momentum",
+    "train.momentum",  # SGD's velocity was summed with it
+    "train.beta1",  # Adam's moments were averaged with them, and are kept scaled by 1/(1 - β)
+    "train.beta2",
     "train.keep",  # the kept weights were chosen by it
 )
 
 
-def resumed_config(saved_raw: dict | None, overrides: Sequence[str], checkpoint: Path) -> Config:
-    """The config the checkpoint was written with, and `overrides`, which may not change its
-    model or data (nor what the checkpoint's position and optimizer state depend on)."""
+def resumed_config(
+    saved_raw: dict | None, overrides: Sequence[str], checkpoint: Path
+) -> tuple[Config, Config]:
+    """The config the checkpoint was written with, and that config with `overrides`, which may
+    not change its model or data, nor what the checkpoint's position and optimizer state
+    depend on."""
     if not isinstance(saved_raw, dict):
         raise RunDirError(f"{checkpoint}: holds no config to resume with")
-    config = with_overrides(saved_raw, overrides)
-    before, after = flat_items(from_dict(saved_raw)), flat_items(config)
+    saved, config = from_dict(saved_raw), with_overrides(saved_raw, overrides)
+    before, after = flat_items(saved), flat_items(config)
     for name, value in before.items():
         if value != after[name] and name.startswith(FIXED_ON_RESUME):
             raise ConfigError(
-                f"--resume keeps the run's model and data: {name} cannot change"
-                f" (the run has {value!r}, --set asks {after[name]!r})"
+                f"--resume keeps the run's model and data and what its saved state was made with:"
+                f" {name} cannot change (the run has {value!r}, --set asks {after[name]!r})"
             )
-    return config
+    return saved, config
 
 
 def _train(

@@ -17,7 +17,7 @@ from mlpcli.data import Dataset, Normalisation, one_hot
 from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
-from mlpcli.optim import learning_rate, make_optimizer
+from mlpcli.optim import Schedule, learning_rate, make_optimizer, rescheduled
 from mlpcli.parallel import available
 from mlpcli.progress import bar
 
@@ -138,6 +138,7 @@ class Trainer:
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position = Position()
         self.history = History()  # its start_loss: measured by fit, or restored
+        self.schedule = Schedule()
         self.kept_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
         self.augmenter = None
@@ -165,7 +166,7 @@ class Trainer:
         if math.isnan(self.history.start_loss) and not self.history.epochs and not self.position.batch:
             self.history.start_loss = self._start_loss()  # the initial weights, not yet trained
         while not self.finished:
-            start, lr = time.perf_counter(), learning_rate(self.config, self.position.epoch)
+            start, lr = time.perf_counter(), learning_rate(self.config, self.position.epoch, self.schedule)
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught below
                 completed = self.epoch(lr, progress, should_stop)
             self.position.seconds += time.perf_counter() - start
@@ -302,6 +303,7 @@ class Trainer:
                 "start_loss": self.history.start_loss,
             },
             "rng": {name: rng.bit_generator.state for name, rng in self._rngs().items()},
+            "schedule": asdict(self.schedule),
         }
         return arrays, json.loads(json.dumps(meta))  # as it will be read back: plain JSON
 
@@ -315,8 +317,15 @@ class Trainer:
         start_loss = history.get("start_loss", math.nan)  # nan: no loss-based divergence check
         self.history = History(epochs, history["kept_epoch"], start_loss)
         self.history.stopped_early = self.history.patience_ran_out(self.config.patience)  # this config's
+        self.schedule = Schedule(**meta.get("schedule", {}))  # none: a checkpoint of a run never rescheduled
         for name, rng in self._rngs().items():
             rng.bit_generator.state = meta["rng"][name]
+
+    def reschedule(self, before: TrainConfig) -> str:
+        """Carry the learning-rate schedule over from the config `before` the run was resumed
+        with another (optim.rescheduled); what changed, in words ("" if nothing)."""
+        self.schedule, note = rescheduled(self.schedule, before, self.config, self.position.epoch)
+        return note
 
     def _rngs(self) -> dict[str, np.random.Generator]:
         return {"shuffle": self.shuffle_rng, "dropout": self.dropout_rng, "augment": self.augment_rng}

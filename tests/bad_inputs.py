@@ -480,6 +480,16 @@ CASES = [
     ),
     Case("a .npy array, not a weights file", raw_weights(NPY), "not a readable weights file"),
     Case(
+        "a weights file of a later format",
+        weights(lambda a: a.update(format_version=np.array(2))),
+        "a weights file of format 2; this mlp reads format 1 (was it written by another version of mlp?)",
+    ),
+    Case(
+        "a weights file whose format is text",
+        weights(lambda a: a.update(format_version=np.array("1"))),
+        "a weights file of format '1'; this mlp reads format 1",
+    ),
+    Case(
         "a model with 3 outputs",
         weights(lambda a: None, sizes=(64, 32, 3)),
         "the model has 3 outputs, the data 10 classes",
@@ -488,6 +498,18 @@ CASES = [
         "a run whose config has no data mapping",
         weights_in_run("data: [1, 2]\n"),
         "its data section must be a mapping, not list",
+    ),
+    Case(
+        "augmentation whose maps would not fit in memory",
+        cli(
+            "train",
+            "--set",
+            "data.source=shipped",
+            *("--set", "data.augment.rotate=180", "--set", "data.augment.scale=0.99"),
+            *("--set", "data.augment.flip=true", "--out", "{ws}/run"),
+        ),
+        "data.augment: rotate 180, scale 0.99 and flip make 143,678 transformations, whose maps would take"
+        " 859 MiB (at most 256 MiB): lower data.augment.rotate or data.augment.scale",
     ),
     # --- CLI misuse -----------------------------------------------------------------------------
     Case("eval without a path", cli("eval"), "Missing argument 'TARGET'", 2),

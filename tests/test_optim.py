@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mlpcli.config import TrainConfig
-from mlpcli.optim import SGD, Adam, learning_rate, make_optimizer
+from mlpcli.optim import SGD, UNCHANGED, Adam, learning_rate, make_optimizer, rescheduled
 
 
 def run(optimizer, grads_seq, theta):
@@ -53,3 +53,57 @@ def test_make_optimizer_by_name():
     assert isinstance(make_optimizer(TrainConfig(optimizer="sgd"), 3, np.float32), SGD)
     adam = make_optimizer(TrainConfig(optimizer="adam", beta1=0.8), 3, np.float32)
     assert isinstance(adam, Adam) and adam.beta1 == 0.8 and adam.u.dtype == np.float32
+
+
+COSINE_60 = TrainConfig(lr=1e-3, schedule="cosine", epochs=60)
+
+
+def cosine(lr: float, first: int, last: int, epoch: int) -> float:
+    """½ lr (1 + cos π (epoch - first) / (last - first)): from lr at `first` to 0 at `last`."""
+    return 0.5 * lr * (1 + np.cos(np.pi * (epoch - first) / (last - first)))
+
+
+@pytest.mark.parametrize("epochs", [100, 45])
+def test_a_cosine_run_resumed_with_other_epochs_goes_on_smoothly_to_0_at_its_new_end(epochs):
+    after = TrainConfig(lr=1e-3, schedule="cosine", epochs=epochs)
+    schedule, note = rescheduled(UNCHANGED, COSINE_60, after, epoch=40)
+    reached = learning_rate(COSINE_60, 40)  # what epoch 41 would have trained at: 2.5e-4
+    rates = [learning_rate(after, e, schedule) for e in range(40, epochs)]
+    assert rates[0] == pytest.approx(reached, rel=1e-12)  # no jump
+    assert rates == pytest.approx([cosine(reached, 40, epochs, e) for e in range(40, epochs)], rel=1e-9)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.1 * reached
+    assert note == (
+        f"train.epochs 60 → {epochs}: the cosine schedule goes on from where it stands,"
+        f" down to 0 at epoch {epochs}: epoch 41 trains at 0.00025"
+    )
+
+
+def test_a_finished_cosine_run_trained_longer_starts_again_at_train_lr():
+    after = TrainConfig(lr=1e-3, schedule="cosine", epochs=100)
+    assert learning_rate(COSINE_60, 60) == 0  # where the finished curve has come
+    schedule, note = rescheduled(UNCHANGED, COSINE_60, after, epoch=60)
+    rates = [learning_rate(after, e, schedule) for e in range(60, 100)]
+    assert rates == pytest.approx([cosine(1e-3, 60, 100, e) for e in range(60, 100)], rel=1e-9)
+    assert "had come down to 0; it starts again at train.lr, down to 0 at epoch 100" in note
+    assert note.endswith("epoch 61 trains at 0.001")
+
+
+def test_other_changes_on_resume_take_effect_and_are_said():
+    lower = TrainConfig(lr=1e-4, schedule="cosine", epochs=60)
+    schedule, note = rescheduled(UNCHANGED, COSINE_60, lower, epoch=40)
+    assert schedule == UNCHANGED and learning_rate(lower, 40, schedule) == pytest.approx(2.5e-5)
+    assert note == "the learning rate of epoch 41 is now 2.5e-05 (it was to be 0.00025)"
+    assert rescheduled(UNCHANGED, COSINE_60, COSINE_60, epoch=40) == (UNCHANGED, "")
+    constant = TrainConfig(lr=0.01, schedule="constant", epochs=3)
+    longer = TrainConfig(lr=0.01, schedule="constant", epochs=6)
+    assert rescheduled(UNCHANGED, constant, longer, epoch=3) == (UNCHANGED, "")
+
+
+def test_a_rescheduled_curve_composes_with_another_change_of_epochs():
+    """Stopped at 40 of 60, resumed to 100, stopped at 70, resumed to 80: still no jump."""
+    to_100 = TrainConfig(lr=1e-3, schedule="cosine", epochs=100)
+    first, _ = rescheduled(UNCHANGED, COSINE_60, to_100, epoch=40)
+    to_80 = TrainConfig(lr=1e-3, schedule="cosine", epochs=80)
+    second, _ = rescheduled(first, to_100, to_80, epoch=70)
+    assert learning_rate(to_80, 70, second) == pytest.approx(learning_rate(to_100, 70, first), rel=1e-12)
+    assert second.start == 70

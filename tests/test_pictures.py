@@ -80,7 +80,7 @@ def test_eval_json_gains_f1_top3_and_the_mistakes(run_dir, idx_dir):
     report = json.loads((run_dir / "eval.json").read_text())
     saved = load_weights(run_dir)
     test = load_split(DataConfig(source="idx", dir=str(idx_dir)), "test")
-    probabilities = saved.model.output.probabilities(saved.model.forward(saved.norm.apply(test.images)))
+    probabilities = saved.model.output.scores(saved.model.forward(saved.norm.apply(test.images)))
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != test.labels)
     assert sorted(report["mistakes"]) == wrong.tolist()

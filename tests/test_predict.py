@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import mlp
+from conftest import ROOT, TINY, mlp
 from PIL import Image, ImageDraw
 
 from mlpcli.data import DataConfig, load_split
 from mlpcli.errors import ImageError
-from mlpcli.images import read_image, to_mnist
+from mlpcli.images import read_image, stroke_width, to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_drawn_digits_are_classified_as_their_labels(mnist_run, digits, tmp_path
         paths.append(path)
     result = mlp("predict", mnist_run, *paths, "--json", "--save-input", tmp_path / "seen")
     assert result.exit_code == 0, result.output
-    answers = json.loads(result.output)
+    answers = json.loads(result.stdout)
     said = np.array([answer["predictions"][0]["class"] for answer in answers])
     assert np.mean(said == labels) >= 0.9  # the model's own test accuracy is about 0.97
     first = answers[0]["predictions"]
@@ -154,3 +154,147 @@ def test_ink_too_sparse_to_keep_is_an_error_not_a_crash(tmp_path):
     sheet.putpixel((11990, 20), 0)  # two specks 12,000 pixels apart
     with pytest.raises(ImageError, match="too thin or sparse"):
         ink_of(sheet, tmp_path)
+
+
+def pen_drawing(digit: int, size: int, width: int) -> Image.Image:
+    """A digit drawn with a pen `width` pixels wide on a white page `size` pixels square."""
+    page = Image.new("L", (size, size), 255)
+    draw, u = ImageDraw.Draw(page), size / 400
+    if digit == 7:
+        draw.line([(120 * u, 80 * u), (300 * u, 80 * u), (170 * u, 340 * u)], fill=0, width=width)
+    elif digit == 0:
+        draw.ellipse((130 * u, 60 * u, 270 * u, 340 * u), outline=0, width=width)
+    elif digit == 1:
+        draw.line([(200 * u, 60 * u), (210 * u, 340 * u)], fill=0, width=width)
+    else:  # 3
+        draw.arc((130 * u, 50 * u, 270 * u, 200 * u), -150, 90, fill=0, width=width)
+        draw.arc((120 * u, 190 * u, 280 * u, 350 * u), -90, 150, fill=0, width=width)
+    return page
+
+
+PENS = [(400, 6), (1000, 3), (200, 1), (600, 10), (300, 2)]  # (page, pen): all thin at 28×28
+
+
+def test_mnists_strokes_are_two_pixels_wide_by_stroke_width(mnist_dir):
+    test = load_split(DataConfig(source="shipped"), "test").images.reshape(-1, 28, 28)
+    widths = [stroke_width(digit >= 128) for digit in test]
+    assert np.median(widths) == pytest.approx(2.0, abs=0.05)  # what PEN is made to give
+    assert stroke_width(np.ones((3, 40), bool)) == pytest.approx(3 * 40 * 2 / (2 * 40 + 2 * 3))
+
+
+@pytest.mark.parametrize(("size", "pen"), PENS)
+def test_a_thin_pen_comes_out_with_mnists_stroke(tmp_path, size, pen):
+    for digit in (7, 0, 1, 3):
+        seen = ink_of(pen_drawing(digit, size, pen), tmp_path)
+        assert 1.6 <= stroke_width(seen >= 128) <= 2.8, (digit, size, pen)  # MNIST's: 1.46–2.80
+
+
+def test_a_stroke_as_wide_as_mnists_is_left_as_it_is(digits, tmp_path):
+    """An MNIST digit, enlarged, is not thickened: it comes back as MNIST drew it."""
+    images, _ = digits
+    for digit in images[:10]:
+        seen = ink_of(Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BICUBIC), tmp_path)
+        assert abs(stroke_width(seen >= 128) - stroke_width(digit >= 128)) < 0.5
+        assert aligned_correlation(seen.astype(float), digit.astype(float)) > 0.9
+
+
+def test_digits_drawn_with_a_thin_pen_are_read_as_drawn(mnist_run, tmp_path):
+    paths, labels = [], []
+    for size, pen in PENS:
+        for digit in (7, 0, 1, 3):
+            paths.append(tmp_path / f"{digit}-{size}-{pen}.png")
+            pen_drawing(digit, size, pen).save(paths[-1])
+            labels.append(digit)
+    result = mlp("predict", mnist_run, *paths, "--json")
+    assert result.exit_code == 0, result.output
+    said = [answer["predictions"][0]["class"] for answer in json.loads(result.stdout)]
+    assert np.mean(np.array(said) == labels) >= 0.9, said
+
+
+def on_a_noisy_photo(digit: np.ndarray, seed: int) -> np.ndarray:
+    """The digit, dark ink 8× enlarged, on a grey background with noise (mean 180, sd 15), as a
+    phone's photo of a page looks."""
+    rng = np.random.default_rng(seed)
+    ink = np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BICUBIC), float) / 255
+    page = rng.normal(180, 15, (400, 360))
+    top, left = int(rng.integers(0, 176)), int(rng.integers(0, 136))
+    patch = page[top : top + 224, left : left + 224]
+    page[top : top + 224, left : left + 224] = patch * (1 - ink) + 40 * ink
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def test_a_digit_on_a_noisy_photo_is_cropped_to_its_ink(digits, tmp_path):
+    images, _ = digits
+    correlations = []
+    for i, digit in enumerate(images[:20]):
+        seen = ink_of(Image.fromarray(on_a_noisy_photo(digit, i)), tmp_path)
+        correlations.append(aligned_correlation(seen.astype(float), digit.astype(float)))
+        assert np.count_nonzero(seen[:2]) + np.count_nonzero(seen[-2:]) < 8  # no noise kept at the edges
+    assert min(correlations) > 0.8 and np.median(correlations) > 0.9
+
+
+def test_digits_on_noisy_photos_are_read_and_noise_alone_is_no_digit(mnist_run, digits, tmp_path):
+    images, labels = digits
+    paths = []
+    for i, digit in enumerate(images[:30]):
+        paths.append(tmp_path / f"photo-{i}.png")
+        Image.fromarray(on_a_noisy_photo(digit, i)).save(paths[-1])
+    result = mlp("predict", mnist_run, *paths, "--json")
+    said = [answer["predictions"][0]["class"] for answer in json.loads(result.stdout)]
+    assert np.mean(np.array(said) == labels[:30]) >= 0.9, said
+    noise = np.random.default_rng(0).normal(180, 15, (300, 300))
+    with pytest.raises(ImageError, match="no digit found"):
+        to_mnist(np.clip(noise, 0, 255))
+
+
+def test_a_folder_top_k_and_the_saved_inputs_said(mnist_run, digits, tmp_path):
+    images, labels = digits
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    for i in range(3):
+        as_drawn(images[i], i).save(folder / f"d{i}.png")
+    (folder / "notes.txt").write_text("not an image: skipped, being no image file")
+    result = mlp("predict", mnist_run, folder, "--top", "5", "--save-input", tmp_path / "seen")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == [str(folder / f"d{i}.png") for i in range(3)]
+    assert all(len(line.split(": ")[1].split("   ")) == 5 for line in lines[:3])  # five classes each
+    assert lines[3] == (
+        f"saved the 28×28 inputs the network saw in {tmp_path / 'seen'}:"
+        " d0.28x28.png, d1.28x28.png, d2.28x28.png"
+    )
+    result = mlp("predict", mnist_run, folder, "--json", "--top", "1", "--save-input", tmp_path / "seen")
+    answers = json.loads(result.stdout)  # the saved files are said on stderr, beside the JSON
+    assert [len(a["predictions"]) for a in answers] == [1, 1, 1]
+    assert answers[0]["input"] == str(tmp_path / "seen" / "d0-2.28x28.png")
+    assert "saved the 28×28 inputs" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = mlp("predict", mnist_run, tmp_path / "empty")
+    assert result.exit_code == 1 and "empty: is a directory, not an image" in result.output
+    assert mlp("predict", mnist_run, folder, "--top", "11").exit_code == 2
+
+
+def test_forgetting_the_run_says_so(tmp_path):
+    three = ROOT / "docs" / "three.png"
+    result = mlp("predict", ROOT / "docs" / "seven.jpg", three)
+    assert result.exit_code == 1 and "pickle" not in result.output
+    assert (
+        "seven.jpg is an image, not a run: name the run directory (or its weights.npz) first" in result.output
+    )
+    (tmp_path / "weights.npz").write_text("W1 = [[1, 2]]")
+    result = mlp("predict", tmp_path / "weights.npz", three)
+    assert result.exit_code == 1 and "not a readable weights file (that is an .npz archive" in result.output
+
+
+def test_an_mse_network_gives_scores_not_probabilities(tmp_path):
+    out = tmp_path / "mse"
+    sets = ["data.source=shipped", "model.output=mse", "model.hidden=[16]", "train.epochs=1"]
+    assert (
+        mlp("train", "--config", TINY, "--out", out, *[a for s in sets for a in ("--set", s)]).exit_code == 0
+    )
+    three = ROOT / "docs" / "three.png"
+    result = mlp("predict", out, three, "--json")
+    (prediction,) = json.loads(result.stdout)
+    assert all(set(p) == {"class", "name", "score"} for p in prediction["predictions"])
+    result = mlp("predict", out, three)
+    assert result.stdout.rstrip().endswith("(mse scores, not probabilities)")

@@ -126,6 +126,45 @@ def test_resume_can_extend_a_finished_run(idx_dir, tmp_path):
     assert "epochs: 6" in (out / "config.yaml").read_text()
 
 
+def rates(out: Path) -> list[float]:
+    return [float(row["lr"]) for row in csv.DictReader((out / "history.csv").open())]
+
+
+def test_a_cosine_run_stopped_and_resumed_longer_goes_on_without_a_jump(idx_dir, tmp_path):
+    """Stopped in epoch 2 of 4, resumed for 6: the epoch under way keeps its rate, the rest
+    come down from it to 0 at epoch 6; stopped again and resumed, the new curve is kept."""
+    cosine = ("train.schedule=cosine",)
+    out = tmp_path / "run"
+    interrupted(idx_dir, out, 50, cosine)  # in epoch 2
+    result = mlp("train", "--resume", out, "--set", "train.epochs=6")
+    assert result.exit_code == 0, result.output
+    assert "train.epochs 4 → 6: the cosine schedule goes on from where it stands, down to 0 at epoch 6" in (
+        result.output
+    )
+    lr, reached = 0.01, 0.01 * 0.5 * (1 + np.cos(np.pi / 4))  # epoch 2's rate in a 4-epoch run
+    expected = [lr, *(0.5 * reached * (1 + np.cos(np.pi * (e - 1) / 5)) for e in range(1, 6))]
+    assert rates(out) == pytest.approx(expected, rel=1e-6)
+    assert f"epoch 2 trains at {reached:.3g}" in result.output
+    again = tmp_path / "again"
+    interrupted(idx_dir, again, 50, cosine)
+    with pytest.raises(TrainingInterrupted):  # stopped again, in epoch 4 of the new curve
+        run.resume_run(again, ["train.epochs=6"], lambda line: None, False, stop_after(70))
+    result = mlp("train", "--resume", again)
+    assert result.exit_code == 0 and "the cosine schedule" not in result.output  # nothing changed now
+    assert_same_run(out, again)  # the checkpoint kept the new curve
+
+
+def test_a_finished_cosine_run_trained_longer_restarts_its_curve_and_says_so(idx_dir, tmp_path):
+    out = straight(idx_dir, tmp_path / "run", epochs=4, extra=("train.schedule=cosine",))
+    result = mlp("train", "--resume", out, "--set", "train.epochs=6")
+    assert result.exit_code == 0, result.output
+    assert "the cosine schedule had come down to 0; it starts again at train.lr" in result.output
+    assert rates(out)[4:] == pytest.approx([0.01, 0.005], rel=1e-9)
+    result = mlp("train", "--resume", out, "--set", "train.epochs=5")
+    assert result.exit_code == 1 and "train.epochs = 5, but" in result.output
+    assert "has trained 6 epochs already: to train it longer, set train.epochs above 6" in result.output
+
+
 def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
     out = tmp_path / "stopped"
     interrupted(idx_dir, out, 70)
@@ -140,11 +179,17 @@ def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["model.hidden=[64]"], "--resume keeps the run's model and data: model.hidden cannot change"),
+        (
+            ["model.hidden=[64]"],
+            "--resume keeps the run's model and data and what its saved state was made with:"
+            " model.hidden cannot change",
+        ),
         (["data.validation=100"], "data.validation cannot change"),
         (["train.batch_size=16"], "train.batch_size cannot change"),
         (["train.momentum=0.5"], "train.momentum cannot change"),
         (["train.keep=last"], "train.keep cannot change"),
+        (["train.beta1=0.8"], "train.beta1 cannot change (the run has 0.9, --set asks 0.8)"),
+        (["train.beta2=0.99"], "train.beta2 cannot change"),
         (["data.augment.rotate=20"], "data.augment.rotate cannot change (the run has 5.0, --set asks 20.0)"),
         (["train.epochs=zero"], "train.epochs = 'zero' must be int"),
     ],
@@ -259,3 +304,18 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_files(big_idx_dir, tmp_p
     assert "Traceback" not in stderr
     load_checkpoint(out / "checkpoint.npz")  # whole: the epoch-end checkpoint, or the stop's own
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+
+
+def test_a_checkpoint_of_another_format_is_refused_and_one_without_a_format_resumes(idx_dir, tmp_path):
+    out = tmp_path / "stopped"
+    interrupted(idx_dir, out, 40)
+    _, meta = load_checkpoint(out / "checkpoint.npz")
+    assert meta["format_version"] == 1
+    with np.load(out / "checkpoint.npz") as npz:
+        saved = dict(npz)
+    np.savez(out / "checkpoint.npz", **saved | {"meta": np.array(json.dumps(meta | {"format_version": 2}))})
+    result = mlp("train", "--resume", out)
+    assert result.exit_code == 1 and "a checkpoint of format 2; this mlp resumes format 1" in result.output
+    del meta["format_version"]  # as the checkpoints written before formats were compared
+    np.savez(out / "checkpoint.npz", **saved | {"meta": np.array(json.dumps(meta))})
+    assert mlp("train", "--resume", out).exit_code == 0

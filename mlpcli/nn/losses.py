@@ -13,14 +13,16 @@ from mlpcli.nn.activations import ACTIVATIONS, Activation
 
 class Output:
     name: str
+    score_name = "score"  # what `scores` are: softmax's are probabilities, mse's are not
 
     def predict(self, z: np.ndarray) -> np.ndarray:
         """The network's output ŷ (or a^L) from the logits z^L."""
         raise NotImplementedError
 
-    def probabilities(self, z: np.ndarray) -> np.ndarray:
-        """How much the network believes in each class: ŷ for softmax, the outputs a^L
-        (clipped at 0) scaled to sum to 1 for mse, which has no probabilities of its own."""
+    def scores(self, z: np.ndarray) -> np.ndarray:
+        """How much the network believes in each class, summing to 1 over the classes: ŷ for
+        softmax, the probabilities; for mse, which has no probabilities, the outputs a^L
+        clipped at 0 and scaled to sum to 1 (scores, and said to be so)."""
         a = np.maximum(self.predict(z), 0)
         total = a.sum(axis=1, keepdims=True)
         return np.divide(a, total, out=np.full_like(a, 1 / a.shape[1]), where=total > 0)
@@ -41,6 +43,7 @@ class SoftmaxCrossEntropy(Output):
     """ŷ = softmax(z), C = -Σ_k y_k log ŷ_k, δ^L = ŷ - y (for any y that sums to 1)."""
 
     name = "softmax_cross_entropy"
+    score_name = "probability"
 
     @staticmethod
     def _parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,7 +57,7 @@ class SoftmaxCrossEntropy(Output):
         exp /= total  # ŷ_i = exp(z_i) / Σ_k exp(z_k)
         return exp
 
-    def probabilities(self, z):
+    def scores(self, z):
         return self.predict(z)
 
     def loss_and_delta(self, z, y):
