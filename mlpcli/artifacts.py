@@ -186,9 +186,13 @@ def write_history(path: Path, columns: list[str], rows: list[dict]) -> None:
     write_text(path, text.getvalue())
 
 
+FIGURE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")  # what a picture's suffix may ask for
+
+
 def save_figure(path: Path, figure: "Figure") -> None:
-    """A matplotlib Figure as a PNG."""
-    write_atomic(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    """A matplotlib Figure in the format its suffix names (FIGURE_FORMATS; PNG by default)."""
+    kind = path.suffix[1:].lower()
+    write_atomic(path, lambda f: figure.savefig(f, format=kind if kind in FIGURE_FORMATS else "png", dpi=100))
 
 
 def save_image(path: Path, pixels: np.ndarray) -> None:
@@ -207,11 +211,13 @@ def make_directory(path: Path) -> None:
 
 @dataclass
 class Saved:
-    """What a weights file holds: the model, its input normalisation, the dataset it learnt."""
+    """What a weights file holds: the model, its input normalisation, the dataset it learnt,
+    and the epoch whose weights these are (None in files that did not record it)."""
 
     model: MLP
     norm: Normalisation
     dataset: str
+    epoch: int | None = None
 
 
 def save_weights(path: Path, saved: Saved) -> None:
@@ -229,6 +235,8 @@ def save_weights(path: Path, saved: Saved) -> None:
         "input_std": np.array(norm.std),
         "dataset": np.array(saved.dataset),
     }
+    if saved.epoch is not None:
+        meta["epoch"] = np.array(saved.epoch, dtype=np.int64)
     write_atomic(path, lambda f: np.savez(f, **arrays, **meta))
 
 
@@ -315,7 +323,10 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     norm = Normalisation(float(scalars[0]), float(scalars[1]))
     if not np.isfinite(model.params).all() or not np.isfinite([norm.mean, norm.std]).all() or norm.std <= 0:
         raise WeightsError(f"{path}: holds non-finite values")
-    return Saved(model, norm, names["dataset"])
+    epoch = arrays.get("epoch")
+    if epoch is not None and (epoch.shape != () or epoch.dtype.kind not in "iu" or epoch < 1):
+        raise WeightsError(f"{path}: epoch {epoch.tolist()!r} is not an epoch number")
+    return Saved(model, norm, names["dataset"], None if epoch is None else int(epoch))
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

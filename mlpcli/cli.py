@@ -265,10 +265,11 @@ def predict(
 )
 @click.option("--reverse", is_flag=True, help="Sort from the largest down (e.g. the best test_acc first).")
 def runs_(folder: Path, sort: str, reverse: bool) -> None:
-    """A table of the run directories in FOLDER (default: runs/): name, dataset, the config
-    keys that differ between them, epochs and the epoch kept, validation and test accuracy,
-    training time, status. A run that is half-written or damaged is listed as broken, with
-    what is wrong; a run still training shows its process.
+    """A table of the run directories in FOLDER (default: runs/; a run directory: that run
+    alone): name, dataset, the config keys that differ between them (paths by the part that
+    tells them apart), epochs and the epoch kept, validation and test accuracy, training time,
+    status. A run that is half-written or damaged is listed as broken, with what is wrong; a
+    run still training shows its process. --sort orders numbers, and model.hidden, by value.
 
     \b
       mlp runs
@@ -276,7 +277,7 @@ def runs_(folder: Path, sort: str, reverse: bool) -> None:
     """
     from mlpcli import runs
 
-    found = runs.find_runs(folder)
+    found = runs.find_runs(folder)  # FOLDER may be a run directory itself
     if not found:
         raise click.ClickException(f"{folder}: holds no run directories")
     if sort not in runs.columns(found):
@@ -293,17 +294,21 @@ def runs_(folder: Path, sort: str, reverse: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("runs.png"),
     show_default=True,
-    help="The PNG to write.",
+    help="The picture to write: PNG, SVG, PDF or JPEG, by its suffix.",
 )
 def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
-    """Validation accuracy and loss (and train loss, dashed) per epoch of each RUN, on one
-    figure, each labelled by the config keys that differ between them.
+    """Validation accuracy and loss (and train loss, dashed) per epoch of each RUN (a folder of
+    runs: every run in it), on one figure, each labelled by its name and the config keys that
+    differ between them. A run with no finished epoch is left out, with a word.
 
     \b
       mlp plot runs/mnist-20261126-101500 runs/mnist-20261126-103000 --out lr.png
+      mlp plot runs/ --out all.svg
     """
+    if out.suffix[1:].lower() not in artifacts.FIGURE_FORMATS:
+        raise click.BadParameter(f"{out}: name a .png, .svg, .pdf or .jpg file", param_hint="--out")
     with _errors():
-        run.plot_runs(list(run_dirs), out)
+        run.plot_runs(list(run_dirs), out, lambda line: click.echo(line, err=True))
     click.echo(f"wrote {out}")
 
 
@@ -352,7 +357,13 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
     show_default=True,
     help="An absolute error this small passes too (float64's resolution of the step).",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=GRADCHECK.seed, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=GRADCHECK.seed,
+    show_default=True,
+    help="Seeds the checked model's weights, its batch and the sampled entries (same seed, same numbers).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of tables.")
 @click.option(
     "--explain",
@@ -396,7 +407,7 @@ def gradcheck(
     if as_json:
         click.echo(json.dumps({"passed": not failed, "checks": [r.to_dict() for r in rows]}, indent=2))
     else:
-        click.echo(format_table(rows, settings))
+        click.echo(format_table(rows, settings, explain))
         if explain:
             click.echo("\nthe worst entry of each tensor:\n\n" + worst_entries(rows, settings))
         if example:

@@ -157,7 +157,15 @@ def parse_override(item: str) -> tuple[str, Any]:
     try:
         return key.strip(), yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"override {item!r}: the value is not YAML: {e}") from None
+        raise ConfigError(f"override {item!r}: the value is not YAML ({_yaml_problem(e)})") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, on one line: "expected ',' or ']', but got '<stream end>' at
+    character 5" (an override is one line; its error needs no excerpt of it)."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at character {mark.column + 1}" if mark is not None else problem
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:

@@ -59,6 +59,7 @@ class Report:
             "macro_f1": float(figures["f1"].mean()),
             "weighted_f1": float(figures["f1"] @ support / support.sum()),
             "confusion_matrix": self.confusion.tolist(),
+            "confusion_matrix_by_row": _share(self.confusion, self.confusion.sum(axis=1)[:, None]).tolist(),
             "per_class": [
                 {"class": name, **{key: values[k].item() for key, values in figures.items()}}
                 for k, name in enumerate(class_names)
@@ -78,7 +79,9 @@ def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
-    return np.divide(part, whole, out=np.zeros(len(whole)), where=whole > 0)
+    """part / whole, 0 where whole is 0."""
+    shape = np.broadcast_shapes(part.shape, whole.shape)
+    return np.divide(part, whole, out=np.zeros(shape), where=whole > 0)
 
 
 def loss_and_accuracy(model: MLP, X: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:

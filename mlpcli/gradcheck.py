@@ -202,7 +202,8 @@ def check_mlp(
     tensors = {name: (tensor, grad.copy()) for name, (tensor, grad) in model.tensors().items()}
     tensors["input"] = (X, grad_X.copy())
     pattern = relu_pattern(model) if activation == "relu" and len(sizes) > 2 else None
-    name = f"{'-'.join(map(str, sizes))} {activation} {model.output}"
+    hidden = f" {activation}" if len(sizes) > 2 else ""  # softmax regression has no hidden activation
+    name = f"{'-'.join(map(str, sizes))}{hidden} {model.output}"
     return check_tensors(name, lambda: model.loss(X, Y, weight_decay, mask_rng()), tensors, settings, pattern)
 
 
@@ -329,7 +330,9 @@ def check_rnn(
 # --- the report ---------------------------------------------------------------------------------
 
 
-def format_table(rows: list[Row], settings: Settings) -> str:
+def format_table(rows: list[Row], settings: Settings, explain: bool = False) -> str:
+    """The rows as a table, a line that sums them up, and how to read them (and, unless
+    `explain` is on, where to see more)."""
     header = ("check", "tensor", "shape", "entries", "max abs err", "max rel err", "verdict")
     cells = [
         (
@@ -346,12 +349,28 @@ def format_table(rows: list[Row], settings: Settings) -> str:
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *cells]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(summary(rows))
     lines.append(
         f"(ε = {settings.eps:g}. An entry passes when its relative error |a − n| / (|a| + |n|) is at most"
         f" {settings.threshold:g},\n or else 'by abs' when |a − n| is at most {settings.atol:g};"
-        " a: analytic, n: numerical.\n --explain shows the worst entry of each tensor.)"
+        " a: analytic, n: numerical."
+        + ("" if explain else "\n --explain shows the worst entry of each tensor.")
+        + ")"
     )
     return "\n".join(lines)
+
+
+def summary(rows: list[Row]) -> str:
+    """One line: how many tensors passed or failed, of how many entries."""
+    failed = sum(not r.passed for r in rows)
+    entries = sum(r.checked for r in rows)
+    notes = [
+        f"{n} {what}"
+        for n, what in ((sum(r.by_abs for r in rows), "by abs"), (sum(r.kinks for r in rows), "at a kink"))
+        if n
+    ]
+    verdict = f"{failed} of {len(rows)} tensors FAILED" if failed else f"all {len(rows)} tensors passed"
+    return f"{verdict} ({entries} entries checked{''.join(f', {note}' for note in notes)})"
 
 
 def worst_entries(rows: list[Row], settings: Settings) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 TRAIN, VALIDATION, KEPT = "tab:blue", "tab:orange", "tab:green"
 ACCURACY_TICKS = [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]
@@ -30,7 +30,7 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
         axes.plot(epochs, _column(rows, f"val_{key}"), color=VALIDATION, label=f"validation {label}")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-    _log_loss(loss)
+    _log_loss(loss, [*_column(rows, "train_loss"), *_column(rows, "val_loss")])
     _logit_accuracy(accuracy, [*_column(rows, "train_accuracy"), *_column(rows, "val_accuracy")])
     if kept_epoch:
         kept = rows[kept_epoch - 1]
@@ -49,6 +49,7 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
     rate.plot(epochs, _column(rows, "lr"), color="tab:gray")
     rate.set_ylabel("learning rate")
     rate.set_xlabel("epoch")
+    rate.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: shared by all three
     rate.grid(alpha=0.3)
     return figure
 
@@ -66,9 +67,13 @@ def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
         loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
     accuracies = [value for _, rows in runs for value in _column(rows, "val_accuracy")]
     _logit_accuracy(accuracy, accuracies, "validation accuracy")
-    _log_loss(loss)
+    _log_loss(
+        loss,
+        [value for _, rows in runs for key in ("val_loss", "train_loss") for value in _column(rows, key)],
+    )
     loss.set_ylabel("loss (dashed: train; log scale)")
     loss.set_xlabel("epoch")
+    loss.xaxis.set_major_locator(MaxNLocator(integer=True))
     for axes in (accuracy, loss):
         axes.grid(alpha=0.3)
     figure.legend(loc="outside lower center", fontsize="small")  # labels can be long: below the plots
@@ -76,38 +81,52 @@ def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
 
 
 def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
-    """Counts of (true class, predicted class): rows the true class. The colour is on a log
-    scale so that a handful of confusions shows beside a thousand right answers."""
-    n = len(class_names)
-    figure = Figure(figsize=(8, 7), layout="constrained")
-    axes = figure.subplots()
-    shown = np.ma.masked_equal(matrix, 0)
-    # vmin below 1: a single confusion is a visible light blue, not white like an empty cell
-    image = axes.imshow(shown, cmap="Blues", norm=LogNorm(vmin=0.3, vmax=max(int(matrix.max()), 2)))
-    for (row, col), count in np.ndenumerate(matrix):
-        dark = count > np.sqrt(max(int(matrix.max()), 1)) * 3
-        axes.text(
-            col, row, str(count), ha="center", va="center", fontsize=8, color="white" if dark else "black"
-        )
+    """Counts of (true class, predicted class), rows the true class; beside them the same
+    matrix normalised by row: the share of each true class given each answer, so classes of
+    different sizes compare. Colours are on a log scale so that a handful of confusions shows
+    beside a thousand right answers."""
+    figure = Figure(figsize=(15, 7), layout="constrained")
+    counts, shares = figure.subplots(1, 2)
+    figure.suptitle(title)
+    support = matrix.sum(axis=1, keepdims=True)
+    percent = np.divide(100.0 * matrix, support, out=np.zeros(matrix.shape), where=support > 0)
+    _heat_map(counts, matrix, class_names, [str(count) for count in matrix.flat], "examples")
+    counts.set_title("examples")
+    texts = [f"{share:.1f}" if share else "0" for share in percent.flat]
+    _heat_map(shares, percent, class_names, texts, "% of the true class")
+    shares.set_title("share of each true class (row), %")
+    return figure
+
+
+def _heat_map(axes, values: np.ndarray, class_names: Sequence[str], texts: list[str], unit: str) -> None:
+    """`values` as a heat map on a log scale, zeros white, each cell with its text."""
+    n, top = len(class_names), max(float(values.max()), 2.0)
+    floor = 0.3 * float(values[values > 0].min()) if (values > 0).any() else 0.3
+    # vmin below the smallest value: a single confusion is a visible light blue, not white like an empty cell
+    image = axes.imshow(np.ma.masked_equal(values, 0), cmap="Blues", norm=LogNorm(vmin=floor, vmax=top))
+    for (row, col), value, text in zip(np.ndindex(values.shape), values.flat, texts):
+        dark = value > np.sqrt(floor * top) * 3
+        axes.text(col, row, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     axes.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0, ha="right")
     axes.set_yticks(range(n), class_names)
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
-    axes.set_title(title)
-    figure.colorbar(image, ax=axes, label="examples (log scale)")
-    return figure
+    bar = axes.figure.colorbar(image, ax=axes, label=f"{unit} (log scale)", shrink=0.8)
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
 
 def mistakes(
     images: np.ndarray,
+    indices: np.ndarray,
     true: np.ndarray,
     predicted: np.ndarray,
     probability: np.ndarray,
     names: Sequence[str],
     title: str,
 ) -> Figure:
-    """A grid of images (n, rows, cols), each titled with its true and predicted class and the
-    probability the network gave its prediction."""
+    """A grid of images (n, rows, cols), each titled with its index in the split (as eval.json's
+    `mistakes` list it), its true and predicted class and the probability (an mse network's:
+    score) the network gave its prediction."""
     columns = 6
     rows = max(1, -(-len(images) // columns))
     figure = Figure(figsize=(columns * 1.6, rows * 1.9 + 0.6), layout="constrained")
@@ -115,9 +134,9 @@ def mistakes(
     grid = figure.subplots(rows, columns, squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
-    for axes, image, t, p, prob in zip(grid.flat, images, true, predicted, probability):
+    for axes, image, index, t, p, prob in zip(grid.flat, images, indices, true, predicted, probability):
         axes.imshow(image, cmap="gray_r", vmin=0, vmax=255)
-        axes.set_title(f"true {names[t]}\nsaid {names[p]} {prob:.2f}", fontsize=8)
+        axes.set_title(f"#{index}: true {names[t]}\nsaid {names[p]} {prob:.2f}", fontsize=8)
     if not len(images):
         grid[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
     return figure
@@ -125,20 +144,24 @@ def mistakes(
 
 def _logit_accuracy(axes, values: list[float], label: str = "accuracy") -> None:
     """A logit scale spreads 0.9, 0.99 and 0.999 evenly: late progress stays visible. Ticks as
-    plain decimals. Linear when no value lies strictly between 0 and 1."""
+    plain decimals. Linear when a value is exactly 0 or 1, which the logit scale cannot show."""
     axes.set_ylabel(label)
-    if not any(0 < value < 1 for value in values):
+    if not all(0 < value < 1 for value in values):
         return
-    axes.set_yscale("logit", nonpositive="clip")  # an accuracy of exactly 1 stays on the plot
+    axes.set_yscale("logit")
     axes.yaxis.set_major_locator(FixedLocator(ACCURACY_TICKS))
     axes.yaxis.set_minor_locator(NullLocator())
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axes.set_ylabel(f"{label} (logit scale)")
 
 
-def _log_loss(axes) -> None:
+def _log_loss(axes, values: list[float]) -> None:
+    """A log scale for losses, ticked 0.02, 0.03, 0.05, 0.1, … over up to two decades, at the
+    powers of ten over more (else the labels pile up)."""
     axes.set_yscale("log")
-    axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))  # 0.02, 0.03, 0.05, 0.1, …
+    positive = [value for value in values if value > 0 and np.isfinite(value)]
+    decades = np.log10(max(positive) / min(positive)) if positive else 0
+    axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0) if decades <= 2 else (1.0,)))
     axes.yaxis.set_minor_locator(NullLocator())
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axes.set_ylabel("loss (log scale)")

@@ -224,11 +224,13 @@ def _train(
     try:
         finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
     except DivergedError as e:
-        _save(out, config, trainer, {"status": "diverged", "error": str(e)} | data)
+        so_far = {"epochs": len(trainer.history.epochs), "kept_epoch": trainer.history.kept_epoch}
+        _save(out, config, trainer, {"status": "diverged", "error": str(e)} | so_far | data)
         raise
     if not finished:
         checkpoint()
-        _save(out, config, trainer, {"status": "interrupted", "epochs": trainer.position.epoch} | data)
+        so_far = {"epochs": trainer.position.epoch, "kept_epoch": trainer.history.kept_epoch}
+        _save(out, config, trainer, {"status": "interrupted"} | so_far | data)
         p = trainer.position
         saved = (
             "saved a checkpoint and the weights kept so far"
@@ -270,7 +272,8 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     if trainer.history.kept_epoch:
         kept = build_model(config, trainer.model.sizes[0])
         np.copyto(kept.params, trainer.kept_params)
-        artifacts.save_weights(out / artifacts.WEIGHTS, artifacts.Saved(kept, trainer.norm, config.data.name))
+        saved = artifacts.Saved(kept, trainer.norm, config.data.name, trainer.history.kept_epoch)
+        artifacts.save_weights(out / artifacts.WEIGHTS, saved)
     else:
         old.append(artifacts.WEIGHTS)  # no epoch finished: no weights that could pass for trained ones
     for name in old:
@@ -313,7 +316,8 @@ def eval_run(
     data_report = _data_report(saved, dataset, test, source, weights, data_overrides, run_config.exists())
     report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
     names = CLASS_NAMES[data.name]
-    echo(f"{model} on the {data.name} {split} split ({len(dataset)} examples)\n")
+    which = _weights_of(saved, weights.parent)
+    echo(f"{model}{which} on the {data.name} {split} split ({len(dataset)} examples)\n")
     for warning in data_report["warnings"]:
         echo(f"warning: {warning}\n")
     echo(format_report(report, names))
@@ -326,6 +330,19 @@ def eval_run(
     _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return report
+
+
+def _weights_of(saved: artifacts.Saved, folder: Path) -> str:
+    """ ", the weights of epoch 12 of a run interrupted after 14" — what the weights are, as far
+    as the weights file and the run's metrics.json say ("" when neither does)."""
+    said = f", the weights of epoch {saved.epoch}" if saved.epoch else ""
+    try:
+        metrics = artifacts.read_json(folder / artifacts.METRICS)
+    except (OSError, ValueError):
+        return said
+    if said and metrics.get("status") in ("interrupted", "diverged"):
+        said += f" of a run {metrics['status']} after {metrics.get('epochs', '?')} epochs"
+    return said
 
 
 def _evaluated_split(
@@ -413,7 +430,13 @@ def _draw_evaluation(
     images = dataset.images[shown].reshape(-1, *dataset.image_shape)
     mistakes_title = f"{what}: the {len(shown)} most confident of {len(report.mistakes)} mistakes"
     figure = plots.mistakes(
-        images, report.labels[shown], report.predicted[shown], report.confidence[shown], names, mistakes_title
+        images,
+        shown,
+        report.labels[shown],
+        report.predicted[shown],
+        report.confidence[shown],
+        names,
+        mistakes_title,
     )
     artifacts.save_figure(mistakes_file, figure)
 
@@ -428,17 +451,25 @@ def _run_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> C
     return with_overrides(raw | {"data": {"name": dataset, **data}}, overrides)
 
 
-def plot_runs(paths: list[Path], out: Path) -> None:
-    """The learning curves of the runs at `paths` on one figure, written to `out`."""
+def plot_runs(paths: list[Path], out: Path, echo: Echo) -> None:
+    """The learning curves of the runs at `paths` (a folder of runs: the runs in it) on one
+    figure, written to `out` (PNG, SVG, PDF or JPEG by its suffix). A run with no epoch to
+    draw is left out, with a word; none to draw at all is an error."""
     from mlpcli import plots, runs
 
-    found = [runs.read_run(path) for path in paths]
+    found = [run_ for path in paths for run_ in (runs.find_runs(path) if path.is_dir() else [])]
+    missing = [path for path in paths if not path.is_dir()]
+    if missing:
+        raise RunDirError(f"{missing[0]}: no such run directory")
+    drawn = [run_ for run_ in found if run_.history]
     for run_ in found:
         if not run_.history:
-            why = "; ".join(run_.problems) or "no epoch finished"
-            raise RunDirError(f"{run_.path}: nothing to plot ({why})")
-    curves = list(zip(runs.labels(found), (run_.history for run_ in found)))
-    artifacts.save_figure(out, plots.compare(curves, f"{len(found)} runs"))
+            echo(f"left out {run_.path}: nothing to plot ({'; '.join(run_.problems) or 'no epoch finished'})")
+    if not drawn:
+        raise RunDirError(f"nothing to plot: no epoch finished in {', '.join(map(str, paths))}")
+    curves = list(zip(runs.labels(drawn), (run_.history for run_ in drawn)))
+    title = f"{len(drawn)} run{'s' if len(drawn) != 1 else ''}"
+    artifacts.save_figure(out, plots.compare(curves, title))
 
 
 def gradcheck_step_hint(

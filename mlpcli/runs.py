@@ -89,10 +89,17 @@ def _history(path: Path) -> list[dict]:
     return rows
 
 
+RUN_FILES = (artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.WEIGHTS, artifacts.CHECKPOINT)
+
+
+def is_run(path: Path) -> bool:
+    """Whether `path` is a run directory: a directory with any file a run writes."""
+    return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
+
+
 def find_runs(folder: Path) -> list[Run]:
-    """Every run directory directly under `folder` (a directory with any file a run writes)."""
-    names = {artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.WEIGHTS, artifacts.CHECKPOINT}
-    found = [p for p in sorted(folder.iterdir()) if p.is_dir() and any((p / n).exists() for n in names)]
+    """Every run directory directly under `folder`, or `folder` itself when it is one."""
+    found = [folder] if is_run(folder) else [p for p in sorted(folder.iterdir()) if is_run(p)]
     return [read_run(path) for path in found]
 
 
@@ -104,14 +111,16 @@ def differing_keys(runs: list[Run]) -> list[str]:
 
 
 def table(runs: list[Run], sort: str = "run", reverse: bool = False) -> str:
-    """The runs as a text table, sorted by the column or config key `sort` (missing values last)."""
-    keys = differing_keys(runs)
+    """The runs as a text table, sorted by the column or config key `sort` (missing values last).
+    The config keys that differ between them are columns, but data.name: that is `dataset`."""
+    keys = [key for key in differing_keys(runs) if key != "data.name"]
     hidden = [sort] if sort not in COLUMNS and sort not in keys else []  # a key the same in every run
     rows = [run.cells(keys + hidden) for run in runs]
     present = sorted((row for row in rows if row[sort] is not None), key=lambda row: _sortable(row[sort]))
     rows = (present[::-1] if reverse else present) + [row for row in rows if row[sort] is None]
     header = [*COLUMNS[:2], *keys, *COLUMNS[2:]]
-    text = [[_show(column, row[column]) for column in header] for row in rows]
+    paths = _short_paths([row[key] for row in rows for key in header if key in PATH_KEYS])
+    text = [[_show(column, row[column], paths) for column in header] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *text)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *text]]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -124,22 +133,42 @@ def columns(runs: list[Run]) -> list[str]:
 
 
 def labels(runs: list[Run]) -> list[str]:
-    """A legend label per run: what differs between them (the run's name if nothing does)."""
+    """A legend label per run: what differs between them, paths cut to what tells them apart,
+    and the run's name (alone, when nothing differs)."""
     keys = differing_keys(runs)
-    named = [", ".join(f"{key}={run.config.get(key)}" for key in keys) for run in runs]
-    return [
-        f"{label} ({run.path.name})" if not label or named.count(label) > 1 else label
-        for label, run in zip(named, runs)
-    ]
+    paths = _short_paths([run.config.get(key) for run in runs for key in keys if key in PATH_KEYS])
+    named = [", ".join(f"{key}={_show(key, run.config.get(key), paths)}" for key in keys) for run in runs]
+    return [f"{run.path.name}: {label}" if label else run.path.name for label, run in zip(named, runs)]
+
+
+PATH_KEYS = ("data.dir",)  # config keys that hold paths, shown by the part that tells them apart
+
+
+def _short_paths(values: list[object]) -> dict[str, str]:
+    """Each distinct path among `values` by its last parts, as few as keep them distinct
+    (…/fashion-mnist rather than /usr/share/datasets/fashion-mnist)."""
+    paths = sorted({str(value) for value in values if isinstance(value, str)})
+    parts = {path: Path(path).parts for path in paths}
+    for n in range(1, max((len(p) for p in parts.values()), default=0) + 1):
+        shown = {path: str(Path(*p[-n:])) for path, p in parts.items()}
+        if len(set(shown.values())) == len(shown):
+            return {path: short if short == path else f"…/{short}" for path, short in shown.items()}
+    return {}
 
 
 def _sortable(value: object) -> tuple[int, object]:
-    return (0, value) if isinstance(value, int | float) else (1, str(value))
+    """Numbers by value, lists (model.hidden) as lists of numbers, the rest as text."""
+    if isinstance(value, bool) or not isinstance(value, int | float | list):
+        return (2, str(value))
+    return (0, value) if not isinstance(value, list) else (1, [_sortable(item) for item in value])
 
 
-def _show(column: str, value: object) -> str:
+def _show(column: str, value: object, paths: dict[str, str] | None = None) -> str:
+    """A cell: `paths` shortens the values of PATH_KEYS."""
     if value is None:
         return "-"
+    if column in PATH_KEYS and paths and str(value) in paths:
+        return paths[str(value)]
     if column == "time":
         return f"{value:.0f}s"
     if isinstance(value, float):

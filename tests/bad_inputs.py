@@ -485,6 +485,11 @@ CASES = [
         "a weights file of format 2; this mlp reads format 1 (was it written by another version of mlp?)",
     ),
     Case(
+        "a weights file whose epoch is not one",
+        weights(lambda a: a.update(epoch=np.array(-1))),
+        "epoch -1 is not an epoch number",
+    ),
+    Case(
         "a weights file whose format is text",
         weights(lambda a: a.update(format_version=np.array("1"))),
         "a weights file of format '1'; this mlp reads format 1",

@@ -83,7 +83,7 @@ def test_empty_file_means_defaults(tmp_path):
         ("", ["epochs=3"], "override key 'epochs' must be SECTION.NAME"),
         ("", ["train.epochs"], "override 'train.epochs' is not KEY=VALUE"),
         ("", ["train.x.y=1"], "unknown config key 'x' at section 'train'"),
-        ("", ["train.lr=[1"], "the value is not YAML"),
+        ("", ["train.lr=[1"], "override 'train.lr=[1': the value is not YAML (expected ',' or ']', but got"),
     ],
 )
 def test_bad_configs_name_the_key_and_value(tmp_path, text, overrides, message):
@@ -102,3 +102,12 @@ def test_a_directory_or_missing_file_is_a_config_error(tmp_path):
 def test_yaml_is_read_safely(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "train: !!python/object/apply:os.system ['true']\n"))
+
+
+@pytest.mark.parametrize("item", ["model.hidden=[1,2", 'data.dir="abc', "model.hidden={a: [1}"])
+def test_an_override_that_is_not_yaml_is_said_in_one_line(item):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [item])
+    assert str(error.value).startswith(f"override {item!r}: the value is not YAML (") and "\n" not in str(
+        error.value
+    )

@@ -2,6 +2,7 @@
 not, reproduced, with the behaviour it has now."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,8 @@ def test_interrupted_before_any_epoch_says_so_and_leaves_no_weights(idx_dir, tmp
         out / "history.csv"
     ).read_text() == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics == {"status": "interrupted", "epochs": 0, "data": {"source": "idx", "dir": str(idx_dir)}}
+    data = {"source": "idx", "dir": str(idx_dir)}
+    assert metrics == {"status": "interrupted", "epochs": 0, "kept_epoch": 0, "data": data}
     result = mlp("eval", out)
     assert result.exit_code == 1 and "stopped before that epoch finished" in result.output
     assert f"Resume it with: mlp train --resume {out}" in result.output
@@ -207,6 +209,22 @@ def test_explain_shows_the_comparison_itself():
     assert "analytic   a = " in result.output and "numerical  n = " in result.output
     assert "|a − n| / max(|a| + |n|, 1e-12) = " in result.output
     assert result.output.count("analytic   a = ") == 5  # W1, b1, W2, b2, input
+    assert "--explain shows" not in result.output  # it is on
+
+
+def test_the_table_ends_with_a_line_that_sums_it_up(monkeypatch):
+    result = mlp("gradcheck", "--all")
+    assert result.exit_code == 0
+    assert re.search(
+        r"^all 66 tensors passed \(\d+ entries checked(, \d+ by abs)?(, \d+ at a kink)?\)$",
+        result.output,
+        re.M,
+    )
+    from mlpcli.nn.activations import ReLU
+
+    monkeypatch.setattr(ReLU, "backward", lambda self, delta, a: None)  # relu' = 1 everywhere
+    result = mlp("gradcheck", "--set", "model.hidden=[16,16]", "--samples", "30")
+    assert result.exit_code == 1 and re.search(r"^[1-5] of 7 tensors FAILED \(", result.output, re.M)
 
 
 # --- 7. small things ----------------------------------------------------------------------------
@@ -220,7 +238,7 @@ def test_softmax_regression_trains_and_is_gradchecked(idx_dir, tmp_path):
     assert "MLP(64 → 10" in result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_accuracy"] > 0.9
     result = mlp("gradcheck", "--set", "model.hidden=[]", "--samples", "40")
-    assert result.exit_code == 0 and "784-10 relu softmax_cross_entropy  W1" in result.output
+    assert result.exit_code == 0 and "784-10 softmax_cross_entropy  W1" in result.output  # no hidden σ
     report = json.loads(mlp("gradcheck", "--all", "--json").output)
     assert any(row["check"].startswith("12-5 ") for row in report["checks"]) and report["passed"]
 

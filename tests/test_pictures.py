@@ -70,7 +70,7 @@ def test_a_diverged_run_draws_its_curves(idx_dir, tmp_path):
 def test_eval_draws_the_confusion_and_the_mistakes(run_dir):
     result = mlp("eval", run_dir)
     assert result.exit_code == 0, result.output
-    assert_picture(run_dir / "confusion.png", (800, 700))
+    assert_picture(run_dir / "confusion.png", (1500, 700))  # the counts, and the shares by row
     with Image.open(run_dir / "mistakes.png") as image:
         assert image.size[0] == 960
 
@@ -93,6 +93,9 @@ def test_eval_json_gains_f1_top3_and_the_mistakes(run_dir, idx_dir):
     support = [c["support"] for c in report["per_class"]]
     assert report["weighted_f1"] == pytest.approx(np.dot(f1, support) / sum(support))
     assert report["accuracy"] <= report["top3_accuracy"] and report["split"] == "test"
+    counts, shares = np.array(report["confusion_matrix"]), np.array(report["confusion_matrix_by_row"])
+    np.testing.assert_allclose(shares, counts / counts.sum(axis=1, keepdims=True))
+    assert np.diag(shares) == pytest.approx([c["recall"] for c in report["per_class"]])
 
 
 def test_eval_of_the_validation_split_reproduces_the_kept_epoch(run_dir):
@@ -127,3 +130,20 @@ def test_training_again_removes_the_pictures_of_the_old_weights(run_dir, idx_dir
     args = ["train", "--config", TINY, "--set", f"data.dir={idx_dir}", "--out", run_dir, "--overwrite"]
     assert mlp(*args).exit_code == 0
     assert not any((run_dir / name).exists() for name in ("eval.json", "confusion.png", "mistakes.png"))
+
+
+def test_each_mistake_is_titled_with_its_index_in_the_split():
+    from mlpcli import plots
+
+    images = np.zeros((2, 28, 28), np.uint8)
+    figure = plots.mistakes(
+        images,
+        np.array([4242, 7]),
+        np.array([3, 5]),
+        np.array([8, 6]),
+        np.array([0.91, 0.5]),
+        list("0123456789"),
+        "",
+    )
+    titles = [axes.get_title() for axes in figure.axes[:2]]
+    assert titles == ["#4242: true 3\nsaid 8 0.91", "#7: true 5\nsaid 6 0.50"]

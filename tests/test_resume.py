@@ -170,8 +170,15 @@ def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
     interrupted(idx_dir, out, 70)
     history = list(csv.DictReader((out / "history.csv").open()))
     assert len(history) == 2
+    kept = json.loads((out / "metrics.json").read_text())["kept_epoch"]
+    assert kept == 1 + max(
+        range(2), key=lambda i: (history[i]["val_accuracy"], -float(history[i]["val_loss"]))
+    )
     result = mlp("eval", out)
     assert result.exit_code == 0 and "accuracy" in result.output
+    assert f", the weights of epoch {kept} of a run interrupted after 2 epochs on the mnist test split" in (
+        result.output
+    )
     arrays, meta = load_checkpoint(out / "checkpoint.npz")
     assert meta["position"]["epoch"] == 2 and meta["position"]["batch"] == 5 and len(arrays["order"]) == 1000
 

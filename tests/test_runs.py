@@ -110,10 +110,26 @@ def column(output: str, name: str) -> list[str]:
     return [line.split()[index] for line in lines[2:]]
 
 
-def test_a_folder_without_runs(tmp_path):
-    result = mlp("runs", tmp_path)
+def test_a_folder_without_runs_and_a_run_directory_itself(runs_dir, tmp_path):
+    result = mlp("runs", tmp_path / "runs" / "not-a-run")
     assert result.exit_code == 1 and "holds no run directories" in result.output
     assert mlp("runs", tmp_path / "missing").exit_code == 2
+    result = mlp("runs", runs_dir / "a-complete")  # one run: its row
+    assert result.exit_code == 0 and list(rows(result.output)) == ["a-complete"]
+
+
+def test_widths_sort_as_numbers_and_paths_show_what_tells_them_apart(idx_dir, tmp_path):
+    folder = tmp_path / "runs"
+    for name, hidden in (("w64", "[64]"), ("w128", "[128]"), ("w512x2", "[512,512]"), ("w8", "[8]")):
+        train(idx_dir, folder / name, f"model.hidden={hidden}", "train.epochs=1")
+    other = shutil.copytree(idx_dir, tmp_path / "elsewhere" / "deep" / "idx")
+    train(other, folder / "other-data", "model.hidden=[8]", "train.epochs=1", "data.name=fashion_mnist")
+    result = mlp("runs", folder, "--sort", "model.hidden")
+    assert column(result.output, "model.hidden") == ["8", "8", "64", "128", "512,512"]  # not as text
+    header = result.output.splitlines()[0].split()
+    assert "data.name" not in header  # the dataset column says it
+    assert set(column(result.output, "data.dir")) == {"…/deep/idx", f"…/{idx_dir.parent.name}/idx"}
+    assert max(len(line) for line in result.output.splitlines()) < 140
 
 
 def test_plot_draws_several_runs_labelled_by_what_differs(runs_dir, tmp_path):
@@ -121,15 +137,25 @@ def test_plot_draws_several_runs_labelled_by_what_differs(runs_dir, tmp_path):
     result = mlp("plot", runs_dir / "a-complete", runs_dir / "b-faster", "--out", out)
     assert result.exit_code == 0, result.output
     with Image.open(out) as image:
-        assert image.size == (900, 700) and np.asarray(image.convert("L")).std() > 20
+        assert image.format == "PNG" and image.size == (900, 700)
+        assert np.asarray(image.convert("L")).std() > 20
     found = [run for run in find_runs(runs_dir) if run.path.name in ("a-complete", "b-faster")]
-    assert labels(found) == ["train.lr=0.01", "train.lr=0.05"]
+    assert labels(found) == ["a-complete: train.lr=0.01", "b-faster: train.lr=0.05"]
 
 
-def test_plot_refuses_what_has_no_curves(runs_dir, tmp_path):
-    result = mlp("plot", runs_dir / "a-complete", runs_dir / "f-half-written", "--out", tmp_path / "x.png")
-    assert (
-        result.exit_code == 1
-        and "f-half-written: nothing to plot (no metrics.json; no history.csv)" in result.output
+def test_plot_leaves_out_what_has_no_curves_and_takes_a_folder(runs_dir, tmp_path):
+    out = tmp_path / "all.jpg"
+    result = mlp("plot", runs_dir, "--out", out)  # the folder: its runs, the diverged one among them
+    assert result.exit_code == 0, result.output
+    assert f"left out {runs_dir / 'f-half-written'}: nothing to plot (no metrics.json; no history.csv)" in (
+        result.output
     )
+    with Image.open(out) as image:
+        assert image.format == "JPEG"
+    result = mlp("plot", runs_dir / "f-half-written", "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and "nothing to plot: no epoch finished in" in result.output
     assert not (tmp_path / "x.png").exists()
+    result = mlp("plot", runs_dir / "a-complete", "--out", tmp_path / "x.gif")
+    assert result.exit_code == 2 and "name a .png, .svg, .pdf or .jpg file" in result.output
+    result = mlp("plot", runs_dir / "nothing", "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and "nothing: no such run directory" in result.output
