@@ -53,7 +53,10 @@ class Augmenter:
         self.margin = 2 * config.shift + 1
         self.framed = np.zeros((batch_size, rows + 2 * self.margin, cols + 2 * self.margin), dtype=np.uint8)
         frame_rows, frame_cols = self.framed.shape[1:]
-        source_rows, source_cols = _source_pixels(config, image_shape) + self.margin
+        self.transformations = _bank(config)  # (angle in degrees, scale, mirror) of each map
+        source_rows, source_cols = (
+            _source_pixels(self.transformations, config.shift, image_shape) + self.margin
+        )
         self.maps = source_rows * frame_cols + source_cols  # (transformations, rows·cols) into a frame
         self.frame_starts = np.arange(batch_size) * (frame_rows * frame_cols)
         self.index = np.empty((batch_size, rows * cols), dtype=self.maps.dtype)
@@ -82,14 +85,22 @@ def _size_of_bank(config: AugmentConfig) -> int:
     return len(_steps(config.rotate, 1.0)) * len(_steps(config.scale, 0.01)) * (2 if config.flip else 1)
 
 
-def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> np.ndarray:
-    """For every transformation of the bank, the (row, col) each output pixel is read from,
-    (2, transformations, rows·cols); a source farther outside the image than shift + 1 (any
-    pixel there is background) is brought to shift + 1 outside."""
-    angles = np.radians(_steps(config.rotate, 1.0))
-    scales = 1.0 + _steps(config.scale, 0.01)
+def _bank(config: AugmentConfig) -> np.ndarray:
+    """Every combination of a rotation (degrees), a scale and a mirror (1, or -1 for left-right)
+    the config allows, as rows (transformations, 3)."""
     mirrors = np.array([1.0, -1.0] if config.flip else [1.0])
-    angle, scale, mirror = (a.reshape(-1, 1) for a in np.meshgrid(angles, scales, mirrors, indexing="ij"))
+    grid = np.meshgrid(_steps(config.rotate, 1.0), 1.0 + _steps(config.scale, 0.01), mirrors, indexing="ij")
+    return np.stack([axis.ravel() for axis in grid], axis=1)
+
+
+def _source_pixels(transformations: np.ndarray, shift: int, image_shape: tuple[int, int]) -> np.ndarray:
+    """For every transformation (angle in degrees, scale, mirror) the (row, col) each output
+    pixel is read from, (2, transformations, rows·cols): the output is the image rotated by the
+    angle (from the column axis towards the row axis: clockwise on screen), scaled about the
+    centre and then mirrored. A source farther outside the image than shift + 1 (any pixel
+    there is background) is brought to shift + 1 outside."""
+    angle, scale, mirror = (np.reshape(column, (-1, 1)) for column in transformations.T)
+    angle = np.radians(angle)
     rows, cols = image_shape
     centre = ((rows - 1) / 2, (cols - 1) / 2)
     y, x = np.indices(image_shape).reshape(2, 1, -1) - np.reshape(centre, (2, 1, 1))  # about the centre
@@ -98,7 +109,7 @@ def _source_pixels(config: AugmentConfig, image_shape: tuple[int, int]) -> np.nd
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
     source_y = np.rint(cos * y - sin * x + centre[0]).astype(np.intp)
     source_x = np.rint(sin * y + cos * x + centre[1]).astype(np.intp)
-    outside = config.shift + 1
+    outside = shift + 1
     np.clip(source_y, -outside, rows - 1 + outside, out=source_y)
     np.clip(source_x, -outside, cols - 1 + outside, out=source_x)
     return np.stack([source_y, source_x])

@@ -111,3 +111,44 @@ def test_a_smaller_batch_uses_the_first_rows_of_the_buffers(digits):
     first = augmenter(digits[:10]).copy()
     again = Augmenter(AugmentConfig(), (28, 28), 10, np.random.default_rng(0))(digits[:10])
     np.testing.assert_array_equal(first, again)
+
+
+def drawn_transformations(augmenter_seed: int, n: int, augmenter: Augmenter) -> np.ndarray:
+    """The (angle, scale, mirror) each image of a batch of n got: the augmenter's first draw
+    from its generator picks a map per image."""
+    picks = np.random.default_rng(augmenter_seed).integers(len(augmenter.maps), size=n)
+    return augmenter.transformations[picks]
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_each_image_moves_as_its_drawn_angle_scale_and_mirror_say(flip):
+    """A blob at radius 8 and angle φ₀ (from the column axis towards the row axis) must land
+    at radius 8·s and angle φ₀ + θ (mirrored: 180° − that) for the very θ and s drawn for it:
+    a scale inverted (8/s), a rotation the wrong way (φ₀ − θ), or a mirror ignored all show,
+    whichever way each goes."""
+    n, config = 400, AugmentConfig(**OFF | {"rotate": 40.0, "scale": 0.3, "flip": flip})
+    augmenter = Augmenter(config, (SIDE, SIDE), n, np.random.default_rng(3))
+    drawn = drawn_transformations(3, n, augmenter)
+    start = blob(SIDE // 2 - 8, SIDE // 2, n)  # above the centre: φ₀ = -90°
+    row, col = centres(augmenter(start)).T
+    angle, scale, mirror = drawn.T
+    expected = np.radians(-90 + angle)
+    expected_row, expected_col = 8 * scale * np.sin(expected), 8 * scale * np.cos(expected) * mirror
+    assert np.abs(row - expected_row).max() < 1.0 and np.abs(col - expected_col).max() < 1.0
+    assert angle.min() < -30 and angle.max() > 30 and scale.min() < 0.8 and scale.max() > 1.2  # both ways
+    assert set(mirror) == ({-1.0, 1.0} if flip else {1.0})
+
+
+def test_what_comes_from_outside_the_image_is_background_without_a_shift():
+    """Rotated 45° with no shift, the corners read from outside the image: they must be
+    background, not the image's own edge pixels stretched outwards."""
+    white = np.full((8, SIDE * SIDE), 255, np.uint8)
+    config = AugmentConfig(**OFF | {"rotate": 45.0})
+    augmenter = Augmenter(config, (SIDE, SIDE), 8, np.random.default_rng(0))
+    out = augmenter(white).reshape(-1, SIDE, SIDE)
+    turned = np.abs(drawn_transformations(0, 8, augmenter)[:, 0]) >= 30
+    assert (
+        turned.any()
+        and (out[turned][:, 0, 0] == 0).all()
+        and (out[turned][:, SIDE // 2, SIDE // 2] == 255).all()
+    )

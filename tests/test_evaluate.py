@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mlpcli import evaluate as evaluation
 from mlpcli.evaluate import Report, evaluate, format_report, per_class
 from mlpcli.nn.network import MLP
 
@@ -54,3 +55,19 @@ def test_format_report_is_a_table_naming_each_class_once():
     assert "accuracy        1.0000" in text and "\n9  " in text and "9 9" not in text
     text = format_report(report, ["T-shirt/top", *[f"c{k}" for k in range(1, 10)]])
     assert "0 T-shirt/top" in text and text.splitlines()[-1].split()[-1] == "1"
+
+
+def test_an_evaluation_in_chunks_is_the_evaluation_in_one(monkeypatch):
+    """The loss is the mean over every example, whatever the chunks; the rankings the same."""
+    model = MLP([6, 5, 4], dtype=np.float64)
+    model.init(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    X, labels = rng.standard_normal((23, 6)), rng.integers(0, 4, 23)
+    whole = evaluate(model, X, labels)
+    monkeypatch.setattr(evaluation, "CHUNK", 5)  # 5 + 5 + 5 + 5 + 3
+    chunked = evaluate(model, X, labels)
+    assert chunked.loss == pytest.approx(whole.loss, rel=1e-12)
+    np.testing.assert_array_equal(chunked.ranked, whole.ranked)
+    np.testing.assert_allclose(chunked.confidence, whole.confidence)
+    Z = model.forward(X)
+    assert whole.loss == pytest.approx(model.output.loss(Z, np.eye(4)[labels]), rel=1e-12)

@@ -29,8 +29,19 @@ def optimizers(n: int, parallel: bool):
     ]
 
 
-@pytest.mark.parametrize("n", [7, parallel.MIN_SIZE + 13, 3 * parallel.MIN_SIZE + 1])
-def test_two_threads_give_the_bits_of_one(n):
+@pytest.mark.parametrize(
+    ("n", "min_size"),
+    [
+        (7, 1),  # shorter than the parts' alignment: empty parts, split all the same
+        (4 * parallel.ALIGN + 3, 1),
+        (parallel.MIN_SIZE + 13, parallel.MIN_SIZE),
+        (3 * parallel.MIN_SIZE + 1, parallel.MIN_SIZE),
+    ],
+)
+def test_two_threads_give_the_bits_of_one(n, min_size, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_SIZE", min_size)  # the split path, whatever the length
+    lengths, adam = [], optim._adam
+    monkeypatch.setattr(optim, "_adam", lambda *args: (lengths.append(len(args[4])), adam(*args)))
     rng = np.random.default_rng(n)
     start = rng.standard_normal(n, dtype=np.float32)
     steps = [rng.standard_normal(n, dtype=np.float32) * 10.0**-k for k in range(5)]
@@ -42,6 +53,8 @@ def test_two_threads_give_the_bits_of_one(n):
         assert np.array_equal(params_one, params_two)
         for name, state in one.state().items():
             assert np.array_equal(state, two.state()[name]), name
+    parts = lengths[1 : 1 + parallel.PARTS]
+    assert lengths == [n, *parts] * 5 and sum(parts) == n  # each step: Adam whole, then in its parts
 
 
 def on_both_threads(job):

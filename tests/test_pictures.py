@@ -59,12 +59,32 @@ def test_an_interrupted_run_draws_its_curves_and_keeps_a_header(idx_dir, tmp_pat
         assert image.size == (800, 700)
 
 
-def test_a_diverged_run_draws_its_curves(idx_dir, tmp_path):
+def test_a_diverged_run_draws_its_curves(run_dir):
+    """Trained 3 epochs, resumed at a rate that blows up in epoch 4: the curves of the three
+    epochs are drawn, and the title says the run diverged."""
+    before = (run_dir / "curves.png").read_bytes()
+    with pytest.raises(DivergedError):
+        run.resume_run(run_dir, ["train.epochs=6", "train.lr=1e30"], lambda line: None, False)
+    assert (run_dir / "curves.png").read_bytes() != before  # drawn again
+    assert_picture(run_dir / "curves.png", (800, 700))
+    from mlpcli import plots
+
+    figure = plots.curves(list(csv.DictReader((run_dir / "history.csv").open())), 3, "run: mnist, diverged")
+    loss, accuracy, rate = figure.axes
+    assert [len(line.get_xdata()) for line in loss.get_lines()[:2]] == [3, 3]  # train and validation
+    assert figure.get_suptitle() == "run: mnist, diverged"
+
+
+def test_a_run_diverging_before_any_epoch_says_so_in_its_picture(idx_dir, tmp_path):
     out = tmp_path / "run"
     config = load_config(TINY, [f"data.dir={idx_dir}", "train.optimizer=sgd", "train.lr=1e6"])
     with pytest.raises(DivergedError):
         run.train_run(config, out, lambda line: None, False)
-    assert (out / "curves.png").exists()
+    with Image.open(out / "curves.png") as image:
+        assert image.size == (800, 700)
+        ink = np.asarray(image.convert("L")) < 128
+    rows = np.flatnonzero(ink.any(axis=1))
+    assert len(rows) and rows.min() < 60 and rows.max() > 300  # the title, and the words in the middle
 
 
 def test_eval_draws_the_confusion_and_the_mistakes(run_dir):

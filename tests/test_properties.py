@@ -3,15 +3,15 @@ or the project's own error, never another exception."""
 
 import gzip
 import io
-import math
 import os
 
 import numpy as np
+import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mlpcli.artifacts import Saved, load_weights, save_weights
-from mlpcli.config import Config, from_dict
+from mlpcli.config import Config, flat_items, from_dict, save_config
 from mlpcli.data import Normalisation, read_idx
 from mlpcli.errors import ConfigError, DataError, WeightsError
 from mlpcli.nn.network import MLP
@@ -55,7 +55,9 @@ def test_idx_reader_returns_an_array_or_a_data_error(tmp_path, content):
         array = read_idx(path)
     except DataError:
         return
-    assert array.dtype == np.uint8 and array.size == math.prod(array.shape)
+    raw = gzip.decompress(content) if content[:2] == b"\x1f\x8b" else content
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    assert array.dtype == np.uint8 and header + array.tobytes() == raw  # exactly the file's content
 
 
 def valid_weights(tmp_path_factory) -> bytes:
@@ -106,10 +108,28 @@ mappings = st.fixed_dictionaries(
 @example({"train": {"lr": 10**400}})  # too large for a float
 @example({"train": 0})  # a falsy section is not an empty one
 @example({"model": {"hidden": [[1, 2]] * 5}})
+@example({"data": {"augment": {"rotate": 5}, "validation": 10}, "train": {"lr": "1e-3"}, "model": None})
 def test_config_loader_returns_a_config_or_a_config_error(raw):
     try:
         config = from_dict(raw)
     except ConfigError as e:
         assert len(str(e)) < 1000
         return
-    assert isinstance(config, Config) and all(width > 0 for width in config.model.hidden)
+    assert from_dict(yaml.safe_load(save_config(config))) == config  # what is saved reads back the same
+    kept = flat_items(config)
+    for key, value in given(raw).items():  # every key given is kept, as given (ints standing for floats)
+        assert kept[key] == value or (isinstance(value, str) and kept[key] == float(value)), key
+
+
+def given(raw: dict, prefix: str = "") -> dict[str, object]:
+    """The keys a valid raw config sets, by dotted name (a section left empty sets none)."""
+    items = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) or (value is None and f"{prefix}{key}" in SECTIONS):
+            items |= given(value or {}, f"{prefix}{key}.")
+        else:
+            items[f"{prefix}{key}"] = value
+    return items
+
+
+SECTIONS = {"data", "model", "train", "data.augment"}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import TINY, mlp
 
 from mlpcli import artifacts
@@ -85,10 +86,8 @@ def test_a_run_diverging_later_keeps_the_weights_of_its_kept_epoch(idx_dir, tmp_
 def test_no_temporary_files_survive_a_failed_write(tmp_path, monkeypatch):
     monkeypatch.setattr(artifacts.os, "fsync", fail_with(errno.EIO))
     path = tmp_path / "metrics.json"
-    try:
+    with pytest.raises(artifacts.RunDirError, match="Input/output error"):
         artifacts.write_json(path, {"a": 1})
-    except artifacts.RunDirError as e:
-        assert "Input/output error" in str(e)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -39,8 +39,23 @@ def test_bptt_matches_central_differences():
     assert relative_error(analytic, numerical_gradient(lambda: rnn.loss(xs, ys), rnn.params)) < 1e-6
 
 
-def test_last_step_delta_has_no_recurrent_term():
+def test_the_delta_of_a_step_is_the_output_error_and_the_error_carried_back():
+    """δ^(t) = Vᵀ(ŷ^(t) - y^(t)) + Wᵀ r^(t+1): each term checked on its own, with numbers that
+    tell a wrong factor, a missing term or a transpose apart."""
+    rnn, _, _ = rnn_and_sequence()
+    rng = np.random.default_rng(5)
+    error, r_next = rng.standard_normal(2), rng.standard_normal(4)
+    np.testing.assert_allclose(rnn.delta_step(error, np.zeros(4)), rnn.V.T @ error)  # t = T: no future
+    np.testing.assert_allclose(rnn.delta_step(np.zeros(2), r_next), rnn.W.T @ r_next)
+    np.testing.assert_allclose(rnn.delta_step(error, r_next), rnn.V.T @ error + rnn.W.T @ r_next)
+
+
+def test_a_single_step_sequence_is_differentiated_right_too():
+    """T = 1: h^(0) = 0 makes ∂L/∂W zero whatever the delta is, so U, b, V and c carry the check."""
     rnn, xs, ys = rnn_and_sequence(steps=1)
     rnn.loss_and_grad(xs, ys)
-    _, grad_W = rnn.tensors()["W"]
-    np.testing.assert_array_equal(grad_W, 0)  # h^(0) = 0, so ∂L/∂W = r (h^(0))ᵀ = 0 for T = 1
+    analytic = rnn.grads.copy()
+    numeric = numerical_gradient(lambda: rnn.loss(xs, ys), rnn.params)
+    assert relative_error(analytic, numeric) < 1e-6
+    _, grad_U = rnn.tensors()["U"]
+    assert np.abs(grad_U).max() > 1e-3  # not vacuous: the input weights get a gradient
