@@ -221,16 +221,18 @@ def _train(
                 (out / name).unlink(missing_ok=True)
 
     data = {"data": splits.source.to_dict()}
+
+    def so_far() -> dict:  # what metrics.json says of a run that did not finish
+        return {"epochs": len(trainer.history.epochs), "kept_epoch": trainer.history.kept_epoch} | data
+
     try:
         finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
     except DivergedError as e:
-        so_far = {"epochs": len(trainer.history.epochs), "kept_epoch": trainer.history.kept_epoch}
-        _save(out, config, trainer, {"status": "diverged", "error": str(e)} | so_far | data)
+        _save(out, config, trainer, {"status": "diverged", "error": str(e)} | so_far())
         raise
     if not finished:
         checkpoint()
-        so_far = {"epochs": trainer.position.epoch, "kept_epoch": trainer.history.kept_epoch}
-        _save(out, config, trainer, {"status": "interrupted"} | so_far | data)
+        _save(out, config, trainer, {"status": "interrupted"} | so_far())
         p = trainer.position
         saved = (
             "saved a checkpoint and the weights kept so far"

@@ -140,6 +140,16 @@ def test_an_interrupt_while_waiting_is_raised_once_the_job_is_done():
     assert finished == ["slow", "next"]
 
 
+def test_each_optimizer_flushes_its_own_momenta(monkeypatch):
+    """Adam's u and w, SGD's velocity; plain SGD has none to flush."""
+    flushed = []
+    monkeypatch.setattr(optim, "flush_denormals", lambda buffer: flushed.append(buffer))
+    adam, sgd, plain = optimizers(10, parallel=False)
+    for optimizer in (adam, sgd, plain):
+        optimizer.flush_denormals()
+    assert [id(b) for b in flushed] == [id(adam.u), id(adam.w), id(sgd.velocity)]
+
+
 def test_flush_denormals_zeroes_exactly_the_denormals():
     values = [0.0, 1e-45, -3e-42, TINY_NORMAL / 2, TINY_NORMAL, -TINY_NORMAL, 1e-30, 1.0, np.inf, np.nan]
     buffer = np.array(values, dtype=np.float32)

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, TINY, mlp
 from PIL import Image, ImageDraw
 
+from mlpcli.artifacts import load_weights
 from mlpcli.data import DataConfig, load_split
 from mlpcli.errors import ImageError
 from mlpcli.images import read_image, stroke_width, to_mnist
@@ -298,3 +299,18 @@ def test_an_mse_network_gives_scores_not_probabilities(tmp_path):
     assert all(set(p) == {"class", "name", "score"} for p in prediction["predictions"])
     result = mlp("predict", out, three)
     assert result.stdout.rstrip().endswith("(mse scores, not probabilities)")
+
+
+def test_the_answer_is_the_networks_on_the_normalised_input_it_saw(mnist_run, tmp_path):
+    """The probabilities predict gives are the model's own on the 28×28 image it saved, after
+    the run's input normalisation: not on raw pixels, not on another preparation."""
+    result = mlp(
+        "predict", mnist_run, ROOT / "docs" / "seven.jpg", "--json", "--top", "10", "--save-input", tmp_path
+    )
+    (answer,) = json.loads(result.stdout)
+    with Image.open(answer["input"]) as seen:
+        pixels = np.asarray(seen).reshape(1, -1)
+    saved = load_weights(mnist_run)
+    expected = saved.model.output.scores(saved.model.forward(saved.norm.apply(pixels)))[0]
+    given = {p["class"]: p["probability"] for p in answer["predictions"]}
+    np.testing.assert_allclose([given[k] for k in range(10)], expected, rtol=1e-6, atol=1e-9)

@@ -100,6 +100,17 @@ def test_interrupted_and_resumed_equals_straight(idx_dir, tmp_path, calls):
     assert_same_run(reference, out)
 
 
+@pytest.mark.parametrize("nesterov", ["false", "true"])
+def test_an_sgd_run_with_momentum_resumes_bitwise(idx_dir, tmp_path, nesterov):
+    """SGD's velocity is saved and restored as Adam's moments are."""
+    sgd = ("train.optimizer=sgd", "train.momentum=0.9", f"train.nesterov={nesterov}")
+    reference = straight(idx_dir, tmp_path / "straight", extra=sgd)
+    out = tmp_path / "stopped"
+    interrupted(idx_dir, out, 50, sgd)  # in epoch 2
+    assert mlp("train", "--resume", out).exit_code == 0
+    assert_same_run(reference, out)
+
+
 def test_resumed_equals_straight_with_the_optimizer_on_two_threads_and_flushes(
     idx_dir, tmp_path, monkeypatch
 ):

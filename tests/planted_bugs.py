@@ -1,0 +1,435 @@
+"""Planted bugs: do the tests catch them? Each bug is one small change to the code, of the kind
+a person makes: an index off by one, a sign, a forgotten step, a copy of the wrong array. The
+runner copies the project, plants each bug in turn, runs the test suite against the copy
+(stopping at the first failure) and reports which bugs the tests caught ("killed") and which
+they let through ("survived").
+
+    python tests/planted_bugs.py                 every bug, against this checkout
+    python tests/planted_bugs.py --only no-shuffle adam-no-bias-correction
+    python tests/planted_bugs.py --root ../old   another checkout (a bug whose code is not there: n/a)
+
+It takes about half an hour on two cores: a killed bug costs seconds, a surviving one the
+whole suite. It is not a test itself (pytest does not collect it); run it when the tests or the
+code they guard change. A bug that no test could tell from the real code (an equivalent
+change) says why in `equivalent`.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Bug:
+    id: str
+    file: str  # under mlpcli/
+    before: str  # text found exactly once in the file
+    after: str
+    equivalent: str = ""  # why no test can catch it, if none can
+
+
+T, O, A, N, D, I, E, P, R = (
+    "train.py",
+    "optim.py",
+    "augment.py",
+    "nn/network.py",
+    "data.py",
+    "images.py",
+    "evaluate.py",
+    "predict.py",
+    "run.py",
+)
+BUGS = [
+    # --- the training loop ------------------------------------------------------------------
+    Bug(
+        "no-shuffle",
+        T,
+        "p.order = self.shuffle_rng.permutation(len(self.train.labels))",
+        "p.order = np.arange(len(self.train.labels))",
+    ),
+    Bug(
+        "shuffle-once",
+        T,
+        "p.order = self.shuffle_rng.permutation(len(self.train.labels))",
+        "p.order = np.random.default_rng(0).permutation(len(self.train.labels))",
+    ),
+    Bug(
+        "optimizer-ignores-schedule",
+        T,
+        "self.optimizer.step(model.params, model.grads, lr)",
+        "self.optimizer.step(model.params, model.grads, self.config.lr)",
+    ),
+    Bug(
+        "only-last-layer-learns",
+        T,
+        "self.optimizer.step(model.params, model.grads, lr)",
+        "model.grads[: model.n_weights - model.layers[-1].W.size] = 0\n"
+        "            self.optimizer.step(model.params, model.grads, lr)",
+    ),
+    Bug(
+        "schedule-off-by-one",
+        T,
+        "learning_rate(self.config, self.position.epoch, self.schedule)",
+        "learning_rate(self.config, self.position.epoch + 1, self.schedule)",
+    ),
+    Bug(
+        "batch-drops-an-example",
+        T,
+        "index = p.order[start : start + batch_size]",
+        "index = p.order[start : start + batch_size - 1]",
+    ),
+    Bug(
+        "resume-restarts-the-epoch",
+        T,
+        "starts = range(p.batch * batch_size, len(p.order), batch_size)",
+        "starts = range(0, len(p.order), batch_size)",
+    ),
+    Bug("train-loss-unweighted", T, "p.loss_sum += loss * len(index)", "p.loss_sum += loss * batch_size"),
+    Bug(
+        "train-accuracy-counts-wrong",
+        T,
+        "correct = int(np.count_nonzero(Z.argmax(axis=1) == self.train.labels[index]))",
+        "correct = int(np.count_nonzero(Z.argmax(axis=1) == self.train.labels[np.sort(index)]))",
+    ),
+    Bug(
+        "targets-out-of-step",
+        T,
+        "np.take(self.targets, index, axis=0, out=Y)",
+        "np.take(self.targets, np.sort(index), axis=0, out=Y)",
+    ),
+    Bug("augmentation-never-applied", T, "pixels = self.augmenter(pixels)", "pixels = pixels"),
+    Bug("kept-weights-never-copied", T, "np.copyto(self.kept_params, self.model.params)", "pass"),
+    Bug(
+        "last-weights-not-kept-ones",
+        T,
+        "        np.copyto(self.model.params, self.kept_params)\n        return True",
+        "        return True",
+    ),
+    Bug(
+        "patience-ignored",
+        T,
+        "history.stopped_early = history.patience_ran_out(self.config.patience)",
+        "history.stopped_early = False",
+    ),
+    Bug(
+        "checkpoint-off-schedule",
+        T,
+        "if self.position.epoch % self.config.checkpoint_every == 0 or self.finished:",
+        "if self.finished:",
+    ),
+    Bug(
+        "blow-up-never-seen",
+        T,
+        "if max(train_loss, val_loss) > BLOWN_UP * start:",
+        "if max(train_loss, val_loss) > BLOWN_UP * start * 1e6:",
+    ),
+    Bug(
+        "chance-alone-is-divergence",
+        T,
+        "if at_chance and train_loss > WORSE * start:",
+        "if at_chance or train_loss > WORSE * start:",
+    ),
+    Bug("resume-loses-the-order", T, 'order=arrays.get("order"))', "order=None)"),
+    Bug(
+        "resume-forgets-early-stop",
+        T,
+        "        self.history.stopped_early = self.history.patience_ran_out(self.config.patience)  # this config's",
+        "        pass",
+    ),
+    # --- the keep rule ------------------------------------------------------------------------
+    Bug(
+        "ties-to-the-higher-loss",
+        T,
+        "return (record.val_accuracy, -record.val_loss) > (kept.val_accuracy, -kept.val_loss)",
+        "return (record.val_accuracy, record.val_loss) > (kept.val_accuracy, kept.val_loss)",
+    ),
+    Bug(
+        "best-loss-is-the-highest",
+        T,
+        "return record.val_loss < kept.val_loss",
+        "return record.val_loss > kept.val_loss",
+    ),
+    Bug(
+        "patience-one-late",
+        T,
+        "len(self.epochs) - self.kept_epoch >= patience",
+        "len(self.epochs) - self.kept_epoch > patience",
+    ),
+    # --- schedules and optimizers ---------------------------------------------------------------
+    Bug(
+        "cosine-upside-down",
+        O,
+        "0.5 * (1 + math.cos(math.pi * (epoch - start)",
+        "0.5 * (1 - math.cos(math.pi * (epoch - start)",
+    ),
+    Bug(
+        "step-schedule-cycles",
+        O,
+        "config.gamma ** (epoch // config.step_size)",
+        "config.gamma ** (epoch % config.step_size)",
+    ),
+    Bug("resumed-curve-jumps", O, "new = Schedule(epoch, reached)", "new = Schedule(0, 1.0)"),
+    Bug("finished-curve-stays-at-zero", O, "if reached > 0:", "if reached >= 0:"),
+    Bug(
+        "adam-no-bias-correction",
+        O,
+        "lr_step = lr * (1 - b1) / (1 - b1**self.t) * root",
+        "lr_step = lr * (1 - b1) * root",
+    ),
+    Bug("adam-second-moment-of-g", O, "np.multiply(grads, grads, out=grads)", "np.abs(grads, out=grads)"),
+    Bug("adam-forgets-t-on-resume", O, 'self.t = int(state["t"])', "self.t = 0"),
+    Bug(
+        "sgd-forgets-velocity-on-resume",
+        O,
+        "        if self.velocity is not None:\n            np.copyto(self.velocity, state",
+        "        if self.velocity is None:\n            np.copyto(self.velocity, state",
+    ),
+    Bug(
+        "sgd-never-flushes",
+        O,
+        "            in_parts(flush_denormals, self.velocity, parallel=self.parallel)",
+        "            pass",
+    ),
+    Bug("momentum-never-decays", O, "    velocity *= mu\n", "    velocity *= 1.0\n"),
+    Bug("nesterov-is-plain-momentum", O, "    if nesterov:\n", "    if False:\n"),
+    # --- dropout --------------------------------------------------------------------------------
+    Bug(
+        "dropout-keeps-the-dropped",
+        N,
+        "mask = np.less(uniform, keep,",
+        "mask = np.greater_equal(uniform, keep,",
+    ),
+    Bug("dropout-not-inverted", N, "mask *= A.dtype.type(1.0 / keep)", "mask *= A.dtype.type(1.0)"),
+    Bug(
+        "dropout-not-back-propagated",
+        N,
+        "                delta *= self.masks[l - 1]  # through the dropout of a^l",
+        "                pass",
+    ),
+    Bug(
+        "weight-decay-doubled",
+        N,
+        "self.grads[: self.n_weights] += decay",
+        "self.grads[: self.n_weights] += 2 * decay",
+    ),
+    # --- splits and data --------------------------------------------------------------------------
+    Bug("validation-leaks-into-training", D, "np.sort(order[config.validation :])", "np.sort(order)"),
+    Bug(
+        "validation-ignores-the-seed",
+        D,
+        "order = np.random.default_rng(seed).permutation(len(full))",
+        "order = np.random.default_rng(0).permutation(len(full))",
+    ),
+    Bug("normalisation-multiplies", D, "out *= scalar(1.0 / self.std)", "out *= scalar(self.std / 255)"),
+    Bug(
+        "labels-of-10-allowed",
+        D,
+        "if labels.size and labels.max() >= N_CLASSES:",
+        "if labels.size and labels.max() > N_CLASSES:",
+    ),
+    Bug(
+        "shipped-copy-unchecked",
+        D,
+        'if self.kind == "shipped" and KNOWN_SPLITS.get(fingerprint(dataset)) != (self.name, split):',
+        "if False:",
+    ),
+    Bug(
+        "no-fallback-offline",
+        D,
+        '        if config.name not in SHIPPED:\n            raise DataError(f"{e} to download',
+        '        if True:\n            raise DataError(f"{e} to download',
+    ),
+    # --- augmentation ----------------------------------------------------------------------------
+    Bug(
+        "scale-inverted",
+        A,
+        "cos, sin = np.cos(angle) / scale, np.sin(angle) / scale",
+        "cos, sin = np.cos(angle) * scale, np.sin(angle) * scale",
+    ),
+    Bug(
+        "rotation-sheared",
+        A,
+        "source_y = np.rint(cos * y - sin * x + centre[0])",
+        "source_y = np.rint(cos * y + sin * x + centre[0])",
+    ),
+    Bug("mirror-ignored", A, "    x = x * mirror\n", "    x = x\n"),
+    Bug(
+        "shift-one-sided",
+        A,
+        "self.rng.integers(-self.shift, self.shift + 1, size=(2, n))",
+        "self.rng.integers(-self.shift, self.shift, size=(2, n))",
+    ),
+    Bug("outside-reads-the-edge", A, "    outside = shift + 1\n", "    outside = shift\n"),
+    # --- image preparation and predict ---------------------------------------------------------
+    Bug(
+        "ink-the-wrong-way",
+        I,
+        "deviation = background - grey if darker >= lighter else grey - background",
+        "deviation = background - grey if darker < lighter else grey - background",
+    ),
+    Bug(
+        "centre-of-mass-mirrored",
+        I,
+        "top, left = round(FIELD / 2 - centre_row), round(FIELD / 2 - centre_col)",
+        "top, left = round(FIELD / 2 - centre_col), round(FIELD / 2 - centre_row)",
+    ),
+    Bug(
+        "fitted-to-the-shorter-side",
+        I,
+        "    scale = BOX / max(rows, cols)\n    size =",
+        "    scale = BOX / min(rows, cols)\n    size =",
+    ),
+    Bug("noise-taken-for-ink", I, "noise = NOISE * 1.4826 *", "noise = 0 * 1.4826 *"),
+    Bug("thin-strokes-kept-thin", I, "    if width * scale < THIN:\n", "    if width * scale < 0:\n"),
+    Bug(
+        "predict-least-probable-first",
+        P,
+        'ranked = np.argsort(-scores, kind="stable")[:top]',
+        'ranked = np.argsort(scores, kind="stable")[:top]',
+    ),
+    Bug(
+        "predict-unnormalised",
+        P,
+        "saved.norm.apply(pixels.reshape(1, -1))",
+        "pixels.reshape(1, -1).astype(np.float32)",
+    ),
+    Bug("predict-top-fixed", P, "[:top]", "[:3]"),
+    # --- evaluation -----------------------------------------------------------------------------
+    Bug(
+        "top-k-needs-all",
+        E,
+        "(self.ranked == self.labels[:, None]).any(axis=1)",
+        "(self.ranked == self.labels[:, None]).all(axis=1)",
+    ),
+    Bug(
+        "confusion-transposed",
+        E,
+        "np.add.at(confusion, (self.labels, self.predicted), 1)",
+        "np.add.at(confusion, (self.predicted, self.labels), 1)",
+    ),
+    Bug(
+        "precision-is-recall", E, "precision = _share(right, predicted)", "precision = _share(right, support)"
+    ),
+    Bug(
+        "chunk-loss-unweighted",
+        E,
+        "one_hot(labels[rows], Z.shape[1], Z.dtype)) * len(Z)",
+        "one_hot(labels[rows], Z.shape[1], Z.dtype)) * CHUNK",
+    ),
+    Bug(
+        "mistakes-least-confident-first",
+        E,
+        'return wrong[np.argsort(-self.confidence[wrong], kind="stable")]',
+        'return wrong[np.argsort(self.confidence[wrong], kind="stable")]',
+    ),
+    # --- resume -----------------------------------------------------------------------------------
+    Bug("resume-lets-batch-size-change", R, '    "train.batch_size",\n', ""),
+    Bug("resume-lets-beta1-change", R, '    "train.beta1",  # Adam', '    # "train.beta1",  # Adam'),
+    Bug(
+        "resume-never-reschedules",
+        R,
+        "            note = trainer.reschedule(before.train)",
+        '            note = ""',
+    ),
+    # --- the RNN ----------------------------------------------------------------------------------
+    Bug(
+        "rnn-delta-garbled",
+        "nn/rnn.py",
+        "return self.V.T @ error + self.W.T @ r_next",
+        "return 7 * self.V.T @ error + self.W.T @ (r_next + 1)",
+    ),
+    Bug(
+        "rnn-tanh-derivative",
+        "nn/rnn.py",
+        "r = (1 - self.hs[t] ** 2) * delta",
+        "r = (1 - self.hs[t]) * delta",
+    ),
+    Bug(
+        "rnn-W-against-h-t",
+        "nn/rnn.py",
+        'grad["W"] += np.outer(r, self.hs[t - 1])',
+        'grad["W"] += np.outer(r, self.hs[t])',
+    ),
+]
+
+# the order the test files run in: the fast and pointed ones first, so a bug is caught sooner
+ORDER = [
+    "test_activations.py", "test_layers.py", "test_losses.py", "test_network.py", "test_optim.py",
+    "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
+    "test_data.py", "test_config.py", "test_gradcheck.py", "test_parallel.py", "test_predict.py",
+    "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_honesty.py",
+    "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py",
+    "test_output.py", "test_download.py", "test_end_to_end.py",
+]  # fmt: skip
+LEFT_OUT = {"test_terminal.py"}  # pipes and signals: no bug here reaches them, and they take a minute
+
+
+def test_files(root: Path) -> list[str]:
+    present = sorted(p.name for p in (root / "tests").glob("test_*.py") if p.name not in LEFT_OUT)
+    return [
+        f"tests/{name}"
+        for name in [n for n in ORDER if n in present] + [n for n in present if n not in ORDER]
+    ]
+
+
+def run_tests(copy: Path, timeout: float) -> tuple[str, str]:
+    """("killed" | "survived", the first failing test or what happened)."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rf", *test_files(copy)]
+    env = os.environ | {"PYTHONPATH": str(copy)}  # the copy's mlpcli, not the installed one
+    try:
+        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed", f"the tests ran out of time ({timeout:.0f} s)"
+    if done.returncode == 0:
+        return "survived", ""
+    failed = re.search(r"^(FAILED|ERROR) (\S+)", done.stdout, re.M)
+    return "killed", failed.group(2) if failed else f"pytest exited {done.returncode}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--only", nargs="*", help="the ids of the bugs to plant (default: all)")
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args()
+    bugs = [bug for bug in BUGS if not args.only or bug.id in args.only]
+    with tempfile.TemporaryDirectory(prefix="planted-") as folder:
+        copy = Path(folder) / "project"
+        shutil.copytree(
+            args.root, copy, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__")
+        )
+        outcomes = {}
+        for bug in bugs:
+            path = copy / "mlpcli" / bug.file
+            original = path.read_text(encoding="utf-8")
+            if original.count(bug.before) != 1:
+                outcomes[bug.id] = ("n/a", f"the code to change is not in {bug.file} (or not once)")
+            else:
+                path.write_text(original.replace(bug.before, bug.after), encoding="utf-8")
+                start = time.perf_counter()
+                try:
+                    outcome, detail = run_tests(copy, args.timeout)
+                finally:
+                    path.write_text(original, encoding="utf-8")
+                detail = f"{detail} ({time.perf_counter() - start:.0f} s)".strip()
+                outcomes[bug.id] = (outcome, detail)
+            print(f"{bug.id:34} {outcomes[bug.id][0]:9} {outcomes[bug.id][1]}", flush=True)
+    planted = [bug for bug in bugs if outcomes[bug.id][0] != "n/a"]
+    killed = sum(outcomes[bug.id][0] == "killed" for bug in planted)
+    equivalent = sum(bool(bug.equivalent) for bug in planted if outcomes[bug.id][0] == "survived")
+    print(f"\n{killed} of {len(planted)} planted bugs killed ({equivalent} equivalent survivors)", end="")
+    print(f"; {len(bugs) - len(planted)} not applicable to {args.root}" if len(planted) < len(bugs) else "")
+    return 0 if killed + equivalent == len(planted) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
