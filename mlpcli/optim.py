@@ -24,7 +24,9 @@ def flush_denormals(buffer: np.ndarray) -> None:
     step into the denormal range and sticks there (β·x rounds back to x for the smallest
     denormals), where every arithmetic pass over it runs many times slower. Dropping such an
     entry changes the step it feeds by less than 1e-32: less than half a float32 step of any
-    weight above 1e-24 in size."""
+    weight above 1e-24 in size. Weights go denormal too, where weight decay pulls a dead
+    unit's weights towards 0; on some CPUs (Intel's, here) a matrix product with denormal
+    entries runs 100× slower. Setting such a weight to 0 moves it by less than 1.2e-38."""
     np.copyto(buffer, 0, where=np.abs(buffer) < np.finfo(buffer.dtype).tiny)
 
 
@@ -43,9 +45,10 @@ class SGD:
         if self.velocity is not None:
             np.copyto(self.velocity, state["velocity"])
 
-    def flush_denormals(self) -> None:
-        if self.velocity is not None:
-            in_parts(flush_denormals, self.velocity, parallel=self.parallel)
+    def flush_denormals(self, params: np.ndarray) -> None:
+        """Set the denormal entries of `params` and of the velocity to 0."""
+        for buffer in (params, *self.state().values()):
+            in_parts(flush_denormals, buffer, parallel=self.parallel)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""
@@ -107,9 +110,10 @@ class Adam:
         np.copyto(self.w, state["w"])
         self.t = int(state["t"])
 
-    def flush_denormals(self) -> None:
-        for moment in (self.u, self.w):
-            in_parts(flush_denormals, moment, parallel=self.parallel)
+    def flush_denormals(self, params: np.ndarray) -> None:
+        """Set the denormal entries of `params` and of both moments to 0."""
+        for buffer in (params, self.u, self.w):
+            in_parts(flush_denormals, buffer, parallel=self.parallel)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update `params`; `grads` is used up (it serves as scratch)."""

@@ -115,15 +115,15 @@ def test_resumed_equals_straight_with_the_optimizer_on_two_threads_and_flushes(
     idx_dir, tmp_path, monkeypatch
 ):
     """300k parameters (their optimizer passes shared by two threads, even on one core) and
-    63 batches an epoch, stopped at batch 40 of epoch 2, before that epoch's flush at batch
-    50. The flush is made to halve every momentum, so that a flush at another step than the
-    straight run's would show in the weights."""
+    63 batches an epoch, stopped at batch 45 of epoch 2, between that epoch's flushes at
+    batches 40 and 50. The flush is made to shrink the weights and momenta by 1 %, so that a
+    flush at another step than the straight run's would show in the weights."""
     monkeypatch.setattr(mlpcli.train, "available", lambda: True)
-    monkeypatch.setattr(optim, "flush_denormals", lambda moment: np.multiply(moment, 0.5, out=moment))
+    monkeypatch.setattr(optim, "flush_denormals", lambda buffer: np.multiply(buffer, 0.99, out=buffer))
     extra = ("model.hidden=[512,512]", "train.batch_size=16")
     reference = straight(idx_dir, tmp_path / "straight", extra=extra)
     out = tmp_path / "stopped"
-    interrupted(idx_dir, out, 63 + 41, extra)
+    interrupted(idx_dir, out, 63 + 46, extra)
     result = mlp("train", "--resume", out)
     assert result.exit_code == 0, result.output
     assert_same_run(reference, out)
