@@ -8,7 +8,7 @@ they let through ("survived").
     python tests/planted_bugs.py --only no-shuffle adam-no-bias-correction
     python tests/planted_bugs.py --root ../old   another checkout (a bug whose code is not there: n/a)
 
-It takes about half an hour on two cores: a killed bug costs seconds, a surviving one the
+It takes about ten minutes on two cores: a killed bug costs seconds, a surviving one the
 whole suite. It is not a test itself (pytest does not collect it); run it when the tests or the
 code they guard change. A bug that no test could tell from the real code (an equivalent
 change) says why in `equivalent`.
@@ -194,8 +194,14 @@ BUGS = [
     Bug(
         "sgd-never-flushes",
         O,
-        "            in_parts(flush_denormals, self.velocity, parallel=self.parallel)",
-        "            pass",
+        "        for buffer in (params, *self.state().values()):",
+        "        for buffer in ():",
+    ),
+    Bug(
+        "weights-never-flushed",
+        O,
+        "        for buffer in (params, self.u, self.w):",
+        "        for buffer in (self.u, self.w):",
     ),
     Bug("momentum-never-decays", O, "    velocity *= mu\n", "    velocity *= 1.0\n"),
     Bug("nesterov-is-plain-momentum", O, "    if nesterov:\n", "    if False:\n"),
