@@ -3,7 +3,9 @@ was made: grayscale, light ink on a dark background, cropped to the ink, scaled 
 longer side is 20 pixels (keeping the aspect ratio, grey levels from the resampling, the
 strongest stroke at full white), and
 placed in a 28×28 field with its centre of mass at the centre (row 14, column 14: where the
-centres of MNIST's own digits lie). Pillow decodes and resamples; the rest is NumPy.
+centres of MNIST's own digits lie). Two steps MNIST's scans did not need: the background's own
+grain (a photo's paper) is taken off before the ink is found, and a stroke far thinner than
+MNIST's pen at 28×28 is redrawn with it. Pillow decodes and resamples; the rest is NumPy.
 """
 
 from pathlib import Path
