@@ -107,12 +107,19 @@ def _thickened(ink: np.ndarray, width: float) -> np.ndarray:
     from PIL import Image
 
     factor = 4 * BOX / max(ink.shape)
-    size = (max(1, round(ink.shape[1] * factor)), max(1, round(ink.shape[0] * factor)))
-    image = Image.fromarray(np.round(ink * 255).astype(np.uint8)).resize(size, Image.Resampling.BOX)
-    large = np.asarray(image, dtype=np.float64) / 255
+    large = _resized(ink, factor, Image.Resampling.BOX) / 255
     thinned = min(1.0, width * factor)  # a line thinner than a pixel is averaged down to this
     radius = max(0.0, (4 * PEN - max(width * factor, 1.0)) / 2)
     return _cropped(_dilated(np.clip(large / thinned, 0, 1), radius))
+
+
+def _resized(ink: np.ndarray, scale: float, resample) -> np.ndarray:
+    """`ink` (0 … 1) scaled by `scale` with Pillow's `resample`, as grey levels 0 … 255."""
+    from PIL import Image
+
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    image = Image.fromarray(np.round(ink * 255).astype(np.uint8)).resize(size, resample)
+    return np.asarray(image, dtype=np.float64)
 
 
 def _dilated(ink: np.ndarray, radius: float) -> np.ndarray:
@@ -133,11 +140,7 @@ def _fit(ink: np.ndarray, name: str) -> np.ndarray:
     the strongest pixel is 255 (a thin pen line shrunk from a large photo stays visible)."""
     from PIL import Image
 
-    rows, cols = ink.shape
-    scale = BOX / max(rows, cols)
-    size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-    image = Image.fromarray(np.round(ink * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
-    digit = np.asarray(image, dtype=np.float64)
+    digit = _resized(ink, BOX / max(ink.shape), Image.Resampling.LANCZOS)
     if digit.max() <= 0:
         raise ImageError(f"{name}: the ink is too thin or sparse to keep at {BOX}×{BOX} pixels")
     return digit * (255.0 / digit.max())

@@ -17,7 +17,7 @@ from mlpcli.data import Dataset, Normalisation, one_hot
 from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
 from mlpcli.nn.network import MLP
-from mlpcli.optim import Schedule, learning_rate, make_optimizer, rescheduled
+from mlpcli.optim import UNCHANGED, Schedule, learning_rate, make_optimizer, rescheduled
 from mlpcli.parallel import available
 from mlpcli.progress import bar
 
@@ -140,7 +140,7 @@ class Trainer:
         self.shuffle_rng, self.dropout_rng, self.augment_rng = rng.spawn(3)
         self.position = Position()
         self.history = History()  # its start_loss: measured by fit, or restored
-        self.schedule = Schedule()
+        self.schedule = UNCHANGED  # a run resumed with another train.epochs gets its own (reschedule)
         self.kept_params = model.params.copy()
         batch, n_input = config.batch_size, train.images.shape[1]
         self.augmenter = None

@@ -71,3 +71,10 @@ def test_an_evaluation_in_chunks_is_the_evaluation_in_one(monkeypatch):
     np.testing.assert_allclose(chunked.confidence, whole.confidence)
     Z = model.forward(X)
     assert whole.loss == pytest.approx(model.output.loss(Z, np.eye(4)[labels]), rel=1e-12)
+
+
+def test_the_confusion_matrix_by_row_divides_each_row_by_its_true_class():
+    report = report_of([0, 0, 0, 0, 1, 1, 2, 2], [0, 0, 0, 1, 1, 1, 1, 1])
+    by_row = np.array(report.to_dict([str(k) for k in range(10)])["confusion_matrix_by_row"])
+    np.testing.assert_allclose(by_row[:3, :3], [[0.75, 0.25, 0], [0, 1, 0], [0, 1, 0]])
+    assert (by_row[3:] == 0).all()  # no examples of those classes: 0, not a division by zero
