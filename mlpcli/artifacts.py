@@ -3,10 +3,10 @@ what mlp eval writes: eval.json, confusion.png, mistakes.png). Every file is wri
 atomically: to a temporary file beside it, then renamed over it."""
 
 import csv
-import fcntl
 import io
 import json
 import os
+import time
 import uuid
 import zipfile
 import zlib
@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from mlpcli import locks
 from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
 from mlpcli.errors import MlpError, RunDirError, WeightsError
@@ -70,56 +71,19 @@ def run_directory(path: Path, mode: str) -> Iterator[Path]:
             )
         outermost_new = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
         path.mkdir(parents=True, exist_ok=True)
-        lock = _lock(path)
+        lock = locks.hold(path / LOCK)
+    except locks.Held as e:
+        raise RunDirError(
+            f"{path} is in use by another mlp train (process {e.owner}); wait for it or choose another --out"
+        ) from None
     except OSError as e:
         raise RunDirError(f"cannot use run directory {path}: {e.strerror or e}") from None
     try:
         yield path
     finally:
-        (path / LOCK).unlink(missing_ok=True)
-        os.close(lock)  # releases the flock
+        locks.let_go(path / LOCK, lock)
         if outermost_new is not None:
             _remove_empty(path, outermost_new)
-
-
-def _lock(path: Path) -> int:
-    """An exclusive flock on the run directory's lock file (holding our process id), or a
-    RunDirError at once if a live run holds it. The kernel drops a flock when its process
-    ends, so a run that crashed never leaves the directory locked."""
-    lock = path / LOCK
-    while True:
-        descriptor = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(descriptor, 32).decode(errors="replace").strip() or "?"
-            os.close(descriptor)
-            raise RunDirError(
-                f"{path} is in use by another mlp train (process {owner});"
-                " wait for it or choose another --out"
-            ) from None
-        if lock.exists() and lock.stat().st_ino == os.fstat(descriptor).st_ino:
-            break  # the file at that path is the one we locked
-        os.close(descriptor)  # a run that finished unlinked it in between: lock the new one
-    os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"{os.getpid()}\n".encode())
-    return descriptor
-
-
-def lock_holder(path: Path) -> int | None:
-    """The process id of a live run holding the run directory `path`, else None."""
-    try:
-        descriptor = os.open(path / LOCK, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None  # nobody holds it: a lock file left by a run that crashed
-    except BlockingIOError:
-        owner = os.read(descriptor, 32).decode(errors="replace").strip()
-        return int(owner) if owner.isdigit() else 0
-    finally:
-        os.close(descriptor)
 
 
 def _remove_empty(path: Path, outermost: Path) -> None:
@@ -142,13 +106,34 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise RunDirError(f"cannot write {path}: {e.strerror or e}") from None
+        busy = getattr(e, "winerror", None) in BUSY_WINERRORS
+        raise RunDirError(
+            f"cannot write {path}: {e.strerror or e}{' (is it open in another program?)' if busy else ''}"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# Windows refuses to replace a file that another process has open (a reader of the run, say,
+# mlp runs): ERROR_ACCESS_DENIED or ERROR_SHARING_VIOLATION. Readers hold files for moments.
+BUSY_WINERRORS = (5, 32)
+REPLACE_WAITS = [0.01 * 2**attempt for attempt in range(8)]  # seconds, 2.55 in all
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """os.replace(tmp, path), tried again while Windows says `path` is busy."""
+    for wait in [*REPLACE_WAITS, None]:
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError as e:
+            if wait is None or getattr(e, "winerror", None) not in BUSY_WINERRORS:
+                raise
+        time.sleep(wait)
 
 
 def write_text(path: Path, text: str) -> None:

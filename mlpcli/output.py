@@ -14,36 +14,38 @@ import sys
 
 
 class Silenceable(io.RawIOBase):
-    """The writes to a file descriptor, until one fails; from then on, nothing."""
+    """The writes to the raw file `raw`, until one fails; from then on, nothing."""
 
-    def __init__(self, fd: int):
-        self.fd, self.silenced = fd, False
+    def __init__(self, raw: io.RawIOBase):
+        self.raw, self.silenced = raw, False
 
     def writable(self) -> bool:
         return True
 
     def fileno(self) -> int:
-        return self.fd
+        return self.raw.fileno()
 
     def isatty(self) -> bool:
-        return not self.silenced and os.isatty(self.fd)
+        return not self.silenced and self.raw.isatty()
 
     def write(self, data) -> int:
         if not self.silenced:
             try:
-                return os.write(self.fd, data)
+                return self.raw.write(data)
             except OSError:  # a closed pipe, a hung-up terminal, a full disk: output stops
                 self.silenced = True
         return len(data)
 
 
 def silenceable(stream: io.TextIOWrapper, write_through: bool = False) -> io.TextIOWrapper:
-    """A text stream like `stream`, writing to its file descriptor through Silenceable."""
-    buffered = io.BufferedWriter(Silenceable(stream.fileno()))
+    """A text stream like `stream`, writing through Silenceable to the raw file beneath it (on
+    a Windows console that is the console's own writer, which takes UTF-8). A character its
+    encoding lacks (a Windows pipe's code page has no →) is written as ?, not raised."""
+    raw = getattr(stream.buffer, "raw", stream.buffer)  # with python -u, the buffer is the raw file
     return io.TextIOWrapper(
-        buffered,
+        io.BufferedWriter(Silenceable(raw)),
         encoding=stream.encoding,
-        errors=stream.errors,
+        errors="replace" if stream.errors == "strict" else stream.errors,
         line_buffering=stream.line_buffering,
         write_through=write_through,
     )

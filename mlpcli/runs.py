@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpcli import artifacts
+from mlpcli import artifacts, locks
 from mlpcli.config import flat_items, from_dict, read_yaml
 from mlpcli.errors import MlpError
 from mlpcli.train import HISTORY_COLUMNS
@@ -26,7 +26,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        owner = artifacts.lock_holder(self.path)
+        owner = locks.holder(self.path / artifacts.LOCK)
         if owner is not None:
             return f"training (process {owner})"
         if self.problems:
@@ -107,7 +107,13 @@ def differing_keys(runs: list[Run]) -> list[str]:
     """The config keys whose values are not the same in every run that has a config."""
     configs = [run.config for run in runs if run.config]
     keys = sorted({key for config in configs for key in config})
-    return [key for key in keys if len({repr(config.get(key)) for config in configs}) > 1]
+    return [key for key in keys if len({_compared(key, config.get(key)) for config in configs}) > 1]
+
+
+def _compared(key: str, value: object) -> object:
+    """What tells values apart: paths compared the platform's way (on Windows C:\\Data and
+    c:/data are one folder), anything else by its text."""
+    return Path(value) if key in PATH_KEYS and isinstance(value, str) else repr(value)
 
 
 def table(runs: list[Run], sort: str = "run", reverse: bool = False) -> str:
@@ -150,10 +156,14 @@ def _short_paths(values: list[object]) -> dict[str, str]:
     paths = sorted({str(value) for value in values if isinstance(value, str)})
     parts = {path: Path(path).parts for path in paths}
     for n in range(1, max((len(p) for p in parts.values()), default=0) + 1):
-        shown = {path: str(Path(*p[-n:])) for path, p in parts.items()}
-        if len(set(shown.values())) == len(shown):
-            return {path: short if short == path else f"…/{short}" for path, short in shown.items()}
+        tails = {path: p[-n:] for path, p in parts.items()}
+        if len(set(tails.values())) == len(tails):
+            return {path: str(Path(*_marked(tail, parts[path]))) for path, tail in tails.items()}
     return {}
+
+
+def _marked(tail: tuple[str, ...], parts: tuple[str, ...]) -> tuple[str, ...]:
+    return tail if tail == parts else ("…", *tail)  # … where parts were cut
 
 
 def _sortable(value: object) -> tuple[int, object]:

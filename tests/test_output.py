@@ -8,7 +8,7 @@ from mlpcli.output import Silenceable, silenceable
 
 def test_a_closed_pipe_silences_the_stream_and_raises_nothing():
     read_end, write_end = os.pipe()
-    raw = Silenceable(write_end)
+    raw = Silenceable(open(write_end, "wb", buffering=0, closefd=False))  # noqa: SIM115 (closed below)
     assert raw.write(b"epoch 1\n") == 8 and os.read(read_end, 100) == b"epoch 1\n"
     os.close(read_end)  # the reader (tee, head) is gone
     assert raw.write(b"epoch 2\n") == 8 and raw.silenced  # a write that failed: silenced
