@@ -2,6 +2,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -128,7 +129,7 @@ def test_a_live_run_holds_the_directory_and_a_crashed_one_does_not(tmp_path):
     ):
         with run_directory(run, "overwrite"):
             pass
-    dead = subprocess.Popen(["true"])
+    dead = subprocess.Popen([sys.executable, "-c", ""])
     dead.wait()
     (run / ".lock").write_text(f"{dead.pid}\n")  # left by a run that crashed: nobody holds it
     with run_directory(run, "overwrite") as path:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def test_weights_that_do_not_fit_the_data(run_dir, tmp_path, mnist_dir):
     folder = tmp_path / "mnist"
     folder.mkdir()
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (folder / name).symlink_to(mnist_dir / name)
+        shutil.copy(mnist_dir / name, folder)
     result = mlp("eval", run_dir, "--set", f"data.dir={folder}")
     assert (
         result.exit_code == 1
@@ -190,12 +191,12 @@ def test_every_command_has_a_whole_sentence_summary():
 @pytest.mark.parametrize(
     ("signals", "outcome", "stop_signal"),
     [
-        ([signal.SIGHUP, signal.SIGTERM], None, signal.SIGTERM),  # the dying shell's SIGHUP came first
-        ([signal.SIGTERM, signal.SIGHUP], None, signal.SIGTERM),
-        ([signal.SIGHUP, signal.SIGHUP], None, signal.SIGHUP),
+        ([cli.SIGHUP, signal.SIGTERM], None, signal.SIGTERM),  # the dying shell's SIGHUP came first
+        ([signal.SIGTERM, cli.SIGHUP], None, signal.SIGTERM),
+        ([cli.SIGHUP, cli.SIGHUP], None, cli.SIGHUP),
         ([signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
         ([signal.SIGTERM, signal.SIGTERM], SystemExit, signal.SIGTERM),
-        ([signal.SIGHUP, signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
+        ([cli.SIGHUP, signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
     ],
 )
 def test_which_signals_stop_after_the_batch_and_which_at_once(signals, outcome, stop_signal):

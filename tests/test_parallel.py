@@ -118,6 +118,7 @@ def test_the_worker_follows_the_callers_floating_point_error_handling():
     assert np.isinf(huge).all()
 
 
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="Windows has no interval timer")
 def test_an_interrupt_while_waiting_is_raised_once_the_job_is_done():
     """Ctrl-C during wait() must not leave the worker writing the buffers while the caller goes
     on, nor its 'done' in the queue for the next wait()."""
