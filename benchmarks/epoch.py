@@ -79,7 +79,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run of mlp train")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the peak-memory run of mlp train (Linux only)"
+    )
     parser.add_argument("--child", choices=list(KINDS), help=argparse.SUPPRESS)  # one timing process
     return parser.parse_args()
 
@@ -382,7 +384,8 @@ def cost_row(args, sizes, hidden: str, full, test, norm: Normalisation, epoch: f
     model = MLP(sizes, "relu")
     model.init(np.random.default_rng(0), "he")
     augment = time_augment(full, args.batch)
-    peak = "-" if args.no_memory else f"{peak_memory_of_mlp_train(args.data, hidden):.0f}"
+    measured = not args.no_memory and Path("/proc/self/status").exists()  # Linux's VmHWM only
+    peak = f"{peak_memory_of_mlp_train(args.data, hidden):.0f}" if measured else "-"
     cells = [
         "-".join(map(str, sizes)),
         f"{augment:.3f}",
