@@ -33,3 +33,7 @@ class DivergedError(MlpError):
 
 class ImageError(MlpError):
     """An image file that cannot be read, or holds no digit to classify."""
+
+
+class ImageTooLarge(ImageError):
+    """An image with more pixels than the reader was told to decode."""

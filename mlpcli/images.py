@@ -9,10 +9,11 @@ MNIST's pen at 28×28 is redrawn with it. Pillow decodes and resamples; the rest
 """
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from mlpcli.errors import ImageError
+from mlpcli.errors import ImageError, ImageTooLarge
 
 FIELD, BOX = 28, 20  # MNIST's image side, and the box its digits are scaled to fit
 MIN_CONTRAST = 32  # grey levels between background and ink below which an image counts as blank
@@ -29,14 +30,23 @@ WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")  # Pillow's 16- and 32-bit int
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """The image at `path` as grey levels (rows, cols) in 0–255, float: transparency is white,
-    and 16-bit or floating-point images are scaled from their own range."""
+def read_image(
+    source: str | Path | IO[bytes], name: str | None = None, max_pixels: int | None = None
+) -> np.ndarray:
+    """The image at `source` (a path, or an open binary file called `name`) as grey levels
+    (rows, cols) in 0–255, float: transparency is white, and 16-bit or floating-point images
+    are scaled from their own range. With `max_pixels`, a larger image is refused (ImageTooLarge)
+    from its header, before it is decoded."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # only the commands that read images
 
-    path = Path(path)
+    path = source if hasattr(source, "read") else Path(source)
+    name = name or str(path)
     try:
         with Image.open(path) as image:
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise ImageTooLarge(
+                    f"{name}: {image.width}×{image.height} pixels is more than the {max_pixels:,} read here"
+                )
             image = ImageOps.exif_transpose(image)
             if image.mode in WIDE_MODES:
                 return _stretched(np.asarray(image, dtype=np.float64))
@@ -45,15 +55,15 @@ def read_image(path: str | Path) -> np.ndarray:
                 image = Image.alpha_composite(white, image.convert("RGBA"))
             return np.asarray(image.convert("L"), dtype=np.float64)
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: too large to read safely ({e})") from None
+        raise ImageTooLarge(f"{name}: too large to read safely ({e})") from None
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory, not an image") from None
+        raise ImageError(f"{name}: is a directory, not an image") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
+        raise ImageError(f"{name}: not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or damaged files
-        raise ImageError(f"{path}: cannot read the image ({e})") from None
+        raise ImageError(f"{name}: cannot read the image ({e})") from None
 
 
 def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:

@@ -71,7 +71,7 @@ def test_catches_relu_derivative_of_one_everywhere(monkeypatch):
 
 
 def test_catches_a_missing_transpose(monkeypatch):
-    def backward(self, delta, input_grad=True):
+    def backward(self, delta, input_grad=True, param_grads=True):
         np.matmul(delta.T, self.A_prev, out=self.grad_W)
         np.sum(delta, axis=0, out=self.grad_b)
         W = self.W.T if self.W.shape[0] == self.W.shape[1] else self.W  # Δ Wᵀ where shapes allow
@@ -86,8 +86,8 @@ def test_catches_a_missing_transpose(monkeypatch):
 def test_catches_a_bias_gradient_not_summed_over_the_batch(monkeypatch):
     original = Dense.backward
 
-    def backward(self, delta, input_grad=True):
-        result = original(self, delta, input_grad)
+    def backward(self, delta, input_grad=True, param_grads=True):
+        result = original(self, delta, input_grad, param_grads)
         self.grad_b[...] = delta[0]  # the first example's delta only
         return result
 

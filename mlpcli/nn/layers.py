@@ -37,12 +37,16 @@ class Dense:
         Z += self.b
         return Z
 
-    def backward(self, delta: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, delta: np.ndarray, input_grad: bool = True, param_grads: bool = True
+    ) -> np.ndarray | None:
         """Given Δ = ∂C/∂Z (B, n_out), store ∂C/∂W = Δᵀ A_prev and ∂C/∂b = Σ_batch Δ, and
         return ∂C/∂A_prev = Δ W (B, n_in): the (W^l)ᵀ δ^l of the previous layer's delta.
-        `input_grad=False` skips that product where nothing needs it (the first layer)."""
-        np.matmul(delta.T, self.A_prev, out=self.grad_W)  # dW = Δᵀ A_prev
-        np.sum(delta, axis=0, out=self.grad_b)  # db = Δ summed over the batch
+        `input_grad=False` skips that product where nothing needs it (the first layer);
+        `param_grads=False` skips dW and db where only the input's gradient is wanted."""
+        if param_grads:
+            np.matmul(delta.T, self.A_prev, out=self.grad_W)  # dW = Δᵀ A_prev
+            np.sum(delta, axis=0, out=self.grad_b)  # db = Δ summed over the batch
         if not input_grad:
             return None
         out = self._buffer("grad_A_prev", len(delta), self.W.shape[1])

@@ -92,16 +92,19 @@ class MLP:
         mask *= A.dtype.type(1.0 / keep)
         return mask
 
-    def backward(self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False):
+    def backward(
+        self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False, param_grads: bool = True
+    ):
         """Fill `grads` from δ^L = ∂C/∂Z^L (B, n_classes) by the delta recursion
-        δ^l = ((W^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l); return ∂C/∂X when `input_grad`."""
+        δ^l = ((W^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l); return ∂C/∂X when `input_grad`.
+        `param_grads=False`: the recursion alone, for ∂C/∂X only (`grads` is left as it is)."""
         for l in range(len(self.layers) - 1, 0, -1):
-            delta = self.layers[l].backward(delta)  # (W^{l+1})ᵀ δ^{l+1}, row-wise
+            delta = self.layers[l].backward(delta, param_grads=param_grads)  # (W^{l+1})ᵀ δ^{l+1}, row-wise
             if self.masks[l - 1] is not None:
                 delta *= self.masks[l - 1]  # through the dropout of a^l
             self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)
-        grad_input = self.layers[0].backward(delta, input_grad=input_grad)
-        if weight_decay:
+        grad_input = self.layers[0].backward(delta, input_grad, param_grads)
+        if weight_decay and param_grads:
             decay = scratch(self.buffers, "decay", self.weights.shape, self.weights.dtype)
             np.multiply(self.weights, weight_decay, out=decay)
             self.grads[: self.n_weights] += decay  # ∂/∂W (λ/2)‖W‖² = λW
