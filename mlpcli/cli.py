@@ -312,6 +312,47 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
     click.echo(f"wrote {out}")
 
 
+@main.command(short_help="A web page to draw a digit on and see the network answer, and why.")
+@click.argument("target", default="runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
+def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
+    """Serve the runs under TARGET (default: runs/; a run directory: that run alone) on a local
+    web page: draw a digit (or drop an image) and see the network's answer live, the 28×28
+    image it saw, which pixels pushed it towards its answer and which away (the gradient from
+    its own backward pass), and its hidden layers; beside each run its curves, confusion
+    matrix, mistakes, config and metrics. The page's JSON API serves other tools too:
+
+    \b
+      mlp serve runs/ --open
+      curl --data-binary @digit.png 'http://127.0.0.1:8000/api/predict?run=mnist'
+
+    It listens on 127.0.0.1 only, unless --host says otherwise. Needs: pip install 'mlpcli[serve]'.
+    """
+    try:
+        from mlpcli import serve as server
+    except ImportError as e:
+        raise click.ClickException(f"mlp serve needs {e.name}: pip install 'mlpcli[serve]'") from None
+    from mlpcli import runs
+
+    with _errors():
+        count = len(runs.find_runs(target))
+        sock = server.listening_socket(host, port)
+    if host not in server.LOOPBACK:
+        click.echo(f"warning: listening on {host}: anyone who can reach this port can use it", err=True)
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{sock.getsockname()[1]}/"
+    click.echo(f"serving {count} run{'s' * (count != 1)} of {target} at {url}  (Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    server.serve(target, sock)
+
+
 @main.command(short_help="Prove the hand-derived gradients against central differences.")
 @config_options("Check the model of this config (default: the default config).")
 @click.option(

@@ -97,10 +97,14 @@ def is_run(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
 
 
-def find_runs(folder: Path) -> list[Run]:
+def run_paths(folder: Path) -> list[Path]:
     """Every run directory directly under `folder`, or `folder` itself when it is one."""
-    found = [folder] if is_run(folder) else [p for p in sorted(folder.iterdir()) if is_run(p)]
-    return [read_run(path) for path in found]
+    return [folder] if is_run(folder) else [p for p in sorted(folder.iterdir()) if is_run(p)]
+
+
+def find_runs(folder: Path) -> list[Run]:
+    """Every run directory directly under `folder` (or `folder` itself), read."""
+    return [read_run(path) for path in run_paths(folder)]
 
 
 def differing_keys(runs: list[Run]) -> list[str]:

@@ -18,8 +18,9 @@ from mlpcli.data import shipped_dir
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = shipped_dir("mnist")  # the real MNIST, 60,000 + 10,000 digits, shipped with mlpcli
 FASHION_MNIST = Path(os.environ.get("MLPCLI_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
-# in .ci/run, missing real data is a failure, not a skip (not so in the users' CI workflow)
-REQUIRE_DATA = bool(os.environ.get("MLPCLI_REQUIRE_DATA"))
+# in .ci/run, missing real data or a missing real browser is a failure, not a skip (not so in
+# the users' CI workflow)
+REQUIRE_REAL = bool(os.environ.get("MLPCLI_REQUIRE_REAL"))
 CONFIGS = ROOT / "configs"
 TINY = str(CONFIGS / "tiny.yaml")  # the small, fast config the tests train with
 FASHION = str(CONFIGS / "fashion_mnist.yaml")
@@ -76,7 +77,7 @@ def idx_dir(tmp_path: Path) -> Path:
 
 def require(path: Path, what: str) -> Path:
     if not path.exists():
-        if REQUIRE_DATA:
+        if REQUIRE_REAL:
             pytest.fail(f"{what} is missing at {path}; .ci/run installs it")
         pytest.skip(f"{what} not found at {path}")
     return path

@@ -1,0 +1,234 @@
+// mlp serve's page: a drawing pad whose strokes are posted to /api/predict as a PNG while the
+// pen moves (one request in flight, the newest drawing next), and what the answer says.
+"use strict";
+
+const PEN = 18; // px on the 280-px pad: MNIST's 2-px pen at 28×28 on a digit drawn ~200 px tall
+const pad = document.getElementById("pad");
+const ink = pad.getContext("2d");
+const $ = (id) => document.getElementById(id);
+let strokes = [];
+let drawing = null;
+let inFlight = false;
+let pending = null;
+let runName = null;
+
+function clearPad() {
+  ink.fillStyle = "white";
+  ink.fillRect(0, 0, pad.width, pad.height);
+}
+
+function redraw() {
+  clearPad();
+  ink.strokeStyle = "black";
+  ink.lineWidth = PEN;
+  ink.lineCap = "round";
+  ink.lineJoin = "round";
+  for (const stroke of strokes) {
+    ink.beginPath();
+    ink.moveTo(stroke[0][0], stroke[0][1]);
+    for (const [x, y] of stroke) ink.lineTo(x, y);
+    if (stroke.length === 1) ink.lineTo(stroke[0][0] + 0.1, stroke[0][1]);
+    ink.stroke();
+  }
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * (pad.width / box.width), (event.clientY - box.top) * (pad.height / box.height)];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  pad.setPointerCapture(event.pointerId);
+  drawing = [point(event)];
+  strokes.push(drawing);
+  redraw();
+  ask();
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  drawing.push(point(event));
+  redraw();
+  ask();
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => {
+    drawing = null;
+    ask();
+  });
+}
+$("undo").addEventListener("click", () => {
+  strokes.pop();
+  redraw();
+  ask();
+});
+$("clear").addEventListener("click", () => {
+  strokes = [];
+  redraw();
+  ask();
+});
+
+function ask() {
+  if (strokes.length === 0) {
+    show(null);
+    return;
+  }
+  pad.toBlob((blob) => send(blob), "image/png");
+}
+
+// One request at a time: a drawing made meanwhile waits, and only the newest is sent.
+function send(blob) {
+  if (inFlight) {
+    pending = blob;
+    return;
+  }
+  inFlight = true;
+  const query = new URLSearchParams({ top: "10" });
+  if (runName) query.set("run", runName);
+  fetch(`/api/predict?${query}`, { method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" } })
+    .then(async (response) => {
+      const answer = await response.json();
+      if (!response.ok) throw new Error(answer.error || response.statusText);
+      show(answer);
+    })
+    .catch((error) => showError(error.message))
+    .finally(() => {
+      inFlight = false;
+      if (pending) {
+        const next = pending;
+        pending = null;
+        send(next);
+      }
+    });
+}
+
+function showError(message) {
+  $("answer").textContent = "no answer";
+  $("error").textContent = message;
+}
+
+function show(answer) {
+  $("error").textContent = "";
+  if (answer === null) {
+    $("answer").textContent = "draw a digit";
+    $("bars").replaceChildren();
+    for (const id of ["seen", "why"]) $(id).getContext("2d").clearRect(0, 0, 168, 168);
+    $("why-label").textContent = "";
+    $("layers").replaceChildren();
+    return;
+  }
+  const [best] = answer.predictions;
+  const score = Object.keys(best).find((key) => key !== "class" && key !== "name");
+  $("answer").textContent = `${best.name}  (${score} ${best[score].toFixed(3)})`;
+  const byClass = [...answer.predictions].sort((a, b) => a.class - b.class);
+  $("bars").replaceChildren(...byClass.map((p) => bar(p, score, p.class === best.class)));
+  paintImage($("seen"), answer.input, (v) => [v, v, v]);
+  const scale = Math.max(1e-12, ...answer.gradient.flat().map(Math.abs));
+  paintImage($("why"), answer.gradient, (g) => signed(g / scale));
+  $("why-label").textContent = `towards ${best.name}, away from ${answer.runner_up.name} (the runner-up)`;
+  $("layers").replaceChildren(...answer.activations.map(layerStrip));
+}
+
+function bar(prediction, score, top) {
+  const row = document.createElement("div");
+  row.className = top ? "bar top" : "bar";
+  const value = prediction[score];
+  row.innerHTML = `<span></span><span class="track"><span class="fill" style="display:block;width:${(100 * value).toFixed(1)}%"></span></span><span class="value">${value.toFixed(3)}</span>`;
+  row.firstChild.textContent = prediction.name;
+  return row;
+}
+
+function signed(g) {
+  // red where the pixel pushes towards the answer, blue where away, white where neither
+  const strength = Math.round(255 * (1 - Math.min(1, Math.abs(g))));
+  return g >= 0 ? [255, strength, strength] : [strength, strength, 255];
+}
+
+function paintImage(canvas, rows, colour) {
+  const size = rows.length;
+  const small = document.createElement("canvas");
+  small.width = small.height = size;
+  const image = small.getContext("2d").createImageData(size, size);
+  rows.flat().forEach((value, i) => {
+    image.data.set([...colour(value), 255], 4 * i);
+  });
+  small.getContext("2d").putImageData(image, 0, 0);
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = false;
+  context.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+function layerStrip(values, index) {
+  const box = document.createElement("div");
+  box.className = "layer";
+  const label = document.createElement("div");
+  label.className = "hint";
+  label.textContent = `hidden layer ${index + 1}: ${values.length} units, ${values.filter((v) => v > 0).length} active`;
+  const strip = document.createElement("canvas");
+  strip.width = values.length;
+  strip.height = 1;
+  const top = Math.max(1e-12, ...values);
+  const image = strip.getContext("2d").createImageData(values.length, 1);
+  values.forEach((v, i) => {
+    const level = Math.round(255 * Math.max(0, v) / top);
+    image.data.set([level, level, Math.round(level / 2), 255], 4 * i);
+  });
+  strip.getContext("2d").putImageData(image, 0, 0);
+  box.append(label, strip);
+  return box;
+}
+
+// Images from the file picker or dropped on the page are classified the same way.
+function classifyFile(file) {
+  strokes = [];
+  redraw();
+  send(file);
+}
+$("file").addEventListener("change", (event) => event.target.files[0] && classifyFile(event.target.files[0]));
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  if (event.dataTransfer.files[0]) classifyFile(event.dataTransfer.files[0]);
+});
+
+// The runs: the select lists them as mlp runs does; the chosen one's pictures, config, metrics.
+async function loadRuns() {
+  const { runs } = await (await fetch("/api/runs")).json();
+  const select = $("run");
+  select.replaceChildren(
+    ...runs.map((run) => {
+      const option = document.createElement("option");
+      option.value = run.run;
+      const accuracy = run.test_acc == null ? "-" : run.test_acc.toFixed(4);
+      option.textContent = `${run.run} — ${run.dataset || "?"}, test ${accuracy}, ${run.status}`;
+      option.disabled = run.unservable !== null;
+      option.title = run.unservable || "";
+      return option;
+    }),
+  );
+  const ready = runs.filter((run) => run.unservable === null);
+  const best = ready.sort((a, b) => (b.test_acc || 0) - (a.test_acc || 0))[0];
+  if (!best) showError("no run here has weights for 28×28 images yet");
+  else {
+    select.value = best.run;
+    await chooseRun(best.run);
+  }
+}
+
+async function chooseRun(name) {
+  runName = name;
+  const run = await (await fetch(`/api/runs/${encodeURIComponent(name)}`)).json();
+  $("run-summary").textContent = `${run.dataset || "?"}: ${run.classes.join(", ")}`;
+  const base = `/api/runs/${encodeURIComponent(name)}/`;
+  $("pictures").replaceChildren(
+    ...run.files
+      .filter((file) => file.endsWith(".png"))
+      .map((file) => Object.assign(document.createElement("img"), { src: base + file, alt: file, title: file })),
+  );
+  $("config").textContent = run.config || "(no config.yaml)";
+  $("metrics").textContent = JSON.stringify(run.metrics, null, 2);
+  ask();
+}
+
+$("run").addEventListener("change", (event) => chooseRun(event.target.value));
+clearPad();
+loadRuns().catch((error) => showError(`cannot list the runs: ${error.message}`));
