@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+import anyio
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -184,6 +185,9 @@ def prepared(body: bytes) -> np.ndarray:
 
 def make_app(target: Path) -> Starlette:
     catalogue = Catalogue(target)
+    # one prediction at a time, beside the event loop: the work holds Python's lock (the GIL)
+    # nearly throughout, and more threads only contend for it (benchmarks/serve.py)
+    workers = anyio.CapacityLimiter(1)
 
     async def page(request: Request) -> Response:
         name, media_type = PAGE[request.url.path]
@@ -216,7 +220,8 @@ def make_app(target: Path) -> Starlette:
         if not top.isdigit() or not 1 <= int(top) <= 10:
             raise HTTPException(400, "top must be a whole number from 1 to 10")
         body = await capped_body(request)
-        return JSONResponse(await run_in_threadpool(answer, body, request.query_params.get("run"), int(top)))
+        run = request.query_params.get("run")
+        return JSONResponse(await anyio.to_thread.run_sync(answer, body, run, int(top), limiter=workers))
 
     def answer(body: bytes, run: str | None, top: int) -> dict:
         pixels = prepared(body)  # first: a bad body is the client's fault, whatever the run
