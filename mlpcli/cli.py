@@ -350,7 +350,7 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
         import webbrowser
 
         webbrowser.open(url)
-    server.serve(target, sock)
+    server.serve(target, sock, host)
 
 
 @main.command(short_help="Prove the hand-derived gradients against central differences.")

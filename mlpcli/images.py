@@ -31,18 +31,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def read_image(
-    source: str | Path | IO[bytes], name: str | None = None, max_pixels: int | None = None
+    source: str | Path | IO[bytes],
+    name: str | None = None,
+    max_pixels: int | None = None,
+    formats: tuple[str, ...] | None = None,
 ) -> np.ndarray:
     """The image at `source` (a path, or an open binary file called `name`) as grey levels
     (rows, cols) in 0–255, float: transparency is white, and 16-bit or floating-point images
     are scaled from their own range. With `max_pixels`, a larger image is refused (ImageTooLarge)
-    from its header, before it is decoded."""
+    from its header, before it is decoded; with `formats`, only those of Pillow's formats are
+    read (a server's: no EPS, which Pillow hands to Ghostscript)."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # only the commands that read images
 
     path = source if hasattr(source, "read") else Path(source)
     name = name or str(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=formats) as image:
             if max_pixels is not None and image.width * image.height > max_pixels:
                 raise ImageTooLarge(
                     f"{name}: {image.width}×{image.height} pixels is more than the {max_pixels:,} read here"

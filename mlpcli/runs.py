@@ -161,7 +161,7 @@ def _short_paths(values: list[object]) -> dict[str, str]:
     parts = {path: Path(path).parts for path in paths}
     for n in range(1, max((len(p) for p in parts.values()), default=0) + 1):
         tails = {path: p[-n:] for path, p in parts.items()}
-        if len(set(tails.values())) == len(tails):
+        if len({Path(*tail) for tail in tails.values()}) == len(tails):  # as the platform compares
             return {path: str(Path(*_marked(tail, parts[path]))) for path, tail in tails.items()}
     return {}
 

@@ -14,6 +14,9 @@ at MAX_PIXELS, checked from the header before decoding. Nothing is written, noth
 
 import errno
 import io
+import math
+import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -35,7 +40,9 @@ from mlpcli.errors import ImageError, ImageTooLarge, MlpError
 from mlpcli.images import read_image, to_mnist
 
 MAX_BODY = 4 * 2**20  # bytes of a request body: a photo from a phone fits
-MAX_PIXELS = 4096 * 4096  # of an image, read from its header before it is decoded
+MAX_PIXELS = 4000 * 3000  # of an image (a phone's photo), read from its header before decoding;
+# one image is prepared at a time (make_app's limiter), so memory stays bounded: ~0.5 GB at the cap
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow's raster formats served
 RUN_FILES = (
     artifacts.CURVES,
     artifacts.CONFUSION,
@@ -176,15 +183,18 @@ def prepared(body: bytes) -> np.ndarray:
     if not body:
         raise HTTPException(400, "send the image file as the request body (PNG or JPEG)")
     try:
-        return to_mnist(read_image(io.BytesIO(body), "the image", max_pixels=MAX_PIXELS), "the image")
+        grey = read_image(io.BytesIO(body), "the image", MAX_PIXELS, FORMATS)
+        return to_mnist(grey, "the image")
     except ImageTooLarge as e:
         raise HTTPException(413, str(e)) from None
     except ImageError as e:
         raise HTTPException(422, str(e)) from None
 
 
-def make_app(target: Path) -> Starlette:
-    catalogue = Catalogue(target)
+def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
+    """The app over the runs under `target`; `hosts`: the Host headers it answers (None: any),
+    so that a page elsewhere cannot reach a loopback server through DNS rebinding."""
+    catalogue = Catalogue(target.resolve())  # resolved: `mlp serve .` inside a run names it
     # one prediction at a time, beside the event loop: the work holds Python's lock (the GIL)
     # nearly throughout, and more threads only contend for it (benchmarks/serve.py)
     workers = anyio.CapacityLimiter(1)
@@ -200,13 +210,13 @@ def make_app(target: Path) -> Starlette:
         ]
 
     async def list_runs(request: Request) -> JSONResponse:
-        return JSONResponse({"runs": await run_in_threadpool(described)})
+        return JSONResponse(finite({"runs": await run_in_threadpool(described)}))
 
     async def one_run(request: Request) -> JSONResponse:
         run = await run_in_threadpool(catalogue.run, request.path_params["name"])
         config = run.path / artifacts.CONFIG
-        text = config.read_text(encoding="utf-8") if config.exists() else None
-        return JSONResponse(describe(run) | {"config": text, "metrics": run.metrics})
+        text = config.read_text(encoding="utf-8", errors="replace") if config.exists() else None
+        return JSONResponse(finite(describe(run) | {"config": text, "metrics": run.metrics}))
 
     async def run_file(request: Request) -> Response:
         name, file = request.path_params["name"], request.path_params["file"]
@@ -217,7 +227,7 @@ def make_app(target: Path) -> Starlette:
 
     async def predict_image(request: Request) -> JSONResponse:
         top = request.query_params.get("top", "3")
-        if not top.isdigit() or not 1 <= int(top) <= 10:
+        if not re.fullmatch("[0-9]{1,2}", top) or not 1 <= int(top) <= 10:
             raise HTTPException(400, "top must be a whole number from 1 to 10")
         body = await capped_body(request)
         run = request.query_params.get("run")
@@ -236,7 +246,20 @@ def make_app(target: Path) -> Starlette:
         Route("/api/runs/{name}/{file}", run_file),
         Route("/api/predict", predict_image, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: error})
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)] if hosts else []
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: error})
+
+
+def finite(value: object) -> object:
+    """`value` with every NaN or infinity in it as None: JSON has no such numbers (a diverged
+    run's metrics may hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
 
 
 def describe(run: runs.Run) -> dict:
@@ -259,6 +282,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     # inherited by each connection: uvicorn sets no TCP_NODELAY on sockets it is handed, and
     # Nagle's algorithm then holds each response's body until the client's delayed ACK (40 ms)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if os.name != "nt":  # a restart may bind while old connections wait (Windows: it means more)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
         sock.listen(2048)
@@ -269,11 +294,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(target: Path, sock: socket.socket) -> None:
-    """Serve `target`'s runs on the bound `sock` until Ctrl-C."""
+def serve(target: Path, sock: socket.socket, host: str) -> None:
+    """Serve `target`'s runs on the bound `sock` until Ctrl-C; on a loopback `host`, only to
+    requests that name a loopback host."""
     import uvicorn
 
-    config = uvicorn.Config(make_app(target), log_level="warning", limit_concurrency=LIMIT)
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]"] if host in LOOPBACK else None
+    config = uvicorn.Config(make_app(target, hosts), log_level="warning", limit_concurrency=LIMIT)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -259,6 +259,8 @@ def test_windows_paths_are_compared_and_shortened_the_windows_way(tmp_path, monk
     found = [runs.Run(tmp_path / name, config={"data.dir": d}) for name, d in (("a", one), ("b", same))]
     assert runs.differing_keys(found) == []
     assert runs._short_paths([one, other]) == {one: r"…\ada\data\mnist", other: r"…\bob\data\mnist"}
+    upper, lower = r"C:\x\DATA", r"D:\y\data"  # one name to Windows: the parents must tell them apart
+    assert runs._short_paths([upper, lower]) == {upper: r"…\x\DATA", lower: r"…\y\data"}
 
 
 def test_the_users_ci_runs_the_readmes_test_command_on_three_systems():

@@ -6,6 +6,7 @@ files can be fetched, concurrent clients agree, and nothing is written."""
 import http.client
 import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import browser as browser_tools
 import numpy as np
 import pytest
-from conftest import MLP_COMMAND, TINY, mlp, require
+from conftest import MLP_COMMAND, TINY, closed_port, mlp, require
 from PIL import Image
 from test_predict import as_drawn
 
@@ -45,10 +46,10 @@ def runs_dir(mnist_dir, tmp_path_factory):
     return folder
 
 
-def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """`mlp serve ARGS --port 0` in a child process, and the URL it prints."""
-    command = [*MLP_COMMAND, "serve", *args, "--port", "0"]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def start(*args: str, port: int = 0, cwd: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`mlp serve ARGS --port PORT` in a child process, and the URL it prints."""
+    command = [*MLP_COMMAND, "serve", *args, "--port", str(port)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     line = child.stdout.readline()
     assert " at http://" in line, line + child.stderr.read()
     return child, line.split(" at ")[1].split()[0].rstrip("/")
@@ -148,6 +149,7 @@ def bomb() -> bytes:
     return png(Image.new("1", (6_000, 6_000)))
 
 
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\nshowpage\n"
 BAD = {  # what is sent → the status it gets
     "no body": (b"", "run=mnist", 400),
     "text": (b"hello", "run=mnist", 422),
@@ -157,6 +159,7 @@ BAD = {  # what is sent → the status it gets
     "an unknown run": (None, "run=nope", 404),
     "a run whose weights are not for 28×28": (None, "run=tiny", 409),
     "top not a number": (None, "run=mnist&top=x", 400),
+    "top a digit that is not 0-9": (None, "run=mnist&top=%C2%B2", 400),
     "top 0": (None, "run=mnist&top=0", 400),
 }
 
@@ -173,6 +176,13 @@ def test_a_bad_request_gets_a_4xx_with_a_message_and_the_server_lives_on(server,
     status, answer = post(server, body, query)
     assert status == expected and answer["status"] == expected and answer["error"], answer
     assert post(server, good)[0] == 200
+
+
+def test_eps_is_never_opened_as_an_image(server):
+    """Pillow reads EPS by running Ghostscript; the server does not let it try (here, with no
+    Ghostscript, Pillow's attempt would say it could not find it)."""
+    status, answer = post(server, EPS)
+    assert status == 422 and answer["error"] == "the image: not an image Pillow can read"
 
 
 def raw_exchange(url: str, head: bytes, chunks: list[bytes]) -> bytes:
@@ -196,9 +206,11 @@ def raw_exchange(url: str, head: bytes, chunks: list[bytes]) -> bytes:
 
 
 def test_a_body_over_the_cap_gets_413_by_its_length_or_as_it_arrives(server, drawn):
-    declared = f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {serve.MAX_BODY + 1}\r\n\r\n"
+    declared = (
+        f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {serve.MAX_BODY + 1}\r\n\r\n"
+    )
     assert raw_exchange(server, declared.encode(), []).startswith(b"HTTP/1.1 413")
-    streamed = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    streamed = b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = b"%x\r\n%s\r\n" % (2**20, b"\0" * 2**20)
     answer = raw_exchange(server, streamed, [chunk] * 5 + [b"0\r\n\r\n"])
     assert answer.startswith(b"HTTP/1.1 413") and b"larger than" in answer
@@ -303,6 +315,53 @@ def test_serving_writes_nothing(runs_dir, drawn):
     assert snapshot(runs_dir) == before
 
 
+def stop(child: subprocess.Popen) -> None:
+    child.terminate()
+    child.wait(timeout=30)
+
+
+def test_a_run_with_non_finite_metrics_or_a_config_not_in_utf8_is_still_served(runs_dir, tmp_path):
+    run = tmp_path / "runs" / "odd"
+    shutil.copytree(runs_dir / "tiny", run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps(metrics | {"test_loss": float("nan")}))
+    (run / "config.yaml").write_bytes((run / "config.yaml").read_bytes() + b"# caf\xe9\n")
+    child, url = start(str(tmp_path / "runs"))
+    try:
+        listed, one = get(url, "/api/runs"), get(url, "/api/runs/odd")
+    finally:
+        stop(child)
+    assert listed[0] == 200 and one[0] == 200
+    assert json.loads(one[1])["metrics"]["test_loss"] is None and "caf\ufffd" in json.loads(one[1])["config"]
+
+
+def test_a_request_naming_another_host_is_refused_on_loopback(server):
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("GET", "/api/runs", headers={"Host": "rebound.example"})
+    assert connection.getresponse().status == 400
+
+
+def test_serving_the_run_one_is_in_names_it(runs_dir):
+    child, url = start(".", cwd=runs_dir / "mnist")
+    try:
+        status, body = get(url, "/api/runs")
+        config = get(url, "/api/runs/mnist")
+    finally:
+        stop(child)
+    assert [run["run"] for run in json.loads(body)["runs"]] == ["mnist"] and config[0] == 200
+
+
+def test_a_restart_on_the_same_port_binds_at_once(runs_dir, drawn):
+    port = closed_port()
+    for _ in range(2):  # the first one's connections wait in TIME-WAIT when the second binds
+        child, url = start(str(runs_dir), port=port)
+        try:
+            assert post(url, drawn[0][1].read_bytes())[0] == 200
+        finally:
+            stop(child)
+
+
 def test_listening_beyond_this_machine_is_said(runs_dir):
     child, url = start(str(runs_dir), "--host", "0.0.0.0")
     child.terminate()
@@ -391,6 +450,23 @@ def test_a_digit_drawn_on_the_pad_in_a_real_browser_reads_right(server, browser,
     browser.find_element(By.ID, "clear").click()
     assert browser_tools.answer_is(browser, "draw a digit") == "draw a digit"
     assert browser_tools.console_errors(browser) == []
+
+
+def test_an_image_that_holds_no_digit_clears_the_last_answer(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/")
+    browser_tools.draw(browser, browser_tools.DIGITS["1"])
+    assert browser_tools.answer_is(browser, "1").startswith("1")
+    (tmp_path / "notes.txt").write_text("not an image")
+    browser.execute_script("document.getElementById('file').hidden = false")
+    browser.find_element(By.ID, "file").send_keys(str(tmp_path / "notes.txt"))
+    assert browser_tools.answer_is(browser, "no answer") == "no answer"
+    assert "not an image" in browser.find_element(By.ID, "error").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#bars .bar") == []
+    assert browser.find_element(By.ID, "why-label").text == ""
+    errors = browser_tools.console_errors(browser)  # Chromium logs the 4xx it was answered, no more
+    assert len(errors) == 1 and "status of 422" in errors[0], errors
 
 
 def test_undo_takes_back_the_last_stroke(server, browser):

@@ -102,6 +102,7 @@ function send(blob) {
 }
 
 function showError(message) {
+  show(null);
   $("answer").textContent = "no answer";
   $("error").textContent = message;
 }
@@ -198,7 +199,7 @@ async function loadRuns() {
     ...runs.map((run) => {
       const option = document.createElement("option");
       option.value = run.run;
-      const accuracy = run.test_acc == null ? "-" : run.test_acc.toFixed(4);
+      const accuracy = typeof run.test_acc === "number" ? run.test_acc.toFixed(4) : "-";
       option.textContent = `${run.run} — ${run.dataset || "?"}, test ${accuracy}, ${run.status}`;
       option.disabled = run.unservable !== null;
       option.title = run.unservable || "";
@@ -215,8 +216,10 @@ async function loadRuns() {
 }
 
 async function chooseRun(name) {
+  const response = await fetch(`/api/runs/${encodeURIComponent(name)}`);
+  const run = await response.json();
+  if (!response.ok) throw new Error(run.error || response.statusText);
   runName = name;
-  const run = await (await fetch(`/api/runs/${encodeURIComponent(name)}`)).json();
   $("run-summary").textContent = `${run.dataset || "?"}: ${run.classes.join(", ")}`;
   const base = `/api/runs/${encodeURIComponent(name)}/`;
   $("pictures").replaceChildren(
@@ -229,6 +232,8 @@ async function chooseRun(name) {
   ask();
 }
 
-$("run").addEventListener("change", (event) => chooseRun(event.target.value));
+$("run").addEventListener("change", (event) =>
+  chooseRun(event.target.value).catch((error) => showError(`cannot show the run: ${error.message}`)),
+);
 clearPad();
 loadRuns().catch((error) => showError(`cannot list the runs: ${error.message}`));
