@@ -339,7 +339,7 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
     from mlpcli import runs
 
     with _errors():
-        count = len(runs.find_runs(target))
+        count = len(runs.run_paths(target))  # what it serves; each is read when asked for
         sock = server.listening_socket(host, port)
     if host not in server.LOOPBACK:
         click.echo(f"warning: listening on {host}: anyone who can reach this port can use it", err=True)

@@ -99,8 +99,8 @@ BLOWN_UP = 10  # a loss this many times the initial weights' means training blew
 WORSE = 1.5  # a training loss this many times the initial weights' is worse than at the start
 CHANCE_MARGIN = 0.01  # an accuracy within this of always answering the commonest class is chance
 MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learning
-# batches between flushes of the denormal weights and momenta (optim.flush_denormals): Fashion-MNIST's
-# config (weight decay) on an Intel CPU trained 50 epochs in 679 s unflushed, 145 s every 50, 128 s every 10
+# batches between flushes of the denormal weights and momenta (optim.flush_denormals): often
+# enough that weight decay cannot leave many weights denormal for long (README, Denormal numbers)
 FLUSH_EVERY = 10
 
 

@@ -148,3 +148,25 @@ def held_lock(run_dir: Path, pid: int = 4242):
         yield
     finally:
         os.close(descriptor)  # which releases the lock, as the end of a process does
+
+
+def start_serve(*args: str, port: int = 0, cwd: Path | None = None):
+    """`mlp serve ARGS --port PORT` in a child process; the child and the URL it prints."""
+    import subprocess
+
+    command = [*MLP_COMMAND, "serve", *map(str, args), "--port", str(port)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    line = child.stdout.readline()
+    assert " at http://" in line, line + child.stderr.read()
+    return child, line.split(" at ")[1].split()[0].rstrip("/")
+
+
+@contextlib.contextmanager
+def serving(*args: str, port: int = 0, cwd: Path | None = None):
+    """The URL of `mlp serve ARGS` in a child process, stopped when the block ends."""
+    child, url = start_serve(*args, port=port, cwd=cwd)
+    try:
+        yield url
+    finally:
+        child.terminate()
+        child.wait(timeout=30)

@@ -4,34 +4,31 @@ pad of `mlp serve RUNS`, and the page as it answers.
     python tests/screenshot.py runs/ docs/serve.png
 """
 
-import subprocess
 import sys
 from pathlib import Path
 
 import browser
-
-MLP = [sys.executable, "-c", "from mlpcli.cli import entry_point; entry_point()"]
+from conftest import serving
 
 
 def main(runs: str, out: str, digit: str = "7") -> None:
-    server = subprocess.Popen([*MLP, "serve", runs, "--port", "0"], stdout=subprocess.PIPE, text=True)
-    driver = None
-    try:
-        url = server.stdout.readline().split(" at ")[1].split()[0]
+    with serving(runs) as url:
         driver = browser.chromium(1280, 1700)
-        driver.get(url)
-        browser.draw(driver, browser.DIGITS[digit])
-        print("answer:", browser.answer_is(driver, digit))
-        errors = browser.console_errors(driver)
-        if errors:
-            sys.exit(f"the page logged errors: {errors}")
-        driver.save_screenshot(str(Path(out)))
-        print("wrote", out)
-    finally:
-        if driver is not None:
+        try:
+            photograph(driver, url, digit, Path(out))
+        finally:
             driver.quit()
-        server.terminate()
-        server.wait()
+
+
+def photograph(driver, url: str, digit: str, out: Path) -> None:
+    driver.get(url)
+    browser.draw(driver, browser.DIGITS[digit])
+    print("answer:", browser.answer_is(driver, digit))
+    errors = browser.console_errors(driver)
+    if errors:
+        sys.exit(f"the page logged errors: {errors}")
+    driver.save_screenshot(str(out))
+    print("wrote", out)
 
 
 if __name__ == "__main__":

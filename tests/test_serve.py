@@ -18,7 +18,7 @@ from pathlib import Path
 import browser as browser_tools
 import numpy as np
 import pytest
-from conftest import MLP_COMMAND, TINY, closed_port, mlp, require
+from conftest import MLP_COMMAND, TINY, closed_port, mlp, require, serving, start_serve, write_idx_dir
 from PIL import Image
 from test_predict import as_drawn
 
@@ -36,8 +36,6 @@ def runs_dir(mnist_dir, tmp_path_factory):
     result = mlp("train", "--out", folder / "mnist", *[a for s in sets for a in ("--set", s)])
     assert result.exit_code == 0, result.output
     assert mlp("eval", folder / "mnist").exit_code == 0
-    from conftest import write_idx_dir
-
     idx = write_idx_dir(folder.parent / "idx")
     tiny = mlp("train", "--config", TINY, "--set", f"data.dir={idx}", "--out", folder / "tiny")
     assert tiny.exit_code == 0, tiny.output
@@ -46,21 +44,10 @@ def runs_dir(mnist_dir, tmp_path_factory):
     return folder
 
 
-def start(*args: str, port: int = 0, cwd: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """`mlp serve ARGS --port PORT` in a child process, and the URL it prints."""
-    command = [*MLP_COMMAND, "serve", *args, "--port", str(port)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
-    line = child.stdout.readline()
-    assert " at http://" in line, line + child.stderr.read()
-    return child, line.split(" at ")[1].split()[0].rstrip("/")
-
-
 @pytest.fixture(scope="module")
 def server(runs_dir):
-    child, url = start(str(runs_dir))
-    yield url
-    child.terminate()
-    child.wait(timeout=30)
+    with serving(runs_dir) as url:
+        yield url
 
 
 def post(url: str, body: bytes, query: str = "run=mnist&top=10") -> tuple[int, dict]:
@@ -303,21 +290,12 @@ def snapshot(folder: Path) -> dict:
 
 def test_serving_writes_nothing(runs_dir, drawn):
     before = snapshot(runs_dir)
-    child, url = start(str(runs_dir))
-    try:
+    with serving(runs_dir) as url:
         post(url, drawn[0][1].read_bytes())
         post(url, b"hello")
         get(url, "/api/runs")
         get(url, "/api/runs/mnist/confusion.png")
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
     assert snapshot(runs_dir) == before
-
-
-def stop(child: subprocess.Popen) -> None:
-    child.terminate()
-    child.wait(timeout=30)
 
 
 def test_a_run_with_non_finite_metrics_or_a_config_not_in_utf8_is_still_served(runs_dir, tmp_path):
@@ -326,11 +304,8 @@ def test_a_run_with_non_finite_metrics_or_a_config_not_in_utf8_is_still_served(r
     metrics = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").write_text(json.dumps(metrics | {"test_loss": float("nan")}))
     (run / "config.yaml").write_bytes((run / "config.yaml").read_bytes() + b"# caf\xe9\n")
-    child, url = start(str(tmp_path / "runs"))
-    try:
+    with serving(tmp_path / "runs") as url:
         listed, one = get(url, "/api/runs"), get(url, "/api/runs/odd")
-    finally:
-        stop(child)
     assert listed[0] == 200 and one[0] == 200
     assert json.loads(one[1])["metrics"]["test_loss"] is None and "caf\ufffd" in json.loads(one[1])["config"]
 
@@ -343,27 +318,21 @@ def test_a_request_naming_another_host_is_refused_on_loopback(server):
 
 
 def test_serving_the_run_one_is_in_names_it(runs_dir):
-    child, url = start(".", cwd=runs_dir / "mnist")
-    try:
+    with serving(".", cwd=runs_dir / "mnist") as url:
         status, body = get(url, "/api/runs")
         config = get(url, "/api/runs/mnist")
-    finally:
-        stop(child)
     assert [run["run"] for run in json.loads(body)["runs"]] == ["mnist"] and config[0] == 200
 
 
 def test_a_restart_on_the_same_port_binds_at_once(runs_dir, drawn):
     port = closed_port()
     for _ in range(2):  # the first one's connections wait in TIME-WAIT when the second binds
-        child, url = start(str(runs_dir), port=port)
-        try:
+        with serving(runs_dir, port=port) as url:
             assert post(url, drawn[0][1].read_bytes())[0] == 200
-        finally:
-            stop(child)
 
 
 def test_listening_beyond_this_machine_is_said(runs_dir):
-    child, url = start(str(runs_dir), "--host", "0.0.0.0")
+    child, _ = start_serve(runs_dir, "--host", "0.0.0.0")
     child.terminate()
     _, stderr = child.communicate(timeout=30)
     assert "warning: listening on 0.0.0.0: anyone who can reach this port can use it" in stderr
@@ -408,13 +377,9 @@ def test_a_fashion_mnist_run_answers_with_its_class_names(fashion_dir, drawn, tm
         *[a for s in sets for a in ("--set", s)],
     )
     assert result.exit_code == 0, result.output
-    child, url = start(str(tmp_path / "runs" / "fashion"))  # one run alone
-    try:
+    with serving(tmp_path / "runs" / "fashion") as url:  # one run alone
         status, answer = post(url, drawn[0][1].read_bytes(), "top=10")  # no run: the one there is
         listed = json.loads(get(url, "/api/runs")[1])["runs"]
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
     assert status == 200 and answer["dataset"] == "fashion_mnist"
     assert {p["name"] for p in answer["predictions"]} == set(listed[0]["classes"])
     assert "Ankle boot" in listed[0]["classes"]
