@@ -9,6 +9,10 @@ that slows down for a while slows every kind alike. Every epoch's seconds are pr
 - PyTorch on the CPU with the same layers, batch, optimizer, data and threads, as users run
   it and with `torch.set_flush_denormal(True)` (skipped when torch is not importable;
   `pip install torch==2.13.0`).
+With `--model rnn` the shape is the RNN of configs/mnist_rnn.yaml instead (`--hidden` its
+units): mlpcli's RNN (the image's 28 rows as time steps, tanh, its last state into 10 outputs,
+the gradient clipped at norm 1) beside `torch.nn.RNN` with a `Linear` on its last state and
+`clip_grad_norm_` at 1; the bound and the costs of the MLP are left out.
 An epoch's figure is the steady state: the median of every epoch but the first, which warms
 caches up. This process adds the bound (the same epoch's matrix products alone, with NumPy's
 float32 matmul), the cost of the default augmentation (alone, and as a share of the epoch),
@@ -17,6 +21,7 @@ Compare ratios measured in one run, not absolute seconds across machines.
 
     python benchmarks/epoch.py --data /usr/share/datasets/fashion-mnist
     python benchmarks/epoch.py --data DIR --hidden 512,512 --hidden 1024,1024 --epochs 6 --runs 3
+    python benchmarks/epoch.py --data mlpcli/datasets/mnist --model rnn --hidden 128 --runs 3
 """
 
 import mlpcli  # noqa: F401  first of all: it sets OpenBLAS's thread timeout before NumPy loads OpenBLAS
@@ -41,9 +46,11 @@ from mlpcli.config import AugmentConfig, DataConfig, TrainConfig
 from mlpcli.data import N_CLASSES, Normalisation, load_split
 from mlpcli.evaluate import evaluate
 from mlpcli.nn.network import MLP
+from mlpcli.nn.rnn import RNN
 from mlpcli.train import Position, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+RNN_CLIP = 1.0  # the gradient's norm is clipped at this, as configs/mnist_rnn.yaml does
 KINDS = {  # what each child process times, as printed
     "bound": "bound: the matrix products",
     "mlpcli": "mlpcli",
@@ -62,7 +69,10 @@ def parse_args() -> argparse.Namespace:
         required=True,
         help="folder of the four IDX files (e.g. Fashion-MNIST)",
     )
-    parser.add_argument("--hidden", action="append", help="hidden widths, e.g. 512,512 (repeatable)")
+    parser.add_argument("--model", choices=["mlp", "rnn"], default="mlp", help="the kind of network")
+    parser.add_argument(
+        "--hidden", action="append", help="hidden widths, e.g. 512,512; rnn: its units (repeatable)"
+    )
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=6, help="epochs each process times (at least 2)")
     parser.add_argument(
@@ -119,11 +129,16 @@ def bound_epoch(sizes: list[int], n: int, batch: int) -> Callable[[], float]:
     return epoch
 
 
-def mlpcli_epoch(sizes: list[int], train, norm, batch: int, parallel: bool) -> Callable[[], float]:
+def mlpcli_epoch(sizes: list[int], train, norm, batch: int, parallel: bool, rnn: bool) -> Callable[[], float]:
     """A function that runs the next epoch of the Trainer's loop and returns its seconds."""
-    model = MLP(sizes, "relu", dropout=0.0)
-    model.init(np.random.default_rng(0), "he")
-    config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, parallel=parallel)
+    if rnn:
+        model = RNN(*train.image_shape, sizes[1], sizes[-1], "tanh")
+        model.init(np.random.default_rng(0), "xavier", "orthogonal")
+    else:
+        model = MLP(sizes, "relu", dropout=0.0)
+        model.init(np.random.default_rng(0), "he")
+    clip = RNN_CLIP if rnn else 0.0
+    config = TrainConfig(batch_size=batch, optimizer="adam", lr=1e-3, parallel=parallel, clip=clip)
     trainer = Trainer(model, train, train, norm, config, np.random.default_rng(0))  # no validation is run
 
     def epoch() -> float:
@@ -137,22 +152,28 @@ def mlpcli_epoch(sizes: list[int], train, norm, batch: int, parallel: bool) -> C
     return epoch
 
 
-def torch_epoch(sizes: list[int], train, norm, batch: int, threads: int, flush: bool) -> Callable[[], float]:
+def torch_epoch(
+    sizes: list[int], train, norm, batch: int, threads: int, flush: bool, rnn: bool
+) -> Callable[[], float]:
     """The same for the same training in PyTorch."""
     import torch
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush)
     torch.manual_seed(0)
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers[:-1])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     X, y = (
         torch.from_numpy(norm.apply(train.images)),
         torch.from_numpy(train.labels.astype(np.int64)),
     )
+    if rnn:
+        model = torch_rnn(torch, train.image_shape[1], sizes[1], sizes[-1])
+        X = X.reshape(len(X), *train.image_shape)  # (N, T, D): the rows as time steps
+    else:
+        layers = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers[:-1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def epoch() -> float:
         start = time.perf_counter()
@@ -162,10 +183,28 @@ def torch_epoch(sizes: list[int], train, norm, batch: int, threads: int, flush: 
             loss = torch.nn.functional.cross_entropy(model(X[index]), y[index])
             optimizer.zero_grad()
             loss.backward()
+            if rnn:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), RNN_CLIP)
             optimizer.step()
         return time.perf_counter() - start
 
     return epoch
+
+
+def torch_rnn(torch, n_input: int, n_hidden: int, n_classes: int):
+    """nn.RNN (tanh) whose last hidden state goes through a Linear layer: many-to-one."""
+
+    class LastState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.RNN(n_input, n_hidden, nonlinearity="tanh", batch_first=True)
+            self.out = torch.nn.Linear(n_hidden, n_classes)
+
+        def forward(self, X):
+            _, h_last = self.rnn(X)  # (1, B, H)
+            return self.out(h_last[0])
+
+    return LastState()
 
 
 def child(args: argparse.Namespace) -> None:
@@ -175,12 +214,14 @@ def child(args: argparse.Namespace) -> None:
     sys.stdin.readline()
     full, norm = load_train(args)
     sizes = shape(args.hidden[0], full)
+    rnn = args.model == "rnn"
     if args.child == "bound":
         epoch = bound_epoch(sizes, len(full), args.batch)
     elif args.child.startswith("mlpcli"):
-        epoch = mlpcli_epoch(sizes, full, norm, args.batch, parallel=args.child == "mlpcli")
+        epoch = mlpcli_epoch(sizes, full, norm, args.batch, args.child == "mlpcli", rnn)
     else:
-        epoch = torch_epoch(sizes, full, norm, args.batch, args.threads, args.child == "torch-flushed")
+        flush = args.child == "torch-flushed"
+        epoch = torch_epoch(sizes, full, norm, args.batch, args.threads, flush, rnn)
     print("ready", flush=True)
     for _ in sys.stdin:
         print(json.dumps(epoch()), flush=True)
@@ -199,6 +240,8 @@ def interleaved_epochs(args: argparse.Namespace, kinds: list[str], hidden: str) 
         args.data,
         "--batch",
         str(args.batch),
+        "--model",
+        args.model,
     ]
     command += ["--threads", str(args.threads)] + (
         ["--examples", str(args.examples)] if args.examples else []
@@ -334,6 +377,8 @@ def main() -> None:
         return
     with_torch = not args.no_torch and has_torch()
     kinds = [kind for kind in KINDS if with_torch or not kind.startswith("torch")]
+    if args.model == "rnn":
+        kinds.remove("bound")  # the bound is of an MLP's matrix products
     full, norm = load_train(args)
     test = load_split(DataConfig(source="idx", dir=args.data), "test")
     print(
@@ -341,6 +386,9 @@ def main() -> None:
         f" NumPy {np.__version__}, OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')};"
         f" {len(full)} examples, batch {args.batch}, Adam, float32, PyTorch threads {args.threads}"
     )
+    if args.model == "rnn":
+        rnn_speeds(args, kinds, full)
+        return
     rows, extras = [], []
     for hidden in args.hidden or ["512,512"]:
         sizes = shape(hidden, full)
@@ -353,6 +401,25 @@ def main() -> None:
     columns = ["shape", "run", "epoch s", "parallel off s", "bound s", "GFLOP/s", "×bound"]
     print_table(columns + ["torch s", "torch flushed s", "speed-up"], rows)
     print_table(["shape", "augment s", "augment %", "eval s", "peak MB"], extras)
+
+
+def rnn_speeds(args: argparse.Namespace, kinds: list[str], full) -> None:
+    """The RNN's table: mlpcli's epoch (optimizer on two threads and on one) beside PyTorch's."""
+    rows = []
+    for hidden in args.hidden or ["128"]:
+        sizes = shape(hidden, full)
+        runs = [time_run(args, kinds, hidden, sizes, run) for run in range(1, args.runs + 1)]
+        if len(runs) > 1:
+            runs.append({key: statistics.median(run[key] for run in runs) for key in runs[0]})
+        for run, seconds in enumerate(runs, 1):
+            cells = [f"rnn 28×28-{hidden}-10", "median" if run > args.runs else str(run)]
+            cells += [f"{seconds['mlpcli']:.3f}", f"{seconds['mlpcli-1']:.3f}"]
+            if "torch" in seconds:
+                flushed = seconds["torch-flushed"]
+                cells += [f"{seconds['torch']:.3f}", f"{flushed:.3f}", f"{flushed / seconds['mlpcli']:.2f}"]
+            rows.append(cells)
+    columns = ["shape", "run", "epoch s", "parallel off s", "torch s", "torch flushed s", "speed-up"]
+    print_table(columns[: len(rows[0])], rows)
 
 
 def time_run(args, kinds: list[str], hidden: str, sizes: list[int], run: int) -> dict[str, float]:

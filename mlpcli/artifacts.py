@@ -23,8 +23,10 @@ from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
 from mlpcli.errors import MlpError, RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.kinds import KINDS, Network
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.network import MLP
+from mlpcli.nn.rnn import RNN
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # imported for drawing only where pictures are drawn
@@ -52,7 +54,13 @@ UNREADABLE = (
     RuntimeError,
 )
 # the text entries of a weights file, with the value a file without the entry means
-TEXT_ENTRIES = {"activation": None, "output": None, "output_activation": None, "dataset": "mnist"}
+TEXT_ENTRIES = {
+    "activation": None,
+    "output": None,
+    "output_activation": None,
+    "dataset": "mnist",
+    "kind": "mlp",  # files from before the RNN hold an MLP
+}
 
 
 @contextmanager
@@ -199,7 +207,7 @@ class Saved:
     """What a weights file holds: the model, its input normalisation, the dataset it learnt,
     and the epoch whose weights these are (None in files that did not record it)."""
 
-    model: MLP
+    model: Network
     norm: Normalisation
     dataset: str
     epoch: int | None = None
@@ -212,6 +220,7 @@ def save_weights(path: Path, saved: Saved) -> None:
     arrays = {name: tensor for name, (tensor, _) in model.tensors().items()}
     meta = {
         "format_version": np.array(FORMAT_VERSION),
+        "kind": np.array(model.kind),
         "sizes": np.array(model.sizes, dtype=np.int64),
         "activation": np.array(model.activation.name),
         "output": np.array(model.output.name),
@@ -222,6 +231,8 @@ def save_weights(path: Path, saved: Saved) -> None:
     }
     if saved.epoch is not None:
         meta["epoch"] = np.array(saved.epoch, dtype=np.int64)
+    if isinstance(model, RNN):
+        meta["steps"] = np.array(model.steps, dtype=np.int64)
     write_atomic(path, lambda f: np.savez(f, **arrays, **meta))
 
 
@@ -285,6 +296,11 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
         raise WeightsError(f"{path}: sizes {sizes!r} is not a list of layer widths")
     names = {key: str(arrays.get(key, default)) for key, default in TEXT_ENTRIES.items()}
+    if names["kind"] not in KINDS:
+        raise WeightsError(
+            f"{path}: holds a model of kind {names['kind']!r}; this mlp knows {', '.join(KINDS)}"
+            " (was it written by another version of mlp?)"
+        )
     if (
         names["activation"] not in ACTIVATIONS
         or names["output"] not in OUTPUTS
@@ -293,16 +309,20 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     ):
         raise WeightsError(f"{path}: unknown activation, output or dataset {names}")
     widths = [int(width) for width in sizes]
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):  # before allocating
-        for name, shape in ((f"W{i}", (n_out, n_in)), (f"b{i}", (n_out,))):
-            array = arrays.get(name)
-            if array is None or array.shape != shape or array.dtype.kind != "f":
-                found = "missing" if array is None else f"{array.dtype} {array.shape}"
-                raise WeightsError(f"{path}: {name} should be floats of shape {shape}, found {found}")
+    steps = _steps(path, arrays, widths) if names["kind"] == RNN.kind else None
+    for name, shape in _shapes(widths, steps).items():  # before allocating
+        array = arrays.get(name)
+        if array is None or array.shape != shape or array.dtype.kind != "f":
+            found = "missing" if array is None else f"{array.dtype} {array.shape}"
+            raise WeightsError(f"{path}: {name} should be floats of shape {shape}, found {found}")
     scalars = [arrays[key] for key in ("input_mean", "input_std")]
     if any(a.shape != () or a.dtype.kind != "f" for a in scalars):
         raise WeightsError(f"{path}: input_mean and input_std should be single numbers")
-    model = MLP(widths, names["activation"], names["output"], names["output_activation"])
+    outputs = names["activation"], names["output"], names["output_activation"]
+    if steps is None:
+        model = MLP(widths, *outputs)
+    else:
+        model = RNN(steps, widths[0] // steps, widths[1], widths[2], *outputs)
     for name, (target, _) in model.tensors().items():
         target[...] = arrays[name]
     norm = Normalisation(float(scalars[0]), float(scalars[1]))
@@ -312,6 +332,29 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     if epoch is not None and (epoch.shape != () or epoch.dtype.kind not in "iu" or epoch < 1):
         raise WeightsError(f"{path}: epoch {epoch.tolist()!r} is not an epoch number")
     return Saved(model, norm, names["dataset"], None if epoch is None else int(epoch))
+
+
+def _steps(path: Path, arrays: dict[str, np.ndarray], widths: list[int]) -> int:
+    """The time steps of an RNN's weights file: a number that divides its inputs into rows."""
+    steps = arrays.get("steps")
+    if len(widths) != 3:
+        raise WeightsError(f"{path}: an rnn's sizes are [inputs, units, outputs], not {widths}")
+    if steps is None or steps.shape != () or steps.dtype.kind not in "iu" or steps < 1 or widths[0] % steps:
+        found = "missing" if steps is None else repr(steps.tolist())
+        raise WeightsError(f"{path}: an rnn's steps should divide its {widths[0]} inputs, found {found}")
+    return int(steps)
+
+
+def _shapes(widths: list[int], steps: int | None) -> dict[str, tuple[int, ...]]:
+    """The tensors a weights file holds and their shapes: an MLP's W1, b1, … of the layer
+    `widths`; an RNN's U, W, b, V, c when `steps` is given."""
+    if steps is not None:
+        n_input, (_, H, K) = widths[0] // steps, widths
+        return {"U": (H, n_input), "W": (H, H), "b": (H,), "V": (K, H), "c": (K,)}
+    shapes = {}
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        shapes |= {f"W{i}": (n_out, n_in), f"b{i}": (n_out,)}
+    return shapes
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

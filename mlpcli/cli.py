@@ -91,6 +91,10 @@ def train(
     the output, never the run.
 
     \b
+    A vanilla RNN reading each image row by row (28 steps of 28 pixels):
+      mlp train --config configs/mnist_rnn.yaml
+
+    \b
     Offline? Train from a folder of the four IDX files, e.g. Fashion-MNIST from Debian:
       mlp train --config configs/fashion_mnist.yaml \\
                 --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
@@ -433,9 +437,12 @@ def gradcheck(
       mlp gradcheck --all            relu/sigmoid/tanh × softmax_cross_entropy/mse, every entry
       mlp gradcheck --jacobians      ∂z/∂a, ∂z/∂b, ∂z/∂W, softmax and cross-entropy Jacobians
       mlp gradcheck --model rnn      back-propagation through time of a vanilla RNN
+      mlp gradcheck --config configs/mnist_rnn.yaml
+                                     the RNN that config trains: U, W, b, V, c and the input
 
-    --config and --set shape the config's model (model.* and train.weight_decay); --all,
-    --jacobians and --model rnn check fixed small nets and take neither. Exit code 0 when
+    --config and --set shape the config's model (model.* and train.weight_decay; dropout
+    with a fixed mask); --all, --jacobians and --model rnn check fixed small nets and take
+    neither. Exit code 0 when
     every check passes, 1 when any fails.
     """
     settings = Settings(eps, threshold, atol, None if full else samples, seed)

@@ -20,6 +20,7 @@ import yaml
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import HIDDEN_ACTIVATIONS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
+from mlpcli.nn.rnn import RECURRENT_INITS
 
 
 class Check(NamedTuple):
@@ -79,12 +80,17 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    hidden: list[int] = _option([512, 512], WIDTHS)  # widths of the hidden layers; []: softmax regression
+    # mlp: dense layers over the image's pixels; rnn: a vanilla RNN reading the image's rows
+    # as time steps, its last hidden state read out (nn/rnn.py)
+    kind: str = _option("mlp", _one_of("mlp", "rnn"))
+    # widths of the hidden layers ([]: softmax regression); rnn: [the number of its units]
+    hidden: list[int] = _option([512, 512], WIDTHS)
     activation: str = _option("relu", _one_of(*HIDDEN_ACTIVATIONS))  # hidden σ
     output: str = _option("softmax_cross_entropy", _one_of(*OUTPUTS))
     output_activation: str = _option("sigmoid", _one_of(*OUTPUT_ACTIVATIONS))  # mse only
-    init: str = _option("he", _one_of("he", "xavier"))
-    dropout: float = _option(0.2, FRACTION)  # drop probability on hidden activations
+    init: str = _option("he", _one_of("he", "xavier"))  # rnn: of U and V
+    recurrent_init: str = _option("orthogonal", _one_of(*RECURRENT_INITS))  # rnn only: of W
+    dropout: float = _option(0.2, FRACTION)  # drop probability on hidden activations (rnn: on h^(T))
 
 
 @dataclass
@@ -99,6 +105,7 @@ class TrainConfig:
     beta2: float = _option(0.999, FRACTION)  # adam
     eps: float = _option(1e-8, POSITIVE)  # adam
     weight_decay: float = _option(0.0, NON_NEGATIVE)  # λ: the loss gains (λ/2) Σ‖W‖²
+    clip: float = _option(0.0, NON_NEGATIVE)  # rescale a gradient longer than this to this length; 0: off
     schedule: str = _option("cosine", _one_of("constant", "step", "cosine"))
     step_size: int = _option(10, POSITIVE)  # step: epochs between decays
     gamma: float = _option(0.1, POSITIVE)  # step: the factor of each decay

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from mlpcli.data import N_CLASSES, one_hot
-from mlpcli.nn.network import MLP
+from mlpcli.nn.kinds import Network
 from mlpcli.progress import bar
 
 CHUNK = 10_000  # examples per forward pass of an evaluation
@@ -84,7 +84,7 @@ def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
     return np.divide(part, whole, out=np.zeros(shape), where=whole > 0)
 
 
-def loss_and_accuracy(model: MLP, X: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
+def loss_and_accuracy(model: Network, X: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy and predicted classes of `model` (no dropout) on (X, labels)."""
     Z = model.forward(X)
     predicted = Z.argmax(axis=1)
@@ -92,7 +92,7 @@ def loss_and_accuracy(model: MLP, X: np.ndarray, labels: np.ndarray) -> tuple[fl
     return loss, float(np.mean(predicted == labels)), predicted
 
 
-def evaluate(model: MLP, X: np.ndarray, labels: np.ndarray, progress: bool | None = None) -> Report:
+def evaluate(model: Network, X: np.ndarray, labels: np.ndarray, progress: bool | None = None) -> Report:
     """The model (no dropout) on (X, labels), CHUNK examples per forward pass; a progress bar
     on a terminal when it takes more than two seconds (`progress` False: never)."""
     n, k = len(labels), min(TOP, model.sizes[-1])

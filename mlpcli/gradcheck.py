@@ -18,13 +18,15 @@ import numpy as np
 
 from mlpcli.config import Config
 from mlpcli.data import N_CLASSES
+from mlpcli.models import build_model
+from mlpcli.nn.kinds import Network
 from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import VanillaRNN
 from mlpcli.progress import bar
 
 TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
-N_INPUT = 784  # a model of a config is checked at MNIST's input size
+MNIST_SHAPE = (28, 28)  # a model of a config is checked at MNIST's image size
 ALL_COMBINATIONS = [
     (activation, output, output_activation)
     for activation in ("relu", "sigmoid", "tanh")
@@ -186,47 +188,59 @@ def check_mlp(
     settings: Settings,
     init: str = "he",
 ) -> list[Row]:
-    """∂loss/∂W, ∂loss/∂b of every layer and ∂loss/∂input of a float64 MLP on a synthetic
-    batch; dropout with a fixed mask (the same seed on every pass), weight decay in the loss."""
+    """∂loss/∂W, ∂loss/∂b of every layer and ∂loss/∂input of a float64 MLP (check_network)."""
     rng = np.random.default_rng(settings.seed)
     model = MLP(sizes, activation, output, output_activation, dropout, dtype=np.float64)
     model.init(rng, init)
+    return check_network(model, rng, weight_decay, settings)
+
+
+def check_network(
+    model: Network, rng: np.random.Generator, weight_decay: float, settings: Settings
+) -> list[Row]:
+    """Every tensor's ∂loss/∂tensor and ∂loss/∂input of the float64 `model`, initialised from
+    `rng`, on a synthetic batch drawn from it next, its biases made nonzero; dropout with a
+    fixed mask (the same seed on every pass), weight decay in the loss."""
     model.params[model.n_weights :] = 0.1 * rng.standard_normal(model.params.size - model.n_weights)
-    X = rng.standard_normal((settings.batch, sizes[0]))
-    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], settings.batch)]
+    n_input, *_, n_classes = model.sizes
+    X = rng.standard_normal((settings.batch, n_input))
+    Y = np.eye(n_classes)[rng.integers(0, n_classes, settings.batch)]
 
     def mask_rng():
-        return np.random.default_rng(settings.seed + 1) if dropout else None
+        return np.random.default_rng(settings.seed + 1) if model.dropout else None
 
     _, grad_X = model.loss_and_grad(X, Y, weight_decay, mask_rng(), input_grad=True)
     tensors = {name: (tensor, grad.copy()) for name, (tensor, grad) in model.tensors().items()}
     tensors["input"] = (X, grad_X.copy())
-    pattern = relu_pattern(model) if activation == "relu" and len(sizes) > 2 else None
-    hidden = f" {activation}" if len(sizes) > 2 else ""  # softmax regression has no hidden activation
-    name = f"{'-'.join(map(str, sizes))}{hidden} {model.output}"
-    return check_tensors(name, lambda: model.loss(X, Y, weight_decay, mask_rng()), tensors, settings, pattern)
+    hidden = len(model.sizes) > 2
+    pattern = relu_pattern(model) if model.activation.name == "relu" and hidden else None
+
+    def loss() -> float:
+        return model.loss(X, Y, weight_decay, mask_rng())
+
+    return check_tensors(network_name(model), loss, tensors, settings, pattern)
 
 
-def relu_pattern(model: MLP) -> Callable[[], np.ndarray]:
+def network_name(model: Network) -> str:
+    """784-512-512-10 relu softmax_cross_entropy; rnn 28×28-128-10 tanh softmax_cross_entropy."""
+    if isinstance(model, MLP):
+        hidden = f" {model.activation}" if len(model.sizes) > 2 else ""  # softmax regression has none
+        return f"{'-'.join(map(str, model.sizes))}{hidden} {model.output}"
+    _, units, classes = model.sizes
+    return f"rnn {model.steps}×{model.n_input}-{units}-{classes} {model.activation} {model.output}"
+
+
+def relu_pattern(model: Network) -> Callable[[], np.ndarray]:
     """After a forward pass, which hidden ReLUs are active (z > 0): a change between the two
     sides of a central difference means the step crossed a kink."""
     return lambda: np.concatenate([(a > 0).ravel() for a in model.hidden_outputs])
 
 
 def check_config(config: Config, settings: Settings) -> list[Row]:
-    """The model a config describes, at MNIST's input size."""
-    m = config.model
-    sizes = [N_INPUT, *m.hidden, N_CLASSES]
-    return check_mlp(
-        sizes,
-        m.activation,
-        m.output,
-        m.output_activation,
-        m.dropout,
-        config.train.weight_decay,
-        settings,
-        m.init,
-    )
+    """The model a config describes, at MNIST's image size: an MLP, or an RNN over its 28 rows."""
+    rng = np.random.default_rng(settings.seed)
+    model = build_model(config.model, MNIST_SHAPE, N_CLASSES, rng, np.float64)
+    return check_network(model, rng, config.train.weight_decay, settings)
 
 
 def check_all(settings: Settings) -> list[Row]:

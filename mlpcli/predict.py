@@ -11,6 +11,7 @@ from mlpcli import artifacts
 from mlpcli.data import CLASS_NAMES
 from mlpcli.errors import ImageError, WeightsError
 from mlpcli.images import FIELD, IMAGE_SUFFIXES, read_image, to_mnist
+from mlpcli.nn.rnn import RNN
 from mlpcli.progress import bar
 
 
@@ -71,10 +72,10 @@ def load_model(target: Path) -> artifacts.Saved:
             f" then the images: mlp predict RUN_DIR {target} ..."
         )
     saved = artifacts.load_weights(artifacts.weights_file(target))
-    if saved.model.sizes[0] != FIELD * FIELD:
-        raise WeightsError(
-            f"{target}: the model takes {saved.model.sizes[0]} inputs, not {FIELD}×{FIELD} images"
-        )
+    model = saved.model
+    if model.sizes[0] != FIELD * FIELD or (isinstance(model, RNN) and model.steps != FIELD):
+        takes = f"{model.sizes[0]} inputs" + (f" as {model.steps} rows" if isinstance(model, RNN) else "")
+        raise WeightsError(f"{target}: the model takes {takes}, not {FIELD}×{FIELD} images")
     return saved
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpcli import artifacts, gradcheck
+from mlpcli import artifacts, gradcheck, models
 from mlpcli.config import (
     Config,
     DataConfig,
@@ -40,7 +40,8 @@ from mlpcli.errors import (
 )
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
-from mlpcli.nn.network import MLP
+from mlpcli.nn.kinds import Network
+from mlpcli.nn.rnn import RNN
 from mlpcli.train import HISTORY_COLUMNS, EpochRecord, Stop, Trainer
 
 Echo = Callable[[str], None]
@@ -50,14 +51,11 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.data.name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def build_model(config: Config, n_input: int) -> MLP:
-    m = config.model
-    if m.dropout and not m.hidden:
-        raise ConfigError(
-            f"model.dropout = {m.dropout} drops hidden activations, and model.hidden = [] has none:"
-            " set model.dropout=0 (configs/softmax_regression.yaml does)"
-        )
-    return MLP([n_input, *m.hidden, N_CLASSES], m.activation, m.output, m.output_activation, m.dropout)
+def build_model(
+    config: Config, image_shape: tuple[int, int], rng: np.random.Generator | None = None
+) -> Network:
+    """The float32 network `config` trains on images of `image_shape` (models.build_model)."""
+    return models.build_model(config.model, image_shape, N_CLASSES, rng)
 
 
 def train_run(
@@ -74,8 +72,7 @@ def train_run(
         _check_dataset(splits, config.data)
         norm = Normalisation.of(splits.train.images)
         init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
-        model = build_model(config, splits.train.images.shape[1])
-        model.init(init_rng, config.model.init)
+        model = build_model(config, splits.train.image_shape, init_rng)
         trainer = Trainer(
             model, splits.train, splits.validation, norm, config.train, fit_rng, config.data.augment
         )
@@ -94,7 +91,7 @@ def resume_run(
         arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT)
         before, config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
         splits = load_splits(config.data, config.train.seed)
-        model = build_model(config, splits.train.images.shape[1])
+        model = build_model(config, splits.train.image_shape)
         try:
             norm = Normalisation(**meta["norm"])
             rng = np.random.default_rng()  # its state comes from the checkpoint
@@ -214,7 +211,7 @@ def _train(
         artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
 
     def on_epoch(record: EpochRecord) -> None:
-        echo(format_epoch(record, kept=trainer.history.kept_epoch == record.epoch))
+        echo(format_epoch(record, trainer.history.kept_epoch == record.epoch, bool(config.train.clip)))
         artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, trainer.history.rows())
         if record.epoch == 1:  # from now on the directory is this run's: an overwritten run's results go
             for name in (*RESULTS, *artifacts.EVALUATIONS):
@@ -272,7 +269,7 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     artifacts.write_text(out / artifacts.CONFIG, save_config(config))
     old = list(artifacts.EVALUATIONS)
     if trainer.history.kept_epoch:
-        kept = build_model(config, trainer.model.sizes[0])
+        kept = build_model(config, trainer.train.image_shape)
         np.copyto(kept.params, trainer.kept_params)
         saved = artifacts.Saved(kept, trainer.norm, config.data.name, trainer.history.kept_epoch)
         artifacts.save_weights(out / artifacts.WEIGHTS, saved)
@@ -291,11 +288,13 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     artifacts.save_figure(out / artifacts.CURVES, plots.curves(history.rows(), history.kept_epoch, title))
 
 
-def format_epoch(r: EpochRecord, kept: bool) -> str:
-    """One epoch's line; `*` marks an epoch whose weights are now the ones kept."""
+def format_epoch(r: EpochRecord, kept: bool, clipping: bool = False) -> str:
+    """One epoch's line; with `clipping` (train.clip on), how many batches it clipped; `*`
+    marks an epoch whose weights are now the ones kept."""
     return (
         f"epoch {r.epoch:3d}  train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f}"
         f"  val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f}  lr {r.lr:.3g}  {r.seconds:.1f}s"
+        + (f"  clipped {r.clipped}" if clipping else "")
         + ("  *" if kept else "")
     )
 
@@ -377,6 +376,9 @@ def _check_fits(saved: artifacts.Saved, dataset: Dataset, weights: Path, what: s
             f"{weights}: the model takes {model.sizes[0]} inputs"
             f" but {what} have {dataset.images.shape[1]} pixels"
         )
+    rows = dataset.image_shape[0]
+    if isinstance(model, RNN) and model.steps != rows:
+        raise WeightsError(f"{weights}: the RNN reads {model.steps} rows, but {what} have {rows}")
 
 
 NORMALISATION_TOLERANCE = 0.25  # of the training std: how far the data's mean and std may stray

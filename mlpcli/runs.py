@@ -9,7 +9,7 @@ from pathlib import Path
 from mlpcli import artifacts, locks
 from mlpcli.config import flat_items, from_dict, read_yaml
 from mlpcli.errors import MlpError
-from mlpcli.train import HISTORY_COLUMNS
+from mlpcli.train import HISTORY_COLUMNS, REQUIRED_COLUMNS
 
 COLUMNS = ["run", "dataset", "epochs", "kept", "val_acc", "test_acc", "time", "status"]
 
@@ -82,10 +82,11 @@ def _history(path: Path) -> list[dict]:
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        if any(row.get(column) is None for column in HISTORY_COLUMNS):
+        if any(row.get(column) is None for column in REQUIRED_COLUMNS):
             raise ValueError("a column is missing")
         for column in HISTORY_COLUMNS:
-            float(row[column])
+            if row.get(column) is not None:  # runs of older versions lack the newer columns
+                float(row[column])
     return rows
 
 

@@ -38,6 +38,8 @@ from mlpcli import artifacts, predict, runs
 from mlpcli.data import CLASS_NAMES, one_hot
 from mlpcli.errors import ImageError, ImageTooLarge, MlpError
 from mlpcli.images import read_image, to_mnist
+from mlpcli.nn.kinds import Network
+from mlpcli.nn.rnn import RNN
 
 MAX_BODY = 4 * 2**20  # bytes of a request body: a photo from a phone fits
 MAX_PIXELS = 4000 * 3000  # of an image (a phone's photo), read from its header before decoding;
@@ -145,7 +147,7 @@ def explain(model: Model, pixels: np.ndarray, top: int) -> dict:
     with model.lock:
         Z = network.forward(X)
         scores = network.output.scores(Z)[0]
-        activations = [a[0].tolist() for a in network.hidden_outputs]
+        layers = hidden_layers(network)
         order = np.argsort(-scores, kind="stable")  # k = order[0], the runner-up j = order[1]
         delta = one_hot(order[:1], len(scores), Z.dtype) - one_hot(order[1:2], len(scores), Z.dtype)
         grad_X = network.backward(delta, input_grad=True, param_grads=False)  # ∂m/∂x, δ^L = e_k - e_j
@@ -158,9 +160,22 @@ def explain(model: Model, pixels: np.ndarray, top: int) -> dict:
         "input": pixels.tolist(),
         "gradient": gradient.reshape(pixels.shape).tolist(),
         "runner_up": {"class": int(order[1]), "name": names[order[1]]},
-        "activations": activations,
+        **layers,
         "dataset": saved.dataset,
     }
+
+
+def hidden_layers(network: Network) -> dict:
+    """What the page draws of the last forward pass (one input): each hidden layer's
+    activations and its name; an RNN's are its last state h^(T), the one read out, and
+    `states`, its hidden state after each row, h^(1…T) (null for an MLP)."""
+    if isinstance(network, RNN):
+        states = [h[0].tolist() for h in network.hidden_outputs]
+        name = f"h({network.steps}), the state the answer is read from"
+        return {"activations": states[-1:], "layer_names": [name], "states": states}
+    activations = [a[0].tolist() for a in network.hidden_outputs]
+    names = [f"hidden layer {l}" for l in range(1, len(activations) + 1)]
+    return {"activations": activations, "layer_names": names, "states": None}
 
 
 async def capped_body(request: Request) -> bytes:

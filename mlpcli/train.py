@@ -7,7 +7,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from mlpcli.config import AugmentConfig, TrainConfig
 from mlpcli.data import Dataset, Normalisation, one_hot
 from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
-from mlpcli.nn.network import MLP
+from mlpcli.nn.kinds import Network
 from mlpcli.optim import UNCHANGED, Schedule, learning_rate, make_optimizer, rescheduled
 from mlpcli.parallel import available
 from mlpcli.progress import bar
@@ -35,9 +35,11 @@ class EpochRecord:
     val_accuracy: float
     lr: float
     seconds: float
+    clipped: int = 0  # batches whose gradient was clipped (train.clip); runs before it lack it
 
 
 HISTORY_COLUMNS = [spec.name for spec in fields(EpochRecord)]
+REQUIRED_COLUMNS = [spec.name for spec in fields(EpochRecord) if spec.default is MISSING]  # in every run's
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Position:
     loss_sum: float = 0.0  # the epoch's running sums: Σ loss·batch size, correct, seen
     correct: int = 0
     seen: int = 0
+    clipped: int = 0  # batches whose gradient was clipped
     seconds: float = 0.0  # time spent in the epoch under way
 
 
@@ -104,6 +107,16 @@ MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learni
 FLUSH_EVERY = 10
 
 
+def clip_by_norm(grads: np.ndarray, clip: float) -> bool:
+    """g ← g · clip/‖g‖ when ‖g‖ > clip (the global norm over every weight and bias at once:
+    the step keeps its direction, only its length is capped). Whether it was clipped."""
+    norm = math.sqrt(float(np.dot(grads, grads)))
+    if not norm > clip:  # short enough, or NaN: a non-finite loss is the divergence checks' to catch
+        return False
+    grads *= grads.dtype.type(clip / norm)
+    return True
+
+
 class Trainer:
     """Epochs over `train`: shuffled mini-batches, forward, the delta equations backward, an
     optimizer step; validation, early stopping and the kept weights after each epoch. Owns
@@ -112,7 +125,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: MLP,
+        model: Network,
         train: Dataset,
         validation: Dataset,
         norm: Normalisation,
@@ -194,8 +207,9 @@ class Trainer:
             if should_stop():
                 return False
             index = p.order[start : start + batch_size]
-            loss, correct = self._step(index, lr)
+            loss, correct, clipped = self._step(index, lr)
             p.batch += 1
+            p.clipped += clipped
             if p.batch % FLUSH_EVERY == 0:
                 self.optimizer.flush_denormals(self.model.params)
             p.loss_sum += loss * len(index)
@@ -208,8 +222,9 @@ class Trainer:
             )
         return True
 
-    def _step(self, index: np.ndarray, lr: float) -> tuple[float, int]:
-        """One batch: forward, δ^L, the delta recursion, an optimizer step; (loss, correct)."""
+    def _step(self, index: np.ndarray, lr: float) -> tuple[float, int, bool]:
+        """One batch: forward, δ^L, the delta recursion (the clipping of its gradient), an
+        optimizer step; (loss, correct, whether the gradient was clipped)."""
         model, n = self.model, len(index)
         X, Y, pixels = self.X_batch[:n], self.Y_batch[:n], self.pixels[:n]
         np.take(self.train.images, index, axis=0, out=pixels)
@@ -220,10 +235,12 @@ class Trainer:
         Z = model.forward(X, self.dropout_rng)
         correct = int(np.count_nonzero(Z.argmax(axis=1) == self.train.labels[index]))
         loss, delta = model.output.loss_and_delta(Z, Y)
+        clipped = False
         if math.isfinite(loss):
             model.backward(delta, self.config.weight_decay)
+            clipped = bool(self.config.clip) and clip_by_norm(model.grads, self.config.clip)
             self.optimizer.step(model.params, model.grads, lr)
-        return loss, correct
+        return loss, correct, clipped
 
     def _end_epoch(self, lr: float) -> EpochRecord:
         """Validate, record, keep the weights the rule picks, decide on early stopping; the
@@ -243,7 +260,8 @@ class Trainer:
                 f"{failure} (epoch {p.epoch + 1}, learning rate {lr:g}); try a lower train.lr. {kept}"
             )
         epoch = p.epoch + 1
-        record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, p.seconds)
+        figures = train_loss, train_accuracy, val_loss, val_accuracy
+        record = EpochRecord(epoch, *figures, lr, p.seconds, p.clipped)
         if history.add(record, self.config.keep):
             np.copyto(self.kept_params, self.model.params)
         self.position = Position(epoch=epoch)  # the next epoch starts afresh

@@ -15,6 +15,7 @@ from conftest import TINY, write_idx
 from mlpcli.artifacts import Saved, save_weights
 from mlpcli.data import Normalisation
 from mlpcli.nn.network import MLP
+from mlpcli.nn.rnn import RNN
 
 
 @dataclass
@@ -82,11 +83,14 @@ def header(dims: list[int], magic: bytes = b"\x00\x00\x08") -> bytes:
     return magic + bytes([len(dims)]) + np.array(dims, dtype=">u4").tobytes()
 
 
-def weights(change: Callable[[dict], None], sizes=(64, 32, 10)) -> Callable[[Path], list[str]]:
-    """`mlp eval` on a weights file for the 8×8 data that `change` spoils (arrays by name)."""
+def weights(
+    change: Callable[[dict], None], sizes=(64, 32, 10), rnn: tuple[int, int] | None = None
+) -> Callable[[Path], list[str]]:
+    """`mlp eval` on a weights file for the 8×8 data that `change` spoils (arrays by name): an
+    MLP of `sizes`, or with `rnn` = (steps, inputs per step) an RNN of 16 units."""
 
     def args(ws: Path) -> list[str]:
-        model = MLP(list(sizes))
+        model = MLP(list(sizes)) if rnn is None else RNN(*rnn, 16, 10)
         model.init(np.random.default_rng(0))
         path = ws / "model.npz"
         save_weights(path, Saved(model, Normalisation(30.0, 60.0), "mnist"))
@@ -162,6 +166,24 @@ VALUE_BOMB = "model:\n  hidden:\n    a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".j
 )
 
 CASES = [
+    Case(
+        "an rnn of two recurrent layers",
+        train_with("model.kind=rnn", "model.hidden=[16, 16]"),
+        "model.kind = rnn has one recurrent layer, so model.hidden is its one width, such as [128]",
+    ),
+    Case(
+        "an unknown kind of model",
+        train_with("model.kind=lstm"),
+        "model.kind = 'lstm' is out of range: it must be one of mlp, rnn",
+    ),
+    Case(
+        "an unknown recurrent init",
+        train_with("model.kind=rnn", "model.recurrent_init=eye"),
+        "model.recurrent_init = 'eye' is out of range: it must be one of orthogonal, identity, xavier",
+    ),
+    Case(
+        "a negative clip", train_with("train.clip=-1"), "train.clip = -1.0 is out of range: it must be >= 0"
+    ),
     # --- configs -------------------------------------------------------------------------------
     Case(
         "unknown top-level key",
@@ -176,7 +198,7 @@ CASES = [
     Case(
         "unknown model key",
         config("model: {layers: 3}\n"),
-        "unknown config key 'layers' at section 'model'; allowed: hidden",
+        "unknown config key 'layers' at section 'model'; allowed: kind, hidden",
     ),
     Case(
         "unknown train key",
@@ -430,6 +452,31 @@ CASES = [
         "is a directory, not an IDX file",
     ),
     # --- weights files --------------------------------------------------------------------------
+    Case(
+        "weights of an unknown kind of model",
+        weights(lambda a: a.update(kind=np.array("lstm"))),
+        "holds a model of kind 'lstm'; this mlp knows mlp, rnn",
+    ),
+    Case(
+        "rnn weights that do not say their steps",
+        weights(lambda a: a.pop("steps"), rnn=(8, 8)),
+        "an rnn's steps should divide its 64 inputs, found missing",
+    ),
+    Case(
+        "rnn weights whose steps do not divide the inputs",
+        weights(lambda a: a.update(steps=np.array(5)), rnn=(8, 8)),
+        "an rnn's steps should divide its 64 inputs, found 5",
+    ),
+    Case(
+        "rnn weights with a recurrent matrix of the wrong shape",
+        weights(lambda a: a.update(W=np.zeros((16, 15), np.float32)), rnn=(8, 8)),
+        "W should be floats of shape (16, 16), found float32 (16, 15)",
+    ),
+    Case(
+        "an rnn of other rows than the data's",
+        weights(lambda a: None, rnn=(16, 4)),
+        "the RNN reads 16 rows, but the mnist test images have 8",
+    ),
     Case("truncated zip", spoiled_weights(lambda content: content[:400]), "not a readable weights file"),
     Case("text, not a weights file", raw_weights(b"W1 = [[1, 2], [3, 4]]\n"), "not a readable weights file"),
     Case(

@@ -363,6 +363,73 @@ BUGS = [
         'grad["W"] += np.outer(r, self.hs[t - 1])',
         'grad["W"] += np.outer(r, self.hs[t])',
     ),
+    # --- the batched many-to-one RNN (model.kind: rnn) and clipping -----------------------------
+    Bug(
+        "batched-rnn-wrong-tanh-derivative",
+        "nn/activations.py",
+        "np.subtract(1, out, out=out)  # σ' = 1 - a²",
+        "np.subtract(1, a, out=out)  # σ' = 1 - a",
+    ),
+    Bug(
+        "batched-rnn-W-against-h-t",
+        "nn/rnn.py",
+        "h_before = self.hs[1:T].reshape((T - 1) * B, H)",
+        "h_before = self.hs[2 : T + 1].reshape((T - 1) * B, H)",
+    ),
+    Bug(
+        "batched-rnn-no-recurrent-term",
+        "nn/rnn.py",
+        "np.matmul(rs[t], self.W, out=rs[t - 1])  # ∂C/∂h^(t) = Wᵀ r^(t+1), row-wise",
+        "rs[t - 1][...] = 0",
+    ),
+    Bug(
+        "batched-rnn-slope-of-the-next-step",
+        "nn/rnn.py",
+        "rs[t - 1] *= slopes[t - 1]  # r^(t) = ∂C/∂h^(t) ⊙ σ'(z^(t))",
+        "rs[t - 1] *= slopes[t]",
+    ),
+    Bug(
+        "batched-rnn-slopes-one-step-early",
+        "nn/rnn.py",
+        "self.activation.derivative(self.hs[1:], out=slopes)",
+        "self.activation.derivative(self.hs[:-1], out=slopes)",
+    ),
+    Bug(
+        "batched-rnn-W-not-transposed-back",
+        "nn/rnn.py",
+        "np.matmul(rs[t], self.W, out=rs[t - 1])",
+        "np.matmul(rs[t], self.W.T, out=rs[t - 1])",
+    ),
+    Bug(
+        "batched-rnn-forward-with-W-transposed",
+        "nn/rnn.py",
+        "hs[t] += np.matmul(hs[t - 1], self.W.T, out=carried)",
+        "hs[t] += np.matmul(hs[t - 1], self.W, out=carried)",
+    ),
+    Bug(
+        "batched-rnn-no-dropout-backward",
+        "nn/rnn.py",
+        "rs[T - 1] *= self.mask  # through the dropout of h^(T)",
+        "pass",
+    ),
+    Bug(
+        "clip-inverted", T, "grads *= grads.dtype.type(clip / norm)", "grads *= grads.dtype.type(norm / clip)"
+    ),
+    Bug("clip-never", T, "if not norm > clip:", "if True:"),
+    Bug("clip-not-counted", T, "p.clipped += clipped", "p.clipped += 0"),
+    Bug(
+        "old-history-unreadable",
+        "runs.py",
+        "if any(row.get(column) is None for column in REQUIRED_COLUMNS):",
+        "if any(row.get(column) is None for column in HISTORY_COLUMNS):",
+    ),
+    Bug("old-weights-of-no-kind", "artifacts.py", '"kind": "mlp",  # files', '"kind": "rnn",  # files'),
+    Bug(
+        "predict-takes-any-rnn",
+        P,
+        "if model.sizes[0] != FIELD * FIELD or (isinstance(model, RNN) and model.steps != FIELD):",
+        "if model.sizes[0] != FIELD * FIELD:",
+    ),
 ]
 
 # the order the test files run in: the fast and pointed ones first, so a bug is caught sooner

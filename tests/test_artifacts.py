@@ -13,6 +13,7 @@ from mlpcli.artifacts import Saved, load_weights, run_directory, save_weights, w
 from mlpcli.data import Normalisation
 from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.nn.network import MLP
+from mlpcli.nn.rnn import RNN
 
 
 @pytest.fixture
@@ -32,6 +33,24 @@ def test_weights_round_trip_rebuilds_the_model(saved):
     assert loaded.sizes == [4, 3, 10] and repr(loaded) == repr(model)
     np.testing.assert_array_equal(loaded.params, model.params)
     assert load_weights(path.parent).model.sizes == [4, 3, 10]  # a run directory works too
+
+
+def test_rnn_weights_round_trip_and_say_their_kind(tmp_path):
+    model = RNN(4, 3, 5, 10, "relu")
+    model.init(np.random.default_rng(0), "xavier", "orthogonal")
+    path = tmp_path / "weights.npz"
+    save_weights(path, Saved(model, Normalisation(33.0, 77.0), "mnist", 2))
+    loaded = load_weights(path).model
+    assert isinstance(loaded, RNN) and (loaded.steps, loaded.n_input, loaded.sizes) == (4, 3, [12, 5, 10])
+    assert repr(loaded) == repr(model) and loaded.activation.name == "relu"
+    np.testing.assert_array_equal(loaded.params, model.params)
+
+
+def test_a_weights_file_from_before_the_rnn_holds_an_mlp(saved):
+    model, path = saved
+    rewrite(path, lambda arrays: arrays.pop("kind"))
+    loaded = load_weights(path).model
+    assert isinstance(loaded, MLP) and repr(loaded) == repr(model)
 
 
 def rewrite(path, change):

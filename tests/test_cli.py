@@ -51,6 +51,7 @@ def test_train_writes_the_run_directory(run_dir):
         "val_accuracy",
         "lr",
         "seconds",
+        "clipped",
     }
     assert "hidden:\n  - 32" in (run_dir / "config.yaml").read_text()
 

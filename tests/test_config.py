@@ -59,7 +59,7 @@ def test_empty_file_means_defaults(tmp_path):
     ("text", "overrides", "message"),
     [
         ("colour: red\n", [], "unknown config key 'colour' at top level; allowed: data, model, train"),
-        ("model: {layers: 3}\n", [], "unknown config key 'layers' at section 'model'; allowed: hidden,"),
+        ("model: {layers: 3}\n", [], "unknown config key 'layers' at section 'model'; allowed: kind, hidden"),
         ("", ["train.epochs=three"], "train.epochs = 'three' must be int, not str"),
         ("", ["train.epochs=2.5"], "train.epochs = 2.5 must be int, not float"),
         ("", ["train.epochs=true"], "train.epochs = True must be int, not bool"),

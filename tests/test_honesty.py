@@ -120,7 +120,7 @@ def test_interrupted_before_any_epoch_says_so_and_leaves_no_weights(idx_dir, tmp
     assert not (out / "weights.npz").exists() and (out / "checkpoint.npz").exists()
     assert (
         out / "history.csv"
-    ).read_text() == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds\n"
+    ).read_text() == "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,clipped\n"
     metrics = json.loads((out / "metrics.json").read_text())
     data = {"source": "idx", "dir": str(idx_dir)}
     assert metrics == {"status": "interrupted", "epochs": 0, "kept_epoch": 0, "data": data}
@@ -237,7 +237,7 @@ def test_softmax_regression_trains_and_is_gradchecked(idx_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "MLP(64 → 10" in result.output
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_accuracy"] > 0.9
-    result = mlp("gradcheck", "--set", "model.hidden=[]", "--samples", "40")
+    result = mlp("gradcheck", "--set", "model.hidden=[]", "--set", "model.dropout=0", "--samples", "40")
     assert result.exit_code == 0 and "784-10 softmax_cross_entropy  W1" in result.output  # no hidden σ
     report = json.loads(mlp("gradcheck", "--all", "--json").output)
     assert any(row["check"].startswith("12-5 ") for row in report["checks"]) and report["passed"]

@@ -19,9 +19,8 @@ def trainer_for(data, *sets: str, seed: int = 0) -> Trainer:
     """A Trainer as `mlp train` builds it, on `data`'s splits (a config of data.* keys)."""
     config = load_config(None, [*data, *sets])
     splits = load_splits(config.data, config.train.seed)
-    model = build_model(config, splits.train.images.shape[1])
     init_rng, fit_rng = np.random.default_rng(seed).spawn(2)
-    model.init(init_rng, config.model.init)
+    model = build_model(config, splits.train.image_shape, init_rng)
     norm = Normalisation.of(splits.train.images)
     return Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng, config.data.augment)
 
@@ -36,9 +35,9 @@ def watch_steps(trainer: Trainer) -> list[tuple[np.ndarray, float, float, int]]:
     seen, step = [], trainer._step
 
     def watched(index, lr):
-        loss, correct = step(index, lr)
+        loss, correct, clipped = step(index, lr)
         seen.append((index.copy(), lr, loss, correct))
-        return loss, correct
+        return loss, correct, clipped
 
     trainer._step = watched
     return seen

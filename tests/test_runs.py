@@ -45,6 +45,17 @@ def runs_dir(idx_dir, tmp_path) -> Path:
     return folder
 
 
+def test_a_run_from_before_clipping_was_counted_is_listed_and_plotted(runs_dir, tmp_path):
+    """history.csv of older versions has no `clipped` column: the run is read all the same."""
+    history = runs_dir / "a-complete" / "history.csv"
+    lines = history.read_text().splitlines()
+    history.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    assert "clipped" not in history.read_text()
+    result = mlp("runs", runs_dir)
+    assert result.exit_code == 0 and "completed" in rows(result.output)["a-complete"]
+    assert mlp("plot", runs_dir / "a-complete", "--out", tmp_path / "old.png").exit_code == 0
+
+
 def rows(output: str) -> dict[str, str]:
     return {line.split()[0]: line for line in output.splitlines()[2:]}
 

@@ -22,8 +22,7 @@ def setup(idx_dir, seed=0, **train):
     splits = load_splits(DataConfig(source="idx", dir=str(idx_dir), validation=200), seed)
     norm = Normalisation.of(splits.train.images)
     config = load_config(None, ["model.hidden=[16]", "model.dropout=0.1"])
-    model = build_model(config, 64)
-    model.init(np.random.default_rng(seed), "he")
+    model = build_model(config, (8, 8), np.random.default_rng(seed))
     defaults = {"epochs": 4, "batch_size": 32, "lr": 0.01, "schedule": "constant", "patience": 0}
     return model, splits.train, splits.validation, norm, TrainConfig(**defaults | train)
 

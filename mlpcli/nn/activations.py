@@ -12,8 +12,8 @@ class Activation:
         """a = σ(z), written into `out` when given (it may be `z` itself)."""
         raise NotImplementedError
 
-    def derivative(self, a: np.ndarray) -> np.ndarray:
-        """σ'(z) from a = σ(z)."""
+    def derivative(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """σ'(z) from a = σ(z), written into `out` when given (a buffer other than `a`)."""
         raise NotImplementedError
 
     def backward(self, delta: np.ndarray, a: np.ndarray) -> None:
@@ -30,8 +30,11 @@ class ReLU(Activation):
     def forward(self, z, out=None):
         return np.maximum(z, 0, out=out)
 
-    def derivative(self, a):
-        return (a > 0).astype(a.dtype)  # [z > 0]
+    def derivative(self, a, out=None):
+        if out is None:
+            return (a > 0).astype(a.dtype)  # [z > 0]
+        np.copyto(out, a > 0)
+        return out
 
     def backward(self, delta, a):
         np.multiply(delta, a > 0, out=delta)  # δ ⊙ [z > 0]
@@ -47,8 +50,10 @@ class Sigmoid(Activation):
         out *= 0.5
         return out
 
-    def derivative(self, a):
-        return a * (1 - a)  # σ' = a(1 - a)
+    def derivative(self, a, out=None):
+        out = np.subtract(1, a, out=out)
+        out *= a  # σ' = a(1 - a)
+        return out
 
 
 class Tanh(Activation):
@@ -57,8 +62,10 @@ class Tanh(Activation):
     def forward(self, z, out=None):
         return np.tanh(z, out=out)
 
-    def derivative(self, a):
-        return 1 - a * a  # σ' = 1 - a²
+    def derivative(self, a, out=None):
+        out = np.multiply(a, a, out=out)
+        np.subtract(1, out, out=out)  # σ' = 1 - a²
+        return out
 
 
 class Identity(Activation):
@@ -70,8 +77,11 @@ class Identity(Activation):
         out[...] = z
         return out
 
-    def derivative(self, a):
-        return np.ones_like(a)
+    def derivative(self, a, out=None):
+        if out is None:
+            return np.ones_like(a)
+        out[...] = 1
+        return out
 
     def backward(self, delta, a):
         pass  # σ' = 1

@@ -19,6 +19,20 @@ def scratch(buffers: dict[str, np.ndarray], name: str, shape: tuple[int, ...], d
     return buffer[: shape[0]]
 
 
+def dropout_mask(
+    buffers: dict[str, np.ndarray], name: str, A: np.ndarray, p: float, rng: np.random.Generator | None
+) -> np.ndarray | None:
+    """Inverted dropout of the activations A: 1/(1-p) where a unit is kept, 0 where dropped,
+    each with probability p (None: nothing is dropped, as without `rng`, in evaluation)."""
+    if rng is None or p == 0:
+        return None
+    keep = 1.0 - p
+    uniform = rng.random(dtype=np.float32, out=scratch(buffers, f"uniform{name}", A.shape, np.float32))
+    mask = np.less(uniform, keep, out=scratch(buffers, f"mask{name}", A.shape, A.dtype))
+    mask *= A.dtype.type(1.0 / keep)
+    return mask
+
+
 class Dense:
     def __init__(self, W: np.ndarray, b: np.ndarray, grad_W: np.ndarray, grad_b: np.ndarray):
         self.W, self.b = W, b  # (n_out, n_in), (n_out,)

@@ -9,7 +9,7 @@ one contiguous slice, and gradient checking perturbs entries of one vector.
 import numpy as np
 
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.layers import Dense, scratch
+from mlpcli.nn.layers import Dense, dropout_mask, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
 
@@ -20,6 +20,8 @@ INITS = {
 
 
 class MLP:
+    kind = "mlp"
+
     def __init__(
         self,
         sizes: list[int],
@@ -76,21 +78,11 @@ class MLP:
             Z = layer.forward(A)
             A = self.activation.forward(Z, out=Z)  # a^l = σ(z^l), in place
             self.hidden_outputs.append(A)
-            mask = self._dropout_mask(l, A, rng)
+            mask = dropout_mask(self.buffers, f"{l}", A, self.dropout, rng)
             self.masks.append(mask)
             if mask is not None:
                 A = np.multiply(A, mask, out=scratch(self.buffers, f"dropped{l}", A.shape, A.dtype))
         return self.layers[-1].forward(A)
-
-    def _dropout_mask(self, l: int, A: np.ndarray, rng) -> np.ndarray | None:
-        """1/(1-p) where a^l's unit is kept, 0 where dropped (None: nothing is dropped)."""
-        if rng is None or self.dropout == 0:
-            return None
-        keep = 1.0 - self.dropout
-        uniform = rng.random(dtype=np.float32, out=scratch(self.buffers, f"uniform{l}", A.shape, np.float32))
-        mask = np.less(uniform, keep, out=scratch(self.buffers, f"mask{l}", A.shape, A.dtype))
-        mask *= A.dtype.type(1.0 / keep)
-        return mask
 
     def backward(
         self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False, param_grads: bool = True

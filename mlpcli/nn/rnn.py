@@ -1,4 +1,8 @@
-"""A vanilla RNN and back-propagation through time (equations.md §6).
+"""Vanilla RNNs and back-propagation through time (equations.md §6): VanillaRNN, one sequence
+with an output at every step, as derived; RNN, the many-to-one classifier `mlp train` trains
+(model.kind: rnn), a whole batch at once.
+
+VanillaRNN:
 
     z^(t) = U x^(t) + W h^(t-1) + b,   h^(t) = tanh(z^(t)),   o^(t) = V h^(t) + c,
     ŷ^(t) = softmax(o^(t)),            L = Σ_t CE(ŷ^(t), y^(t))
@@ -9,7 +13,10 @@ soft label. h^(0) = 0. Note L is a sum over time steps, not a mean.
 
 import numpy as np
 
-from mlpcli.nn.losses import SoftmaxCrossEntropy
+from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.layers import dropout_mask, scratch
+from mlpcli.nn.losses import SoftmaxCrossEntropy, make_output
+from mlpcli.nn.network import INITS
 from mlpcli.nn.params import carve, flat_size
 
 SOFTMAX_CE = SoftmaxCrossEntropy()
@@ -83,3 +90,182 @@ class VanillaRNN:
 
     def __repr__(self) -> str:
         return f"VanillaRNN({self.U.shape[1]} → {self.W.shape[0]} → {self.V.shape[0]}, tanh)"
+
+
+RECURRENT_INITS = ("orthogonal", "identity", "xavier")  # how W starts (RNN.init)
+
+
+class RNN:
+    """A many-to-one vanilla RNN over a whole batch (equations.md §6b): an image's rows are its
+    time steps x^(1…T), the last hidden state alone is read out,
+
+        z^(t) = U x^(t) + W h^(t-1) + b,   h^(t) = σ(z^(t)),   h^(0) = 0,   o = V h^(T) + c,
+
+    and the output layer's loss (softmax cross-entropy: the batch mean) follows o. Inputs are
+    (B, T·D) batches of flattened images, as the MLP's. Arrays are kept time-major, (T, B, ·):
+    each step's rows sit together, so the only loop is the one over the T steps. All weights
+    and biases live in one flat buffer laid out [U, W, V, b, c] (weights first: weight decay
+    acts on one slice), gradients likewise; the per-step buffers are reused from batch to
+    batch (layers.scratch)."""
+
+    kind = "rnn"
+
+    def __init__(
+        self,
+        steps: int,
+        n_input: int,
+        n_hidden: int,
+        n_classes: int,
+        activation: str = "tanh",
+        output: str = "softmax_cross_entropy",
+        output_activation: str = "sigmoid",
+        dropout: float = 0.0,
+        dtype: type = np.float32,
+    ):
+        """`steps` T and `n_input` D: each input is T rows of D values."""
+        self.steps, self.n_input = steps, n_input
+        self.sizes = [steps * n_input, n_hidden, n_classes]  # inputs, units, outputs: as an MLP's
+        self.activation = ACTIVATIONS[activation]
+        self.output = make_output(output, output_activation)
+        self.dropout = dropout
+        weights = {"U": (n_hidden, n_input), "W": (n_hidden, n_hidden), "V": (n_classes, n_hidden)}
+        biases = {"b": (n_hidden,), "c": (n_classes,)}
+        layout = [*weights.values(), *biases.values()]
+        self.n_weights = flat_size(list(weights.values()))
+        self.params = np.zeros(flat_size(layout), dtype=dtype)
+        self.grads = np.zeros_like(self.params)
+        names = [*weights, *biases]
+        tensors = dict(zip(names, zip(carve(self.params, layout), carve(self.grads, layout))))
+        self._tensors = {name: tensors[name] for name in ("U", "W", "b", "V", "c")}
+        self.U, self.W, self.b, self.V, self.c = (tensor for tensor, _ in self._tensors.values())
+        self.buffers: dict[str, np.ndarray] = {}
+        self.xs = self.hs = self.h_read = np.zeros((0, 0, 0), dtype=dtype)  # kept by forward
+        self.mask: np.ndarray | None = None  # dropout mask of h^(T)
+
+    def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """U, W, b, V, c, each with its gradient."""
+        return self._tensors
+
+    @property
+    def weights(self) -> np.ndarray:
+        """U, W and V as one flat view: the part weight decay acts on."""
+        return self.params[: self.n_weights]
+
+    @property
+    def hidden_outputs(self) -> list[np.ndarray]:
+        """h^(1…T) of the last forward pass, a (B, H) array per step."""
+        return list(self.hs[1:])
+
+    def init(self, rng: np.random.Generator, scheme: str = "xavier", recurrent: str = "orthogonal") -> None:
+        """U and V ~ N(0, std²) with the std of `scheme`; W orthogonal (a random rotation: every
+        singular value 1, so errors carried back through W keep their size), the identity (IRNN,
+        Le et al. 2015: h^(t) starts as a running sum) or ~ N(0, std²) too; b = c = 0."""
+        for M in (self.U, self.V):
+            n_out, n_in = M.shape
+            M[...] = rng.standard_normal((n_out, n_in)) * INITS[scheme](n_in, n_out)
+        H = self.W.shape[0]
+        if recurrent == "orthogonal":
+            Q, R = np.linalg.qr(rng.standard_normal((H, H)))
+            self.W[...] = Q * np.sign(np.diag(R))  # signs fixed: Q uniform over rotations
+        elif recurrent == "identity":
+            self.W[...] = np.eye(H)
+        else:
+            self.W[...] = rng.standard_normal((H, H)) * INITS[recurrent](H, H)
+        self.b[...] = self.c[...] = 0
+
+    def forward(self, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The logits o (B, n_classes) of the batch X (B, T·D); keeps x^(t) and h^(0…T) for
+        BPTT. With `rng`, h^(T) is dropped out on its way to V (inverted dropout)."""
+        (B, _), T, D, H = X.shape, self.steps, self.n_input, self.W.shape[0]
+        xs = self._time_major("xs", T, B, D)
+        np.copyto(xs, X.reshape(B, T, D).transpose(1, 0, 2))  # x^(t) = row t of every image
+        hs_flat = self._flat("hs", (T + 1) * B * H)
+        hs = hs_flat.reshape(T + 1, B, H)  # h^(0…T)
+        hs[0] = 0
+        np.matmul(xs.reshape(T * B, D), self.U.T, out=hs_flat[B * H :].reshape(T * B, H))  # U x^(t), all t
+        hs[1:] += self.b
+        carried = scratch(self.buffers, "carried", (B, H), X.dtype)
+        for t in range(1, T + 1):
+            hs[t] += np.matmul(hs[t - 1], self.W.T, out=carried)  # z^(t) = U x^(t) + b + W h^(t-1)
+            self.activation.forward(hs[t], out=hs[t])  # h^(t) = σ(z^(t))
+        self.xs, self.hs = xs, hs
+        self.mask = dropout_mask(self.buffers, "h", hs[T], self.dropout, rng)
+        self.h_read = hs[T]
+        if self.mask is not None:
+            self.h_read = np.multiply(hs[T], self.mask, out=scratch(self.buffers, "dropped", (B, H), X.dtype))
+        logits = scratch(self.buffers, "o", (B, self.sizes[-1]), X.dtype)
+        np.matmul(self.h_read, self.V.T, out=logits)
+        logits += self.c  # o = V h^(T) + c
+        return logits
+
+    def backward(
+        self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False, param_grads: bool = True
+    ):
+        """Fill `grads` from δ = ∂C/∂o (B, n_classes) by back-propagation through time:
+        r^(T) = (Vᵀ δ) ⊙ σ'(z^(T)), r^(t) = (Wᵀ r^(t+1)) ⊙ σ'(z^(t)), where r^(t) = ∂C/∂z^(t);
+        then every weight's gradient sums its step's r^(t) times that step's input. Returns
+        ∂C/∂X when `input_grad`; `param_grads=False`: the recursion alone (`grads` untouched)."""
+        T, (B, H) = self.steps, self.hs.shape[1:]
+        slopes = self._flat("slopes", T * B * H).reshape(T, B, H)
+        self.activation.derivative(self.hs[1:], out=slopes)  # σ'(z^(t)) for every t at once
+        rs_flat = self._flat("rs", T * B * H)
+        rs = rs_flat.reshape(T, B, H)  # r^(1…T)
+        np.matmul(delta, self.V, out=rs[T - 1])  # ∂C/∂h^(T) = Vᵀ δ, row-wise
+        if self.mask is not None:
+            rs[T - 1] *= self.mask  # through the dropout of h^(T)
+        rs[T - 1] *= slopes[T - 1]  # r^(T) = ∂C/∂h^(T) ⊙ σ'(z^(T))
+        for t in range(T - 1, 0, -1):  # rs[t - 1] is r^(t)
+            np.matmul(rs[t], self.W, out=rs[t - 1])  # ∂C/∂h^(t) = Wᵀ r^(t+1), row-wise
+            rs[t - 1] *= slopes[t - 1]  # r^(t) = ∂C/∂h^(t) ⊙ σ'(z^(t))
+        if param_grads:
+            self._param_grads(delta, rs_flat.reshape(T * B, H), weight_decay)
+        if not input_grad:
+            return None
+        grad_xs = np.matmul(rs_flat.reshape(T * B, H), self.U).reshape(T, B, self.n_input)  # Uᵀ r^(t)
+        return grad_xs.transpose(1, 0, 2).reshape(B, T * self.n_input)  # back to rows of images
+
+    def _param_grads(self, delta: np.ndarray, rs: np.ndarray, weight_decay: float) -> None:
+        """∂C/∂V = δᵀ h^(T), ∂C/∂c = Σ_batch δ, and the sums over time of §6b, each one matrix
+        product over all (t, example) rows at once; then the weight decay λ·(U, W, V)."""
+        grad = {name: g for name, (_, g) in self._tensors.items()}
+        (T, B, H), D = self.xs.shape[:2] + (self.W.shape[0],), self.n_input
+        np.matmul(delta.T, self.h_read, out=grad["V"])  # ∂C/∂V = δᵀ h^(T)
+        np.sum(delta, axis=0, out=grad["c"])  # ∂C/∂c = Σ_batch δ
+        np.matmul(rs.T, self.xs.reshape(T * B, D), out=grad["U"])  # ∂C/∂U = Σ_t r^(t) (x^(t))ᵀ
+        h_before = self.hs[1:T].reshape((T - 1) * B, H)  # h^(1…T-1); h^(0) = 0 adds nothing
+        np.matmul(rs[B:].T, h_before, out=grad["W"])  # ∂C/∂W = Σ_t r^(t) (h^(t-1))ᵀ
+        np.sum(rs, axis=0, out=grad["b"])  # ∂C/∂b = Σ_t r^(t)
+        if weight_decay:
+            decay = self._flat("decay", self.n_weights)
+            np.multiply(self.weights, weight_decay, out=decay)
+            self.grads[: self.n_weights] += decay  # ∂/∂W (λ/2)‖W‖² = λW
+
+    def penalty(self, weight_decay: float) -> float:
+        """(λ/2) Σ‖W‖² over U, W and V (biases are not decayed)."""
+        return 0.5 * weight_decay * float(self.weights @ self.weights) if weight_decay else 0.0
+
+    def loss_and_grad(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        weight_decay: float = 0.0,
+        rng: np.random.Generator | None = None,
+        input_grad: bool = False,
+    ):
+        """The loss C + (λ/2)Σ‖W‖² of (X, Y) with `grads` filled; also ∂/∂X when asked."""
+        loss, delta = self.output.loss_and_delta(self.forward(X, rng), Y)
+        grad_input = self.backward(delta, weight_decay, input_grad)
+        return loss + self.penalty(weight_decay), grad_input
+
+    def loss(self, X: np.ndarray, Y: np.ndarray, weight_decay: float = 0.0, rng=None) -> float:
+        return self.output.loss(self.forward(X, rng), Y) + self.penalty(weight_decay)
+
+    def _flat(self, name: str, size: int) -> np.ndarray:
+        return scratch(self.buffers, name, (size,), self.params.dtype)
+
+    def _time_major(self, name: str, T: int, B: int, width: int) -> np.ndarray:
+        return self._flat(name, T * B * width).reshape(T, B, width)
+
+    def __repr__(self) -> str:
+        T, D, (_, H, K) = self.steps, self.n_input, self.sizes
+        return f"RNN({T} steps of {D} → {H} → {K}, {self.activation}, {self.output})"

@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 let strokes = [];
 let drawing = null;
 let inFlight = false;
-let pending = null;
+let pending = null; // [blob, id] of the drawing that goes next
+let latest = 0; // the id of the newest drawing, file or clear: answers to older ones are not shown
 let runName = null;
 
 function clearPad() {
@@ -68,17 +69,19 @@ $("clear").addEventListener("click", () => {
 });
 
 function ask() {
+  const id = ++latest;
   if (strokes.length === 0) {
+    pending = null;
     show(null);
     return;
   }
-  pad.toBlob((blob) => send(blob), "image/png");
+  pad.toBlob((blob) => send(blob, id), "image/png");
 }
 
 // One request at a time: a drawing made meanwhile waits, and only the newest is sent.
-function send(blob) {
+function send(blob, id) {
   if (inFlight) {
-    pending = blob;
+    pending = [blob, id];
     return;
   }
   inFlight = true;
@@ -87,16 +90,19 @@ function send(blob) {
   fetch(`/api/predict?${query}`, { method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" } })
     .then(async (response) => {
       const answer = await response.json();
+      if (id !== latest) return; // the pad has changed since: a newer answer comes, or none
       if (!response.ok) throw new Error(answer.error || response.statusText);
       show(answer);
     })
-    .catch((error) => showError(error.message))
+    .catch((error) => {
+      if (id === latest) showError(error.message);
+    })
     .finally(() => {
       inFlight = false;
       if (pending) {
-        const next = pending;
+        const [next, nextId] = pending;
         pending = null;
-        send(next);
+        send(next, nextId);
       }
     });
 }
@@ -126,7 +132,9 @@ function show(answer) {
   const scale = Math.max(1e-12, ...answer.gradient.flat().map(Math.abs));
   paintImage($("why"), answer.gradient, (g) => signed(g / scale));
   $("why-label").textContent = `towards ${best.name}, away from ${answer.runner_up.name} (the runner-up)`;
-  $("layers").replaceChildren(...answer.activations.map(layerStrip));
+  const strips = answer.activations.map((values, i) => layerStrip(values, answer.layer_names[i]));
+  if (answer.states) strips.push(statesPicture(answer.states));
+  $("layers").replaceChildren(...strips);
 }
 
 function bar(prediction, score, top) {
@@ -158,23 +166,42 @@ function paintImage(canvas, rows, colour) {
   context.drawImage(small, 0, 0, canvas.width, canvas.height);
 }
 
-function layerStrip(values, index) {
+function layerStrip(values, name) {
+  const signedValues = values.some((v) => v < 0); // tanh's: −1 to 1
+  const active = signedValues ? "" : `, ${values.filter((v) => v > 0).length} active`;
+  return labelled(`${name}: ${values.length} units${active}`, unitsPicture([values], 18));
+}
+
+function statesPicture(states) {
+  const label = `h(t) after each row t, top (t = 1) to bottom (t = ${states.length}): what the network carries as it reads`;
+  return labelled(label, unitsPicture(states, 4 * states.length));
+}
+
+// rows of unit values as pixels: signed ones red (> 0) and blue (< 0), the others brightness
+function unitsPicture(rows, height) {
+  const values = rows.flat();
+  const signedValues = values.some((v) => v < 0);
+  const top = Math.max(1e-12, ...values.map(Math.abs));
+  const canvas = document.createElement("canvas");
+  canvas.width = rows[0].length;
+  canvas.height = rows.length;
+  canvas.style.height = `${height}px`;
+  const image = canvas.getContext("2d").createImageData(canvas.width, canvas.height);
+  values.forEach((v, i) => {
+    const level = Math.round((255 * Math.max(0, v)) / top);
+    image.data.set([...(signedValues ? signed(v / top) : [level, level, Math.round(level / 2)]), 255], 4 * i);
+  });
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  return canvas;
+}
+
+function labelled(text, canvas) {
   const box = document.createElement("div");
   box.className = "layer";
   const label = document.createElement("div");
   label.className = "hint";
-  label.textContent = `hidden layer ${index + 1}: ${values.length} units, ${values.filter((v) => v > 0).length} active`;
-  const strip = document.createElement("canvas");
-  strip.width = values.length;
-  strip.height = 1;
-  const top = Math.max(1e-12, ...values);
-  const image = strip.getContext("2d").createImageData(values.length, 1);
-  values.forEach((v, i) => {
-    const level = Math.round(255 * Math.max(0, v) / top);
-    image.data.set([level, level, Math.round(level / 2), 255], 4 * i);
-  });
-  strip.getContext("2d").putImageData(image, 0, 0);
-  box.append(label, strip);
+  label.textContent = text;
+  box.append(label, canvas);
   return box;
 }
 
@@ -182,7 +209,7 @@ function layerStrip(values, index) {
 function classifyFile(file) {
   strokes = [];
   redraw();
-  send(file);
+  send(file, ++latest);
 }
 $("file").addEventListener("change", (event) => event.target.files[0] && classifyFile(event.target.files[0]));
 document.addEventListener("dragover", (event) => event.preventDefault());
