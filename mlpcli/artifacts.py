@@ -23,7 +23,8 @@ from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
 from mlpcli.errors import MlpError, RunDirError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.kinds import KINDS, Network
+from mlpcli.nn.base import Network
+from mlpcli.nn.kinds import KINDS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import RNN

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from mlpcli.data import N_CLASSES, one_hot
-from mlpcli.nn.kinds import Network
+from mlpcli.nn.base import Network
 from mlpcli.progress import bar
 
 CHUNK = 10_000  # examples per forward pass of an evaluation

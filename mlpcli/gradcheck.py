@@ -19,7 +19,7 @@ import numpy as np
 from mlpcli.config import Config
 from mlpcli.data import N_CLASSES
 from mlpcli.models import build_model
-from mlpcli.nn.kinds import Network
+from mlpcli.nn.base import Network
 from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import VanillaRNN

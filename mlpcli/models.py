@@ -5,7 +5,7 @@ import numpy as np
 
 from mlpcli.config import ModelConfig
 from mlpcli.errors import ConfigError
-from mlpcli.nn.kinds import Network
+from mlpcli.nn.base import Network
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import RNN
 

@@ -38,7 +38,7 @@ from mlpcli import artifacts, predict, runs
 from mlpcli.data import CLASS_NAMES, one_hot
 from mlpcli.errors import ImageError, ImageTooLarge, MlpError
 from mlpcli.images import read_image, to_mnist
-from mlpcli.nn.kinds import Network
+from mlpcli.nn.base import Network
 from mlpcli.nn.rnn import RNN
 
 MAX_BODY = 4 * 2**20  # bytes of a request body: a photo from a phone fits

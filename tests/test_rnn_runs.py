@@ -36,7 +36,7 @@ def rnn_run(mnist_dir, tmp_path_factory) -> Path:
     sets = options("data.source=idx", f"data.dir={mnist_dir}", "train.epochs=3")
     result = mlp("train", "--config", RNN_CONFIG, *sets, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "RNN(28 steps of 28 → 128 → 10, tanh, softmax_cross_entropy)" in result.output
+    assert "RNN(28 steps of 28 → 256 → 10, tanh, softmax_cross_entropy)" in result.output
     assert mlp("eval", out).exit_code == 0
     return out
 
@@ -77,7 +77,7 @@ def test_serve_answers_with_the_rnn_and_shows_its_states(rnn_run, tmp_path):
             answer = json.load(response)
     assert [p["class"] for p in answer["predictions"]] == [p["class"] for p in expected["predictions"]]
     states = np.array(answer["states"])
-    assert states.shape == (28, 128) and np.abs(states).max() <= 1 and states.min() < 0  # tanh's h^(t)
+    assert states.shape == (28, 256) and np.abs(states).max() <= 1 and states.min() < 0  # tanh's h^(t)
     assert answer["activations"] == [answer["states"][-1]] and answer["layer_names"][0].startswith("h(28)")
     saved = load_weights(rnn_run)
     pixels = np.array(answer["input"], dtype=np.float64).ravel()
@@ -133,7 +133,7 @@ def test_an_rnn_run_stopped_and_resumed_equals_a_straight_one(idx_dir, tmp_path,
 def test_gradcheck_of_the_rnn_config_checks_every_tensor_of_it():
     result = mlp("gradcheck", "--config", RNN_CONFIG)
     assert result.exit_code == 0, result.output
-    checked = {line.split()[4] for line in result.output.splitlines() if line.startswith("rnn 28×28-128-10")}
+    checked = {line.split()[4] for line in result.output.splitlines() if line.startswith("rnn 28×28-256-10")}
     assert checked == {"U", "W", "b", "V", "c", "input"}
     assert "all 6 tensors passed" in result.output
 
@@ -172,3 +172,10 @@ def test_predict_refuses_an_rnn_that_reads_784_pixels_in_other_rows(tmp_path):
     result = mlp("predict", tmp_path / "weights.npz", CONFIGS.parent / "docs" / "three.png")
     assert result.exit_code == 1
     assert "the model takes 784 inputs as 49 rows, not 28×28 images" in result.output
+
+
+def test_an_rnn_run_that_blows_up_is_stopped_and_said_so(idx_dir, tmp_path):
+    sets = options(f"data.dir={idx_dir}", *TINY_RNN[:3], "train.optimizer=sgd", "train.lr=1e4")
+    result = mlp("train", "--config", TINY, *sets, "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "try a lower train.lr" in result.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "diverged"

@@ -9,6 +9,7 @@ one contiguous slice, and gradient checking perturbs entries of one vector.
 import numpy as np
 
 from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.base import Network
 from mlpcli.nn.layers import Dense, dropout_mask, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
@@ -19,7 +20,7 @@ INITS = {
 }
 
 
-class MLP:
+class MLP(Network):
     kind = "mlp"
 
     def __init__(
@@ -56,11 +57,6 @@ class MLP:
             named[f"b{i}"] = (layer.b, layer.grad_b)
         return named
 
-    @property
-    def weights(self) -> np.ndarray:
-        """All weights (no biases) as one flat view: the part weight decay acts on."""
-        return self.params[: self.n_weights]
-
     def init(self, rng: np.random.Generator, scheme: str = "he") -> None:
         """W ~ N(0, std²) with the std of `scheme`; b = 0."""
         for layer in self.layers:
@@ -96,31 +92,9 @@ class MLP:
                 delta *= self.masks[l - 1]  # through the dropout of a^l
             self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)
         grad_input = self.layers[0].backward(delta, input_grad, param_grads)
-        if weight_decay and param_grads:
-            decay = scratch(self.buffers, "decay", self.weights.shape, self.weights.dtype)
-            np.multiply(self.weights, weight_decay, out=decay)
-            self.grads[: self.n_weights] += decay  # ∂/∂W (λ/2)‖W‖² = λW
+        if param_grads:
+            self.add_weight_decay(weight_decay)
         return grad_input
-
-    def penalty(self, weight_decay: float) -> float:
-        """(λ/2) Σ‖W‖², the L2 part of the loss (biases are not decayed)."""
-        return 0.5 * weight_decay * float(self.weights @ self.weights) if weight_decay else 0.0
-
-    def loss_and_grad(
-        self,
-        X: np.ndarray,
-        Y: np.ndarray,
-        weight_decay: float = 0.0,
-        rng: np.random.Generator | None = None,
-        input_grad: bool = False,
-    ):
-        """The loss C + (λ/2)Σ‖W‖² of (X, Y) with `grads` filled; also ∂/∂X when asked."""
-        loss, delta = self.output.loss_and_delta(self.forward(X, rng), Y)
-        grad_input = self.backward(delta, weight_decay, input_grad)
-        return loss + self.penalty(weight_decay), grad_input
-
-    def loss(self, X: np.ndarray, Y: np.ndarray, weight_decay: float = 0.0, rng=None) -> float:
-        return self.output.loss(self.forward(X, rng), Y) + self.penalty(weight_decay)
 
     def __repr__(self) -> str:
         return f"MLP({' → '.join(map(str, self.sizes))}, {self.activation}, {self.output})"

@@ -14,6 +14,7 @@ soft label. h^(0) = 0. Note L is a sum over time steps, not a mean.
 import numpy as np
 
 from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.base import Network
 from mlpcli.nn.layers import dropout_mask, scratch
 from mlpcli.nn.losses import SoftmaxCrossEntropy, make_output
 from mlpcli.nn.network import INITS
@@ -95,7 +96,7 @@ class VanillaRNN:
 RECURRENT_INITS = ("orthogonal", "identity", "xavier")  # how W starts (RNN.init)
 
 
-class RNN:
+class RNN(Network):
     """A many-to-one vanilla RNN over a whole batch (equations.md §6b): an image's rows are its
     time steps x^(1…T), the last hidden state alone is read out,
 
@@ -145,11 +146,6 @@ class RNN:
     def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """U, W, b, V, c, each with its gradient."""
         return self._tensors
-
-    @property
-    def weights(self) -> np.ndarray:
-        """U, W and V as one flat view: the part weight decay acts on."""
-        return self.params[: self.n_weights]
 
     @property
     def hidden_outputs(self) -> list[np.ndarray]:
@@ -235,30 +231,7 @@ class RNN:
         h_before = self.hs[1:T].reshape((T - 1) * B, H)  # h^(1…T-1); h^(0) = 0 adds nothing
         np.matmul(rs[B:].T, h_before, out=grad["W"])  # ∂C/∂W = Σ_t r^(t) (h^(t-1))ᵀ
         np.sum(rs, axis=0, out=grad["b"])  # ∂C/∂b = Σ_t r^(t)
-        if weight_decay:
-            decay = self._flat("decay", self.n_weights)
-            np.multiply(self.weights, weight_decay, out=decay)
-            self.grads[: self.n_weights] += decay  # ∂/∂W (λ/2)‖W‖² = λW
-
-    def penalty(self, weight_decay: float) -> float:
-        """(λ/2) Σ‖W‖² over U, W and V (biases are not decayed)."""
-        return 0.5 * weight_decay * float(self.weights @ self.weights) if weight_decay else 0.0
-
-    def loss_and_grad(
-        self,
-        X: np.ndarray,
-        Y: np.ndarray,
-        weight_decay: float = 0.0,
-        rng: np.random.Generator | None = None,
-        input_grad: bool = False,
-    ):
-        """The loss C + (λ/2)Σ‖W‖² of (X, Y) with `grads` filled; also ∂/∂X when asked."""
-        loss, delta = self.output.loss_and_delta(self.forward(X, rng), Y)
-        grad_input = self.backward(delta, weight_decay, input_grad)
-        return loss + self.penalty(weight_decay), grad_input
-
-    def loss(self, X: np.ndarray, Y: np.ndarray, weight_decay: float = 0.0, rng=None) -> float:
-        return self.output.loss(self.forward(X, rng), Y) + self.penalty(weight_decay)
+        self.add_weight_decay(weight_decay)  # on U, W and V
 
     def _flat(self, name: str, size: int) -> np.ndarray:
         return scratch(self.buffers, name, (size,), self.params.dtype)
