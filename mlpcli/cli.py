@@ -316,6 +316,87 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
     click.echo(f"wrote {out}")
 
 
+@main.command(short_help="Search configs with Optuna: trials as runs, pruning, best.yaml.")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the sweep: a run directory per trial, best.yaml, sweep.json, pictures, and"
+    " the study (study.db) unless --storage says otherwise (default: runs/sweep-SPEC).",
+)
+@click.option(
+    "--trials", type=click.IntRange(min=1), help="Trials in the whole study (default: the spec's, or 20)."
+)
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="An Optuna storage shared by many machines, e.g. postgresql://user:pass@host/db"
+    " (default: sqlite in --out).",
+)
+@click.option(
+    "--study", "study_name", default="sweep", show_default=True, help="The study's name in the storage."
+)
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Seconds between a running trial's heartbeats; a trial whose worker misses three is"
+    " failed by the others and run again once.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Fix a config key for every trial, e.g. --set data.source=shipped; repeatable.",
+)
+@PROGRESS
+def sweep(
+    spec: Path,
+    out: Path | None,
+    trials: int | None,
+    storage: str | None,
+    study_name: str,
+    heartbeat: int,
+    overrides: tuple[str, ...],
+    progress: bool | None,
+) -> None:
+    """Search the config space of SPEC (YAML) with Optuna (TPE), stopping hopeless trials early
+    (median pruning on each epoch's validation accuracy). Each trial is an ordinary run
+    directory; the objective is its kept validation accuracy, never the test split.
+
+    \b
+      config: configs/mnist.yaml      # optional: the base config (default: the defaults)
+      trials: 20                      # optional; --trials overrides
+      space:
+        train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+        model.dropout: {low: 0.0, high: 0.5}
+        train.batch_size: {low: 32, high: 256, step: 32}
+        model.hidden: {choices: [[256], [512, 512]]}
+
+    Run the same command again, or at once in other terminals or on other machines (with
+    --storage), and it goes on with the same study until it holds --trials trials.
+    `mlp train --config DIR/best.yaml` retrains the best. Needs: pip install 'mlpcli[sweep]'.
+    """
+    try:
+        from mlpcli import sweep as sweeping
+    except ImportError as e:
+        raise click.ClickException(f"mlp sweep needs {e.name}: pip install 'mlpcli[sweep]'") from None
+    out = out or Path("runs") / f"sweep-{spec.stem}"
+    with _errors(), _stop_requests() as stop:
+        try:
+            summary = sweeping.sweep(
+                spec, out, click.echo, trials, storage, overrides, study_name, stop, progress, heartbeat
+            )
+        except TrainingInterrupted as e:
+            click.echo(str(e), err=True)
+            raise SystemExit(128 + stop.signal) from None
+    click.echo("\n" + sweeping.format_summary(summary))
+    written = [sweeping.SUMMARY] + ([sweeping.BEST, *sweeping.PICTURES] if summary["best"] else [])
+    click.echo(f"wrote {', '.join(str(out / name) for name in written if (out / name).exists())}")
+
+
 @main.command(short_help="A web page to draw a digit on and see the network answer, and why.")
 @click.argument("target", default="runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")

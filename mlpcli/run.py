@@ -40,7 +40,7 @@ from mlpcli.errors import (
 )
 from mlpcli.evaluate import Report, evaluate, format_report
 from mlpcli.gradcheck import Row, Settings
-from mlpcli.nn.kinds import Network
+from mlpcli.nn.base import Network
 from mlpcli.nn.rnn import RNN
 from mlpcli.train import HISTORY_COLUMNS, EpochRecord, Stop, Trainer
 
@@ -65,8 +65,10 @@ def train_run(
     progress: bool | None = None,
     should_stop: Stop = lambda: False,
     overwrite: bool = False,
+    prune: Callable[[EpochRecord], bool] = lambda record: False,
 ) -> dict:
-    """Train as `config` says and write the run directory `out`; returns metrics.json's dict."""
+    """Train as `config` says and write the run directory `out`; returns metrics.json's dict.
+    `prune(record)` is asked after each epoch: True ends the run there, status "pruned"."""
     with artifacts.run_directory(out, "overwrite" if overwrite else "new") as out:
         splits = load_splits(config.data, config.train.seed)
         _check_dataset(splits, config.data)
@@ -76,7 +78,7 @@ def train_run(
         trainer = Trainer(
             model, splits.train, splits.validation, norm, config.train, fit_rng, config.data.augment
         )
-        return _train(out, config, splits, trainer, echo, progress, should_stop)
+        return _train(out, config, splits, trainer, echo, progress, should_stop, prune)
 
 
 def resume_run(
@@ -196,6 +198,7 @@ def _train(
     echo: Echo,
     progress: bool | None,
     should_stop: Stop,
+    prune: Callable[[EpochRecord], bool] = lambda record: False,
 ) -> dict:
     """Fit, writing a checkpoint as configured; then test, save, report. On a stop request:
     a checkpoint, the weights kept so far, and TrainingInterrupted."""
@@ -210,12 +213,13 @@ def _train(
         artifacts.write_text(out / artifacts.CONFIG, save_config(config))  # the run's files change together
         artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
 
-    def on_epoch(record: EpochRecord) -> None:
+    def on_epoch(record: EpochRecord) -> bool:
         echo(format_epoch(record, trainer.history.kept_epoch == record.epoch, bool(config.train.clip)))
         artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, trainer.history.rows())
         if record.epoch == 1:  # from now on the directory is this run's: an overwritten run's results go
             for name in (*RESULTS, *artifacts.EVALUATIONS):
                 (out / name).unlink(missing_ok=True)
+        return prune(record)
 
     data = {"data": splits.source.to_dict()}
 
@@ -244,7 +248,7 @@ def _train(
     history, kept = trainer.history, trainer.history.kept
     report = evaluate(model, norm.apply(splits.test.images), splits.test.labels, progress)
     metrics = {
-        "status": "stopped early" if history.stopped_early else "completed",
+        "status": "pruned" if history.pruned else "stopped early" if history.stopped_early else "completed",
         "test_accuracy": report.accuracy,
         "test_loss": report.loss,
         "keep": config.train.keep,

@@ -16,7 +16,7 @@ from mlpcli.config import AugmentConfig, TrainConfig
 from mlpcli.data import Dataset, Normalisation, one_hot
 from mlpcli.errors import ConfigError, DivergedError
 from mlpcli.evaluate import loss_and_accuracy
-from mlpcli.nn.kinds import Network
+from mlpcli.nn.base import Network
 from mlpcli.optim import UNCHANGED, Schedule, learning_rate, make_optimizer, rescheduled
 from mlpcli.parallel import available
 from mlpcli.progress import bar
@@ -50,6 +50,7 @@ class History:
     kept_epoch: int = 0  # 1-based epoch whose weights are kept; 0 = the initial weights
     start_loss: float = math.nan  # the initial weights' validation loss, with dropout as in training
     stopped_early: bool = False
+    pruned: bool = False  # stopped after an epoch by the caller's word (a sweep's pruner)
 
     @property
     def kept(self) -> EpochRecord | None:
@@ -165,11 +166,12 @@ class Trainer:
 
     @property
     def finished(self) -> bool:
-        return self.history.stopped_early or self.position.epoch >= self.config.epochs
+        h = self.history
+        return h.stopped_early or h.pruned or self.position.epoch >= self.config.epochs
 
     def fit(
         self,
-        on_epoch: Callable[[EpochRecord], None] = lambda record: None,
+        on_epoch: Callable[[EpochRecord], bool | None] = lambda record: None,
         progress: bool | None = None,
         should_stop: Stop = lambda: False,
         on_checkpoint: Callable[[], None] = lambda: None,
@@ -177,7 +179,7 @@ class Trainer:
         """Train until the configured epochs are done, early stopping ends it, or `should_stop()`
         says so before a batch. Returns whether training finished; if so the model holds the
         kept weights. `on_checkpoint` is called every `checkpoint_every` epochs and at the end,
-        before that epoch's `on_epoch`."""
+        before that epoch's `on_epoch`; `on_epoch` returning True ends training there (pruned)."""
         if math.isnan(self.history.start_loss) and not self.history.epochs and not self.position.batch:
             self.history.start_loss = self._start_loss()  # the initial weights, not yet trained
         while not self.finished:
@@ -190,7 +192,7 @@ class Trainer:
             record = self._end_epoch(lr)
             if self.position.epoch % self.config.checkpoint_every == 0 or self.finished:
                 on_checkpoint()  # before on_epoch shows the epoch: what is shown done is saved
-            on_epoch(record)
+            self.history.pruned = bool(on_epoch(record))
         np.copyto(self.model.params, self.kept_params)
         return True
 

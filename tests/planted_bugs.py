@@ -424,6 +424,34 @@ BUGS = [
         "if any(row.get(column) is None for column in HISTORY_COLUMNS):",
     ),
     Bug("old-weights-of-no-kind", "artifacts.py", '"kind": "mlp",  # files', '"kind": "rnn",  # files'),
+    # --- mlp sweep ----------------------------------------------------------------------------
+    Bug(
+        "sweep-objective-is-test",
+        "sweep.py",
+        'return metrics["kept_val_accuracy"]',
+        'return metrics["test_accuracy"]',
+    ),
+    Bug(
+        "sweep-never-prunes",
+        "sweep.py",
+        "            return trial.should_prune()",
+        "            return False",
+    ),
+    Bug(
+        "sweep-no-retry",
+        "sweep.py",
+        "heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),",
+        "",
+    ),
+    Bug("sweep-best-is-worst", "sweep.py", "best = max(done, key=", "best = min(done, key="),
+    Bug("sweep-space-unchecked", "sweep.py", "        _check_value(key, candidate, base)", "        pass"),
+    Bug("sweep-ignores-fixed", "sweep.py", "    if key in fixed:", "    if False:"),
+    Bug(
+        "sweep-no-waiting",
+        "sweep.py",
+        "            time.sleep(heartbeat)  # the last trials",
+        "            break  # the last trials",
+    ),
     Bug(
         "predict-takes-any-rnn",
         P,
@@ -436,7 +464,7 @@ BUGS = [
 ORDER = [
     "test_activations.py", "test_layers.py", "test_losses.py", "test_network.py", "test_optim.py",
     "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
-    "test_data.py", "test_config.py", "test_gradcheck.py", "test_parallel.py", "test_predict.py",
+    "test_data.py", "test_config.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py", "test_predict.py",
     "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_honesty.py",
     "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py",
     "test_output.py", "test_download.py", "test_end_to_end.py",
