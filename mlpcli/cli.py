@@ -103,15 +103,21 @@ def train(
         raise click.UsageError(
             "--resume continues a run with its own config and directory: drop --config, --out, --overwrite"
         )
-    with _errors(), _stop_requests() as stop:
+    with _errors(), _stoppable() as stop:
+        if resume_dir:
+            run.resume_run(resume_dir, overrides, click.echo, progress, stop)
+        else:
+            config = load_config(config_path, overrides)
+            run.train_run(config, out or run.default_run_dir(config), click.echo, progress, stop, overwrite)
+
+
+@contextmanager
+def _stoppable() -> Iterator["_StopRequests"]:
+    """The stop requests of the block (a stop, by signal, after the current batch: the exit code
+    128 + the signal; a second Ctrl-C at once: 130), each said in a line."""
+    with _stop_requests() as stop:
         try:
-            if resume_dir:
-                run.resume_run(resume_dir, overrides, click.echo, progress, stop)
-            else:
-                config = load_config(config_path, overrides)
-                run.train_run(
-                    config, out or run.default_run_dir(config), click.echo, progress, stop, overwrite
-                )
+            yield stop
         except TrainingInterrupted as e:
             click.echo(str(e), err=True)
             raise SystemExit(128 + stop.signal) from None
@@ -384,14 +390,10 @@ def sweep(
     except ImportError as e:
         raise click.ClickException(f"mlp sweep needs {e.name}: pip install 'mlpcli[sweep]'") from None
     out = out or Path("runs") / f"sweep-{spec.stem}"
-    with _errors(), _stop_requests() as stop:
-        try:
-            summary = sweeping.sweep(
-                spec, out, click.echo, trials, storage, overrides, study_name, stop, progress, heartbeat
-            )
-        except TrainingInterrupted as e:
-            click.echo(str(e), err=True)
-            raise SystemExit(128 + stop.signal) from None
+    with _errors(), _stoppable() as stop:
+        summary = sweeping.sweep(
+            spec, out, click.echo, trials, storage, overrides, study_name, stop, progress, heartbeat
+        )
     click.echo("\n" + sweeping.format_summary(summary))
     written = [sweeping.SUMMARY] + ([sweeping.BEST, *sweeping.PICTURES] if summary["best"] else [])
     click.echo(f"wrote {', '.join(str(out / name) for name in written if (out / name).exists())}")

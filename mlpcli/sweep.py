@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlpcli import artifacts, run
 from mlpcli.config import (
@@ -30,7 +32,10 @@ from mlpcli.config import (
     save_config,
     set_dotted,
 )
+from mlpcli.data import N_CLASSES
 from mlpcli.errors import ConfigError, DivergedError, MlpError, TrainingInterrupted
+from mlpcli.gradcheck import MNIST_SHAPE
+from mlpcli.models import build_model
 from mlpcli.train import EpochRecord, Stop
 
 SPEC_KEYS = ("config", "trials", "seed", "space")
@@ -69,8 +74,9 @@ class Param:
         if self.kind == "categorical":
             label = trial.suggest_categorical(self.key, self.labels())
             return self.choices[self.labels().index(label)]
-        suggest = trial.suggest_float if self.kind == "float" else trial.suggest_int
-        return suggest(self.key, self.low, self.high, log=self.log, step=self.step)
+        if self.kind == "float":
+            return trial.suggest_float(self.key, self.low, self.high, log=self.log, step=self.step)
+        return trial.suggest_int(self.key, self.low, self.high, log=self.log, step=self.step or 1)
 
 
 @dataclass
@@ -181,7 +187,8 @@ def _check_value(key: str, value: Any, base: dict) -> None:
     raw = copy.deepcopy(base)
     set_dotted(raw, key, value)
     try:
-        from_dict(raw)
+        config = from_dict(raw)
+        build_model(config.model, MNIST_SHAPE, N_CLASSES)  # the model section's keys, together
     except ConfigError as e:
         raise ConfigError(f"sweep space: {key} reaches a value the config refuses: {e}") from None
 
@@ -203,9 +210,6 @@ RACED = ("already exists", "locked", "UNIQUE", "duplicate")  # two workers creat
 def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
     """Optuna's storage at `url` (default: the SQLite file DIR/study.db), with the heartbeat
     on where the storage has one; a SweepError when it cannot be reached."""
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
-
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
 
     url = url or f"sqlite:///{(out / STUDY_DB).resolve()}"
@@ -227,7 +231,11 @@ def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
             if attempt == CREATION_ATTEMPTS or not any(word in str(e) for word in RACED):
                 raise SweepError(f"cannot open the study's storage {_shown(url)}: {_first_line(e)}") from None
             time.sleep(0.1 * attempt)  # another worker is creating the same tables this moment
-        except (ImportError, ValueError, OSError) as e:
+        except Exception as e:  # ImportError, ValueError, OSError; and Redis's, of a package not always there
+            if not isinstance(e, ImportError | ValueError | OSError) and not type(e).__module__.startswith(
+                "redis"
+            ):
+                raise
             raise SweepError(f"cannot open the study's storage {_shown(url)}: {_first_line(e)}") from None
 
 
@@ -246,18 +254,30 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+def _seed(storage, name: str, spec: Spec) -> int | None:
+    """The sampler's seed: the spec's, moved on by the trials the study already holds, so that a
+    sweep continued later does not draw its first trials again (a new study: the spec's own)."""
+    if spec.seed is None:
+        return None
+    try:
+        held = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    except KeyError:
+        held = 0
+    return spec.seed + held
+
+
 def open_study(storage, name: str, spec: Spec):
     """The study `name` in `storage`, created if new (TPE, median pruning): maximise the kept
     validation accuracy. A study made from another space is refused."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its failed-trial tracebacks: our lines say it
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(n_startup_trials=5, multivariate=True, seed=spec.seed),
+        sampler=optuna.samplers.TPESampler(
+            n_startup_trials=5, multivariate=True, seed=_seed(storage, name, spec)
+        ),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
     )
     space = json.dumps({p.key: [p.kind, p.low, p.high, p.log, p.step, p.labels()] for p in spec.space})
@@ -298,13 +318,16 @@ def sweep(
     trial whose worker stopped beating for 3 heartbeats is failed and run again once.
     DIR/best.yaml, sweep.json and the pictures are rewritten after each trial. Returns the
     summary; TrainingInterrupted when `should_stop()` said so (the trial under way, failed)."""
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
-
     spec = read_spec(spec_path, overrides, trials)
     if storage is None:
         artifacts.make_directory(out)  # the study's own file goes in it
-    study = open_study(open_storage(storage, out, heartbeat), study_name, spec)
+    try:
+        opened = open_storage(storage, out, heartbeat)
+        study = open_study(opened, study_name, spec)
+    except (SQLAlchemyError, RuntimeError) as e:
+        raise SweepError(
+            f"cannot open the study {study_name!r} in {_shown(storage or str(out))}: {_first_line(e)}"
+        ) from None
     artifacts.make_directory(out)
 
     def objective(trial: optuna.Trial) -> float:
@@ -321,29 +344,49 @@ def sweep(
             trial.report(record.val_accuracy, record.epoch)
             return trial.should_prune()
 
-        metrics = run.train_run(config, run_dir, _indented(echo), progress, should_stop, prune=prune)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise SweepError(f"{run_dir} holds another study's trial: sweep this study into another --out")
+        try:
+            metrics = run.train_run(config, run_dir, _indented(echo), progress, should_stop, prune=prune)
+        except (DivergedError, ConfigError) as e:
+            echo(f"trial {trial.number} failed: {e}")
+            raise
         if metrics["status"] == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {metrics['epochs']}")
         return metrics["kept_val_accuracy"]
 
-    while not should_stop():
-        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed, and queued again
-        if _counted(study, FINISHED) >= spec.trials:
-            return write_results(study, out)
-        if _failed(study) >= spec.trials:
-            raise SweepError(f"{spec.trials} trials failed (diverged, or stopped): see sweep.json in {out}")
-        if not _counted(study, ("WAITING",)) and _counted(study, ALIVE) >= spec.trials:
-            time.sleep(heartbeat)  # the last trials run in other workers: wait for them (or their heartbeat)
-            continue
-        try:
-            study.optimize(objective, n_trials=1, catch=(DivergedError, Surplus))
-        except SQLAlchemyError as e:
-            raise SweepError(f"the study's storage failed: {_first_line(e)}") from None
+    beats = isinstance(opened, optuna.storages.RDBStorage)  # Optuna's heartbeat: RDB storages only
+    try:
+        while not should_stop():
+            if _step(study, objective, spec.trials, out, heartbeat if beats else None):
+                return write_results(study, out)
         write_results(study, out)
-    write_results(study, out)
+    except SQLAlchemyError as e:
+        raise SweepError(f"the study's storage failed: {_first_line(e)}") from None
     raise TrainingInterrupted(
         "the sweep stopped between trials; run the same command to go on with the study"
     )
+
+
+def _step(study, objective: Callable, trials: int, out: Path, heartbeat: int | None) -> bool:
+    """One trial of this worker, or a wait for the others' last ones (`heartbeat` seconds; None:
+    the storage has no heartbeat, so a dead worker's trial would be waited for forever); True
+    when the study is done."""
+    optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed, and queued again
+    if _counted(study, FINISHED) >= trials:
+        return True
+    if _failed(study) >= trials:
+        raise SweepError(f"{trials} trials failed (diverged, or stopped): see sweep.json in {out}")
+    if not _counted(study, ("WAITING",)) and _counted(study, ALIVE) >= trials:
+        if heartbeat is None:
+            raise SweepError(
+                f"the study holds {trials} trials, some still running in other workers; this one is done"
+            )
+        time.sleep(heartbeat)  # the last trials run in other workers: wait for them (or their heartbeat)
+        return False
+    study.optimize(objective, n_trials=1, catch=(DivergedError, ConfigError, Surplus))
+    write_results(study, out)
+    return False
 
 
 def _counted(study, states: tuple[str, ...], below: int | None = None) -> int:
@@ -431,9 +474,10 @@ def write_results(study, out: Path) -> dict:
 
 
 def draw(study, out: Path) -> None:
-    """history.png (each trial's objective, the best so far), importances.png (fANOVA's share
-    of each parameter) and slices.png (the objective against each parameter), from Optuna's
-    matplotlib plots; a picture its trials cannot make yet is left out."""
+    """history.png (each trial's objective, the best so far), importances.png (each parameter's
+    share of the objective's variance, by Optuna's default evaluator) and slices.png (the
+    objective against each parameter), from Optuna's matplotlib plots; a picture its trials
+    cannot make yet is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -455,7 +499,7 @@ def draw(study, out: Path) -> None:
             warnings.simplefilter("ignore")  # "experimental" warnings of Optuna's matplotlib plots
             try:
                 axes = plot(study)
-            except (ValueError, RuntimeError):
+            except (ValueError, RuntimeError, ImportError):
                 continue
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
             _readable(figure)

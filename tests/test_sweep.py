@@ -182,6 +182,21 @@ def test_the_same_command_again_goes_on_with_the_study(swept):
     assert len(study_of(out).trials) == 7 and (out / "trial-000" / "weights.npz").read_bytes() == before
 
 
+def test_an_integer_range_without_a_step_and_on_a_log_scale(idx_dir, tmp_path):
+    spec = write_spec(tmp_path, {"train.batch_size": {"low": 16, "high": 64, "log": True}}, trials=2)
+    result = mlp("sweep", spec, "--out", tmp_path / "out", "--set", f"data.dir={idx_dir}")
+    assert result.exit_code == 0, result.output
+    sizes = [t.params["train.batch_size"] for t in study_of(tmp_path / "out").trials]
+    assert len(sizes) == 2 and all(isinstance(n, int) and 16 <= n <= 64 for n in sizes)
+
+
+def test_a_model_the_keys_make_together_is_checked_before_any_trial(tmp_path):
+    spec = write_spec(tmp_path, {"model.hidden": {"choices": [[16], [16, 16]]}})
+    result = mlp("sweep", spec, "--out", tmp_path / "out", "--set", "model.kind=rnn")
+    assert result.exit_code == 1 and "model.kind = rnn has one recurrent layer" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_hopeless_trials_are_pruned_and_shown_so(idx_dir, tmp_path):
     """With a learning rate too small to learn in 8 epochs among the choices, the median
     pruner stops such a trial after its warm-up epochs once four trials have completed."""

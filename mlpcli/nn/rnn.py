@@ -153,16 +153,17 @@ class RNN(Network):
         return list(self.hs[1:])
 
     def init(self, rng: np.random.Generator, scheme: str = "xavier", recurrent: str = "orthogonal") -> None:
-        """U and V ~ N(0, std²) with the std of `scheme`; W orthogonal (a random rotation: every
-        singular value 1, so errors carried back through W keep their size), the identity (IRNN,
-        Le et al. 2015: h^(t) starts as a running sum) or ~ N(0, std²) too; b = c = 0."""
+        """U and V ~ N(0, std²) with the std of `scheme`; W orthogonal (uniform over the orthogonal
+        matrices: every singular value 1, so errors carried back through W keep their size), the
+        identity (IRNN, Le et al. 2015: with relu, h^(t) starts as a running sum of U x) or
+        ~ N(0, std²) too; b = c = 0."""
         for M in (self.U, self.V):
             n_out, n_in = M.shape
             M[...] = rng.standard_normal((n_out, n_in)) * INITS[scheme](n_in, n_out)
         H = self.W.shape[0]
         if recurrent == "orthogonal":
             Q, R = np.linalg.qr(rng.standard_normal((H, H)))
-            self.W[...] = Q * np.sign(np.diag(R))  # signs fixed: Q uniform over rotations
+            self.W[...] = Q * np.sign(np.diag(R))  # signs fixed: Q uniform (Haar) over O(H)
         elif recurrent == "identity":
             self.W[...] = np.eye(H)
         else:
