@@ -10,7 +10,7 @@ import difflib
 import math
 import reprlib
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Union, get_args, get_origin
@@ -19,6 +19,7 @@ import yaml
 
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import HIDDEN_ACTIVATIONS
+from mlpcli.nn.kinds import KINDS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.rnn import RECURRENT_INITS
 
@@ -82,7 +83,7 @@ class DataConfig:
 class ModelConfig:
     # mlp: dense layers over the image's pixels; rnn: a vanilla RNN reading the image's rows
     # as time steps, its last hidden state read out (nn/rnn.py)
-    kind: str = _option("mlp", _one_of("mlp", "rnn"))
+    kind: str = _option("mlp", _one_of(*KINDS))
     # widths of the hidden layers ([]: softmax regression); rnn: [the number of its units]
     hidden: list[int] = _option([512, 512], WIDTHS)
     activation: str = _option("relu", _one_of(*HIDDEN_ACTIVATIONS))  # hidden σ
@@ -133,11 +134,15 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> Config:
     """The config of the nested mapping `raw` (left unchanged) with each `KEY=VALUE` applied."""
+    return from_dict(with_values(raw, map(parse_override, overrides)))
+
+
+def with_values(raw: dict[str, Any], values: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A copy of the nested mapping `raw` with each dotted key set to its value, in order."""
     raw = copy.deepcopy(raw)
-    for item in overrides:
-        key, value = parse_override(item)
+    for key, value in values:
         set_dotted(raw, key, value)
-    return from_dict(raw)
+    return raw
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

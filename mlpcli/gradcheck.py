@@ -24,6 +24,7 @@ from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import VanillaRNN
 from mlpcli.progress import bar
+from mlpcli.tables import text_table
 
 TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
 MNIST_SHAPE = (28, 28)  # a model of a config is checked at MNIST's image size
@@ -360,9 +361,7 @@ def format_table(rows: list[Row], settings: Settings, explain: bool = False) -> 
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *cells]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(header, cells)
     lines.append(summary(rows))
     lines.append(
         f"(ε = {settings.eps:g}. An entry passes when its relative error |a − n| / (|a| + |n|) is at most"

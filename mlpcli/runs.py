@@ -9,6 +9,7 @@ from pathlib import Path
 from mlpcli import artifacts, locks
 from mlpcli.config import flat_items, from_dict, read_yaml
 from mlpcli.errors import MlpError
+from mlpcli.tables import text_table
 from mlpcli.train import HISTORY_COLUMNS, REQUIRED_COLUMNS
 
 COLUMNS = ["run", "dataset", "epochs", "kept", "val_acc", "test_acc", "time", "status"]
@@ -132,10 +133,7 @@ def table(runs: list[Run], sort: str = "run", reverse: bool = False) -> str:
     header = [*COLUMNS[:2], *keys, *COLUMNS[2:]]
     paths = _short_paths([row[key] for row in rows for key in header if key in PATH_KEYS])
     text = [[_show(column, row[column], paths) for column in header] for row in rows]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *text)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *text]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(text_table(header, text))
 
 
 def columns(runs: list[Run]) -> list[str]:

@@ -7,7 +7,6 @@ several processes may share it, and its heartbeat lets the others fail the trial
 that was killed), or any Optuna storage URL (PostgreSQL, MySQL: many machines, one study).
 """
 
-import copy
 import json
 import math
 import time
@@ -30,12 +29,13 @@ from mlpcli.config import (
     parse_override,
     read_yaml,
     save_config,
-    set_dotted,
+    with_values,
 )
 from mlpcli.data import N_CLASSES
 from mlpcli.errors import ConfigError, DivergedError, MlpError, TrainingInterrupted
 from mlpcli.gradcheck import MNIST_SHAPE
 from mlpcli.models import build_model
+from mlpcli.tables import text_table
 from mlpcli.train import EpochRecord, Stop
 
 SPEC_KEYS = ("config", "trials", "seed", "space")
@@ -99,8 +99,8 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
     config_path = raw.get("config")
     if config_path is not None and not isinstance(config_path, str):
         raise ConfigError(f"sweep spec {path}: config must be the path of a config file, not {config_path!r}")
-    base = read_yaml(config_path) if config_path else {}
-    base = _with_sets(base, overrides)
+    base = with_values(read_yaml(config_path) if config_path else {}, map(parse_override, overrides))
+    from_dict(base)  # the base config with --set must itself be valid
     count = raw.get("trials", DEFAULT_TRIALS) if trials is None else trials
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"sweep spec {path}: trials = {count!r} must be a whole number ≥ 1")
@@ -116,15 +116,6 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise ConfigError(f"sweep spec {path}: seed = {seed!r} must be a whole number ≥ 0")
     return Spec(config_path, count, params, base, seed)
-
-
-def _with_sets(raw: dict, overrides: tuple[str, ...]) -> dict:
-    """The raw mapping with each KEY=VALUE set (checked: the result must be a valid config)."""
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        set_dotted(raw, *parse_override(item))
-    from_dict(raw)
-    return raw
 
 
 def _param(key: str, value: Any, base: dict, fixed: set[str]) -> Param:
@@ -184,20 +175,16 @@ def _range(key: str, value: dict, kind: type) -> Param:
 
 def _check_value(key: str, value: Any, base: dict) -> None:
     """The config with `key` set to `value` must be valid, or the key's range is wrong."""
-    raw = copy.deepcopy(base)
-    set_dotted(raw, key, value)
     try:
-        config = from_dict(raw)
+        config = from_dict(with_values(base, [(key, value)]))
         build_model(config.model, MNIST_SHAPE, N_CLASSES)  # the model section's keys, together
     except ConfigError as e:
         raise ConfigError(f"sweep space: {key} reaches a value the config refuses: {e}") from None
 
 
 def trial_config(spec: Spec, values: dict[str, Any]) -> Config:
-    raw = copy.deepcopy(spec.base)
-    for key, value in values.items():
-        set_dotted(raw, key, value)
-    return from_dict(raw)
+    """The base config with the trial's sampled `values`."""
+    return from_dict(with_values(spec.base, values.items()))
 
 
 # --- the study ----------------------------------------------------------------------------------
@@ -228,15 +215,17 @@ def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
             )
         except SQLAlchemyError as e:
-            if attempt == CREATION_ATTEMPTS or not any(word in str(e) for word in RACED):
-                raise SweepError(f"cannot open the study's storage {_shown(url)}: {_first_line(e)}") from None
-            time.sleep(0.1 * attempt)  # another worker is creating the same tables this moment
-        except Exception as e:  # ImportError, ValueError, OSError; and Redis's, of a package not always there
-            if not isinstance(e, ImportError | ValueError | OSError) and not type(e).__module__.startswith(
-                "redis"
-            ):
+            if attempt < CREATION_ATTEMPTS and any(word in str(e) for word in RACED):
+                time.sleep(0.1 * attempt)  # another worker is creating the same tables this moment
+                continue
+            error = e
+        except (ImportError, ValueError, OSError) as e:
+            error = e
+        except Exception as e:  # Redis's errors, of a package that is not always installed
+            if not type(e).__module__.startswith("redis"):
                 raise
-            raise SweepError(f"cannot open the study's storage {_shown(url)}: {_first_line(e)}") from None
+            error = e
+        raise SweepError(f"cannot open the study's storage {_shown(url)}: {_first_line(error)}") from None
 
 
 def _shown(url: str) -> str:
@@ -331,7 +320,7 @@ def sweep(
     artifacts.make_directory(out)
 
     def objective(trial: optuna.Trial) -> float:
-        if _counted(study, ALIVE, below=trial.number) >= spec.trials:
+        if _counted(study.get_trials(deepcopy=False), ALIVE, below=trial.number) >= spec.trials:
             trial.set_user_attr("surplus", True)
             raise Surplus
         config = trial_config(spec, {p.key: p.suggest(trial) for p in spec.space})
@@ -356,11 +345,13 @@ def sweep(
         return metrics["kept_val_accuracy"]
 
     beats = isinstance(opened, optuna.storages.RDBStorage)  # Optuna's heartbeat: RDB storages only
+    summary = None
     try:
         while not should_stop():
-            if _step(study, objective, spec.trials, out, heartbeat if beats else None):
-                return write_results(study, out)
-        write_results(study, out)
+            done = _step(study, objective, spec.trials, out, heartbeat if beats else None)
+            summary = _written(study, out, summary)
+            if done:
+                return summary
     except SQLAlchemyError as e:
         raise SweepError(f"the study's storage failed: {_first_line(e)}") from None
     raise TrainingInterrupted(
@@ -373,11 +364,12 @@ def _step(study, objective: Callable, trials: int, out: Path, heartbeat: int | N
     the storage has no heartbeat, so a dead worker's trial would be waited for forever); True
     when the study is done."""
     optuna.storages.fail_stale_trials(study)  # a killed worker's trial: failed, and queued again
-    if _counted(study, FINISHED) >= trials:
+    held = study.get_trials(deepcopy=False)
+    if _counted(held, FINISHED) >= trials:
         return True
-    if _failed(study) >= trials:
+    if _failed(held) >= trials:
         raise SweepError(f"{trials} trials failed (diverged, or stopped): see sweep.json in {out}")
-    if not _counted(study, ("WAITING",)) and _counted(study, ALIVE) >= trials:
+    if not _counted(held, ("WAITING",)) and _counted(held, ALIVE) >= trials:
         if heartbeat is None:
             raise SweepError(
                 f"the study holds {trials} trials, some still running in other workers; this one is done"
@@ -385,21 +377,27 @@ def _step(study, objective: Callable, trials: int, out: Path, heartbeat: int | N
         time.sleep(heartbeat)  # the last trials run in other workers: wait for them (or their heartbeat)
         return False
     study.optimize(objective, n_trials=1, catch=(DivergedError, ConfigError, Surplus))
-    write_results(study, out)
     return False
 
 
-def _counted(study, states: tuple[str, ...], below: int | None = None) -> int:
-    """The study's trials in `states` (of numbers below `below`, when given), surplus ones aside."""
+def _written(study, out: Path, written: dict | None) -> dict:
+    """The study's summary, its files rewritten when it differs from the one `written` last."""
+    summary = summarise(study)
+    if summary != written:
+        write_results(study, out, summary)
+    return summary
+
+
+def _counted(trials: list, states: tuple[str, ...], below: int | None = None) -> int:
+    """The trials in `states` (of numbers below `below`, when given), surplus ones aside."""
     return sum(
         t.state.name in states and not t.user_attrs.get("surplus") and (below is None or t.number < below)
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
     )
 
 
-def _failed(study) -> int:
+def _failed(trials: list) -> int:
     """The failed trials that were not run again (a killed worker's trial is)."""
-    trials = study.get_trials(deepcopy=False)
     retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
     return sum(
         t.state.name == "FAIL" and not t.user_attrs.get("surplus") and t.number not in retried for t in trials
@@ -457,10 +455,9 @@ def _params(trial) -> dict[str, Any]:
     }
 
 
-def write_results(study, out: Path) -> dict:
+def write_results(study, out: Path, summary: dict) -> None:
     """sweep.json, best.yaml (the best trial's whole config: `mlp train --config` retrains
-    it) and the pictures, from the study as it stands now; the summary."""
-    summary = summarise(study)
+    it) and the pictures, from the study as it stands now (`summary`: its summarise)."""
     artifacts.write_json(out / SUMMARY, summary)
     if summary["best"] is not None:
         best = next(t for t in study.get_trials(deepcopy=False) if t.number == summary["best"]["trial"])
@@ -470,7 +467,6 @@ def write_results(study, out: Path) -> dict:
         )
         artifacts.write_text(out / BEST, header + best.user_attrs["config"])
     draw(study, out)
-    return summary
 
 
 def draw(study, out: Path) -> None:
@@ -529,7 +525,7 @@ def format_summary(summary: dict) -> str:
     )
     keys = sorted({key for row in rows for key in row["params"]})
     header = ["trial", "state", "val_acc", "epochs", *keys]
-    table = [header] + [
+    cells = [
         [
             str(r["trial"]),
             r["state"],
@@ -539,9 +535,7 @@ def format_summary(summary: dict) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(header, cells)
     counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items() if n)
     best = summary["best"]
     said = (
