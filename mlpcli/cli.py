@@ -1,7 +1,9 @@
 """`mlp`: parse the command line, call the library, turn its errors into messages and exit codes."""
 
 import json
+import shutil
 import signal
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,10 +107,10 @@ def train(
         )
     with _errors(), _stoppable() as stop:
         if resume_dir:
-            run.resume_run(resume_dir, overrides, click.echo, progress, stop)
+            run.resume_run(resume_dir, overrides, say, progress, stop)
         else:
             config = load_config(config_path, overrides)
-            run.train_run(config, out or run.default_run_dir(config), click.echo, progress, stop, overwrite)
+            run.train_run(config, out or run.default_run_dir(config), say, progress, stop, overwrite)
 
 
 @contextmanager
@@ -119,10 +121,10 @@ def _stoppable() -> Iterator["_StopRequests"]:
         try:
             yield stop
         except TrainingInterrupted as e:
-            click.echo(str(e), err=True)
+            say(str(e), err=True)
             raise SystemExit(128 + stop.signal) from None
         except KeyboardInterrupt:
-            click.echo(
+            say(
                 "stopped at once; every file on disk is whole (a checkpoint, if any, is a complete one)",
                 err=True,
             )
@@ -207,7 +209,7 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
     """
     data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
     with _errors():
-        run.eval_run(target, data_overrides, click.echo, split, progress)
+        run.eval_run(target, data_overrides, say, split, progress)
 
 
 @main.command(short_help="Classify your own images of digits (or clothes).")
@@ -258,12 +260,12 @@ def predict(
         click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
     for prediction in predictions:
         if prediction.error is not None:
-            click.echo(f"Error: {prediction}", err=True)
+            say(f"Error: {prediction}", err=True)
         elif not as_json:
-            click.echo(str(prediction))
+            say(str(prediction))
     saved = [Path(p.seen).name for p in predictions if p.seen]
     if saved:  # beside JSON on stdout, on stderr
-        click.echo(f"saved the 28×28 inputs the network saw in {save_input}: {', '.join(saved)}", err=as_json)
+        say(f"saved the 28×28 inputs the network saw in {save_input}: {', '.join(saved)}", err=as_json)
     if any(p.error is not None for p in predictions):
         raise SystemExit(1)
 
@@ -318,8 +320,8 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
     if out.suffix[1:].lower() not in artifacts.FIGURE_FORMATS:
         raise click.BadParameter(f"{out}: name a .png, .svg, .pdf or .jpg file", param_hint="--out")
     with _errors():
-        run.plot_runs(list(run_dirs), out, lambda line: click.echo(line, err=True))
-    click.echo(f"wrote {out}")
+        run.plot_runs(list(run_dirs), out, lambda line: say(line, err=True))
+    say(f"wrote {out}")
 
 
 @main.command(short_help="Search configs with Optuna: trials as runs, pruning, best.yaml.")
@@ -392,11 +394,11 @@ def sweep(
     out = out or Path("runs") / f"sweep-{spec.stem}"
     with _errors(), _stoppable() as stop:
         summary = sweeping.sweep(
-            spec, out, click.echo, trials, storage, overrides, study_name, stop, progress, heartbeat
+            spec, out, say, trials, storage, overrides, study_name, stop, progress, heartbeat
         )
-    click.echo("\n" + sweeping.format_summary(summary))
+    say("\n" + sweeping.format_summary(summary))
     written = [sweeping.SUMMARY] + ([sweeping.BEST, *sweeping.PICTURES] if summary["best"] else [])
-    click.echo(f"wrote {', '.join(str(out / name) for name in written if (out / name).exists())}")
+    say(f"wrote in {out}: {', '.join(name for name in written if (out / name).exists())}")
 
 
 @main.command(short_help="A web page to draw a digit on and see the network answer, and why.")
@@ -429,10 +431,10 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
         count = len(runs.run_paths(target))  # what it serves; each is read when asked for
         sock = server.listening_socket(host, port)
     if host not in server.LOOPBACK:
-        click.echo(f"warning: listening on {host}: anyone who can reach this port can use it", err=True)
+        say(f"warning: listening on {host}: anyone who can reach this port can use it", err=True)
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}/"
-    click.echo(f"serving {count} run{'s' * (count != 1)} of {target} at {url}  (Ctrl-C to stop)")
+    say(f"serving {count} run{'s' * (count != 1)} of {target} at {url}  (Ctrl-C to stop)")
     if open_browser:
         import webbrowser
 
@@ -544,9 +546,9 @@ def gradcheck(
         if example:
             click.echo("\n" + example)
     if failed:
-        click.echo("FAILED: " + "; ".join(failed), err=True)
+        say("FAILED: " + "; ".join(failed), err=True)
         if hint:
-            click.echo(hint, err=True)
+            say(hint, err=True)
         raise SystemExit(1)
 
 
@@ -579,4 +581,31 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except MlpError as e:
-        raise click.ClickException(str(e)) from None
+        raise _Failure(str(e)) from None
+
+
+class _Failure(click.ClickException):
+    """`Error: message` on standard error, broken between words on a terminal (`say`)."""
+
+    def show(self, file=None) -> None:
+        say(f"Error: {self.format_message()}", err=True)
+
+
+def say(message: str, err: bool = False) -> None:
+    """Write `message` for a person: on a terminal, a line wider than the terminal is broken
+    between words (the rest indented two spaces more than it began), never in the middle of
+    one; into a pipe or a file, as it is."""
+    stream = click.get_text_stream("stderr" if err else "stdout")
+    if stream.isatty():
+        width = shutil.get_terminal_size().columns
+        message = "\n".join(_wrapped(line, width) for line in message.split("\n"))
+    click.echo(message, err=err)
+
+
+def _wrapped(line: str, width: int) -> str:
+    if len(line) <= width:
+        return line
+    indent = line[: len(line) - len(line.lstrip())] + "  "
+    return "\n".join(
+        textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    )

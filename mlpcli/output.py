@@ -37,28 +37,31 @@ class Silenceable(io.RawIOBase):
         return len(data)
 
 
-def silenceable(stream: io.TextIOWrapper, write_through: bool = False) -> io.TextIOWrapper:
+def silenceable(stream: io.TextIOWrapper, line_buffered: bool = False) -> io.TextIOWrapper:
     """A text stream like `stream`, writing through Silenceable to the raw file beneath it (on
     a Windows console that is the console's own writer, which takes UTF-8). A character its
-    encoding lacks (a Windows pipe's code page has no →) is written as ?, not raised."""
+    encoding lacks (a Windows pipe's code page has no →) is written as ?, not raised.
+    `line_buffered`: each line, and each carriage return, is flushed as it is written (a
+    progress bar's last \r, which clears it, must reach the terminal before the next line
+    written to the other stream)."""
     raw = getattr(stream.buffer, "raw", stream.buffer)  # with python -u, the buffer is the raw file
     return io.TextIOWrapper(
         io.BufferedWriter(Silenceable(raw)),
         encoding=stream.encoding,
         errors="replace" if stream.errors == "strict" else stream.errors,
-        line_buffering=stream.line_buffering,
-        write_through=write_through,
+        line_buffering=line_buffered or stream.line_buffering,
+        write_through=line_buffered,
     )
 
 
 def install() -> None:
-    """Make sys.stdout and sys.stderr (unbuffered, as it is) silenceable, when they are real
-    file descriptors."""
+    """Make sys.stdout and sys.stderr (line-buffered, as Python's own always is, with python -u
+    too) silenceable, when they are real file descriptors."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         try:
             stream.flush()
-            setattr(sys, name, silenceable(stream, write_through=name == "stderr"))
+            setattr(sys, name, silenceable(stream, line_buffered=name == "stderr"))
         except (AttributeError, OSError, ValueError):  # no descriptor (an embedding host): as it is
             pass
 

@@ -205,7 +205,8 @@ def _train(
     model, norm = trainer.model, trainer.norm
     if splits.source.note:
         echo(splits.source.note)
-    echo(f"{model}: {len(splits.train)} training, {len(splits.validation)} validation examples")
+    echo(str(model))
+    echo(f"{len(splits.train)} training and {len(splits.validation)} validation examples")
 
     def checkpoint() -> None:
         arrays, meta = trainer.state()
@@ -226,6 +227,8 @@ def _train(
     def so_far() -> dict:  # what metrics.json says of a run that did not finish
         return {"epochs": len(trainer.history.epochs), "kept_epoch": trainer.history.kept_epoch} | data
 
+    if not trainer.finished:
+        echo(epoch_heading(bool(config.train.clip)))
     try:
         finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
     except DivergedError as e:
@@ -292,15 +295,28 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     artifacts.save_figure(out / artifacts.CURVES, plots.curves(history.rows(), history.kept_epoch, title))
 
 
+EPOCH_TABLE = (  # the epoch lines' columns: heading, width, the record's value as text
+    ("epoch", 5, lambda r: str(r.epoch)),
+    ("train loss", 10, lambda r: f"{r.train_loss:.4f}"),
+    ("train acc", 9, lambda r: f"{r.train_accuracy:.4f}"),
+    ("val loss", 8, lambda r: f"{r.val_loss:.4f}"),
+    ("val acc", 7, lambda r: f"{r.val_accuracy:.4f}"),
+    ("lr", 8, lambda r: f"{r.lr:.3g}"),
+    ("time", 6, lambda r: f"{r.seconds:.1f}s"),
+    ("clipped", 7, lambda r: str(r.clipped)),  # train.clip on only
+)
+
+
+def epoch_heading(clipping: bool = False) -> str:
+    """The heading of the epoch lines (with `clipping`, of the batches train.clip clipped)."""
+    return "  ".join(name.rjust(width) for name, width, _ in EPOCH_TABLE[: None if clipping else -1])
+
+
 def format_epoch(r: EpochRecord, kept: bool, clipping: bool = False) -> str:
-    """One epoch's line; with `clipping` (train.clip on), how many batches it clipped; `*`
+    """One epoch's line under `epoch_heading`, short enough for an 80-column terminal; `*`
     marks an epoch whose weights are now the ones kept."""
-    return (
-        f"epoch {r.epoch:3d}  train loss {r.train_loss:.4f} acc {r.train_accuracy:.4f}"
-        f"  val loss {r.val_loss:.4f} acc {r.val_accuracy:.4f}  lr {r.lr:.3g}  {r.seconds:.1f}s"
-        + (f"  clipped {r.clipped}" if clipping else "")
-        + ("  *" if kept else "")
-    )
+    cells = [value(r).rjust(width) for _, width, value in EPOCH_TABLE[: None if clipping else -1]]
+    return "  ".join(cells) + ("  *" if kept else "")
 
 
 def eval_run(

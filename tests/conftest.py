@@ -5,6 +5,7 @@ import functools
 import gzip
 import http.server
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -27,6 +28,12 @@ FASHION = str(CONFIGS / "fashion_mnist.yaml")
 
 
 MLP_COMMAND = [sys.executable, "-c", "from mlpcli.cli import entry_point; entry_point()"]  # `mlp`
+
+
+def epoch_of(line: str) -> int | None:
+    """The epoch whose line `mlp train` printed (`    3      0.2072 …`, a sweep's indented), or None."""
+    row = re.match(r"\s*(\d+)\s+\d+\.\d{4}\s", line)
+    return int(row[1]) if row else None
 
 
 def mlp(*args):

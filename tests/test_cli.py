@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 from conftest import TINY, closed_port, mlp
 
-from mlpcli import cli
+from mlpcli import cli, run
+from mlpcli.train import EpochRecord
 
 
 def train_tiny(idx_dir: Path, out: Path, *sets: str):
@@ -56,11 +58,22 @@ def test_train_writes_the_run_directory(run_dir):
     assert "hidden:\n  - 32" in (run_dir / "config.yaml").read_text()
 
 
-def test_train_prints_one_line_per_epoch_and_no_bar_off_a_terminal(idx_dir, tmp_path):
+def test_train_prints_a_heading_then_a_line_per_epoch_and_no_bar_off_a_terminal(idx_dir, tmp_path):
     result = train_tiny(idx_dir, tmp_path / "run")
-    epochs = [line for line in result.output.splitlines() if line.startswith("epoch")]
-    assert len(epochs) == 3 and "val loss" in epochs[0] and "lr 0.01" in epochs[0]
+    lines = result.output.splitlines()
+    heading = lines.index(run.epoch_heading())
+    rows = [line.split() for line in lines[heading + 1 : heading + 4]]
+    assert [row[0] for row in rows] == ["1", "2", "3"] and [row[5] for row in rows] == ["0.01"] * 3
     assert "batch/s" not in result.output and "it/s" not in result.output
+
+
+def test_an_epoch_line_fits_an_80_column_terminal_each_value_under_its_heading():
+    record = EpochRecord(120, 12.3456, 0.5, 10.25, 0.99, 1.234e-05, 123.4, 46875)
+    for clipping in (False, True):
+        heading, line = run.epoch_heading(clipping), run.format_epoch(record, True, clipping)
+        assert len("  " + line) < 80  # a sweep indents it by two
+        heading_ends = [m.end() for m in re.finditer(r"\S+(?: \S+)*", heading)]  # "train loss" is one
+        assert [m.end() for m in re.finditer(r"\S+", line)] == [*heading_ends, len(line)]  # then the *
 
 
 def test_eval_reproduces_the_test_accuracy(run_dir):

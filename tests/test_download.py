@@ -78,7 +78,7 @@ def test_mlp_train_without_network_trains_on_the_shipped_mnist(tmp_path):
     assert re.fullmatch(
         r"cannot reach 127\.0\.0\.1:\d+ \(.*\): using the copy of mnist shipped with mlpcli", first
     )
-    assert "59800 training, 200 validation examples" in result.output
+    assert "59800 training and 200 validation examples" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"] == {"source": "shipped", "dir": str(shipped_dir("mnist"))}
     assert metrics["test_accuracy"] > 0.9

@@ -30,7 +30,7 @@ def test_a_small_net_learns_real_mnist(mnist_dir, tmp_path):
     sets = ["data.source=idx", f"data.dir={mnist_dir}", "model.hidden=[128]", "train.epochs=2"]
     result = CliRunner().invoke(main, ["train", "--out", str(out)] + [a for s in sets for a in ("--set", s)])
     assert result.exit_code == 0, result.output
-    assert "55000 training, 5000 validation examples" in result.output
+    assert "55000 training and 5000 validation examples" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.95  # chance is 0.1
     history = list(csv.DictReader((out / "history.csv").open()))

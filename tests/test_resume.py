@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MLP_COMMAND, TINY, held_lock, mlp, write_idx_dir
+from conftest import MLP_COMMAND, TINY, epoch_of, held_lock, mlp, write_idx_dir
 
 import mlpcli.train
 from mlpcli import optim, run
@@ -283,7 +283,7 @@ def signal_after_first_epoch(
 ) -> tuple[str, str]:
     """Send `signals` once the first epoch line is out (and the file `wait_for` exists)."""
     line = child.stdout.readline()
-    while not line.startswith("epoch"):
+    while epoch_of(line) is None:
         line = child.stdout.readline()
         assert line, "training ended before its first epoch line"
     while wait_for is not None and not wait_for.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import MLP_COMMAND, TINY, closed_port, mlp, require
+from conftest import MLP_COMMAND, TINY, closed_port, epoch_of, mlp, require
 from PIL import Image
 
 optuna = pytest.importorskip("optuna")
@@ -285,7 +285,7 @@ def test_two_workers_on_postgresql_one_killed_in_a_trial_finish_the_study(postgr
     options = ("--storage", postgres, "--heartbeat", "1", "--set", "train.epochs=30")
     first = worker(spec, tmp_path / "a", idx_dir, *options)
     for line in first.stdout:  # kill it in its first trial, a few epochs in
-        if "epoch   3" in line:
+        if epoch_of(line) == 3:
             first.send_signal(signal.SIGKILL)
             break
     first.wait(timeout=60)
@@ -306,7 +306,7 @@ def test_ctrl_c_stops_the_trial_marks_it_and_exits_130(idx_dir, tmp_path):
     spec = write_spec(tmp_path, SPACE, trials=3)
     sweeping = worker(spec, tmp_path / "out", idx_dir, "--set", "train.epochs=200")
     for line in sweeping.stdout:
-        if "epoch   2" in line:
+        if epoch_of(line) == 2:
             sweeping.send_signal(signal.SIGINT)
             break
     output = sweeping.communicate(timeout=120)[0]
@@ -354,7 +354,7 @@ def test_a_worker_waits_for_a_trial_running_elsewhere_and_reruns_it_when_that_wo
     options = ("--heartbeat", "1", "--set", "train.epochs=200")
     first = worker(spec, tmp_path / "out", idx_dir, *options)
     for line in first.stdout:
-        if "epoch   2" in line:
+        if epoch_of(line) == 2:
             first.send_signal(signal.SIGKILL)
             break
     first.wait(timeout=60)
