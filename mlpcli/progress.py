@@ -1,12 +1,24 @@
 """Progress bars (tqdm) for work that can take more than a few seconds: on a terminal only,
 unless asked for or against, and cleared when the work is done."""
 
+import os
+import sys
 from collections.abc import Iterable
 
 from tqdm import tqdm
+
+ECHO_ROOM = 3  # columns left free at the end of a bar: a terminal echoes ^C there, on the bar's line
 
 
 def bar(items: Iterable, progress: bool | None, **options) -> tqdm:
     """`items`, with a bar when `progress` is True, or None and the output is a terminal."""
     disable = None if progress is None else not progress  # tqdm: None disables off a terminal
-    return tqdm(items, disable=disable, leave=False, **options)
+    return tqdm(items, disable=disable, leave=False, ncols=_width(), **options)
+
+
+def _width() -> int | None:
+    """The bar's width: the terminal's (standard error's), less ECHO_ROOM; None when unknown."""
+    try:
+        return max(os.get_terminal_size(sys.stderr.fileno()).columns - ECHO_ROOM, 20)
+    except (AttributeError, OSError, ValueError):  # not a terminal, or no descriptor
+        return None

@@ -106,6 +106,7 @@ MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learni
 # batches between flushes of the denormal weights and momenta (optim.flush_denormals): often
 # enough that weight decay cannot leave many weights denormal for long (README, Denormal numbers)
 FLUSH_EVERY = 10
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{remaining} left{postfix}]"  # an epoch's
 
 
 def clip_by_norm(grads: np.ndarray, clip: float) -> bool:
@@ -204,7 +205,7 @@ class Trainer:
             p.order = self.shuffle_rng.permutation(len(self.train.labels))
         starts = range(p.batch * batch_size, len(p.order), batch_size)
         desc = f"epoch {p.epoch + 1}/{self.config.epochs}"
-        batches = bar(starts, progress, desc=desc, unit="batch")
+        batches = bar(starts, progress, desc=desc, bar_format=BAR_FORMAT)
         for start in batches:
             if should_stop():
                 return False
@@ -219,8 +220,8 @@ class Trainer:
             p.seen += len(index)
             if not math.isfinite(loss):
                 break
-            batches.set_postfix(
-                loss=f"{p.loss_sum / p.seen:.4f}", acc=f"{p.correct / p.seen:.4f}", refresh=False
+            batches.set_postfix_str(
+                f"loss {p.loss_sum / p.seen:.4f} acc {p.correct / p.seen:.4f}", refresh=False
             )
         return True
 

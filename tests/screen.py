@@ -33,6 +33,10 @@ class Screen:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def type(self, keys: str) -> None:
+        """Keys as tmux names them (C-c: Ctrl-C), typed at the terminal."""
+        self._tmux("send-keys", "-t", "0", keys)
+
     def lines(self, joined: bool = False) -> list[str]:
         """Every line of the window and its scrollback, as shown (`joined`: the lines the
         terminal wrapped joined again), trailing blanks cut."""

@@ -6,11 +6,12 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MLP_COMMAND, REQUIRE_REAL, TINY, closed_port, write_idx_dir
+from conftest import MLP_COMMAND, REQUIRE_REAL, TINY, closed_port, epoch_of, write_idx_dir
 from screen import TMUX, Screen
 
 if sys.platform == "win32" or TMUX is None:
@@ -78,3 +79,25 @@ def test_mlp_sweep_leaves_whole_lines_on_the_terminal(data, tmp_path, columns):
     shown = on_screen(args, columns, tmp_path / "terminal")
     assert said(shown) == said(in_a_pipe(args, tmp_path / "pipe")), "\n".join(shown)
     assert shown[0].startswith("trial 0: ") and any(line.startswith("trial 1: ") for line in shown)
+
+
+def test_ctrl_c_leaves_the_bar_whole_and_says_what_happens_below_it(data, tmp_path):
+    sets = ["--set", f"data.dir={data}", "--set", "train.epochs=500", "--set", "train.batch_size=4"]
+    command = shlex.join([*MLP_COMMAND, "train", "--config", TINY, *sets, "--out", "run"])
+    screen = Screen(command, 80, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not [line for line in screen.lines() if epoch_of(line) == 2]:
+            assert time.monotonic() < deadline, "\n".join(screen.lines())
+            time.sleep(0.1)
+        screen.type("C-c")
+        assert screen.wait() == 130
+        shown, joined = screen.lines(), screen.lines(joined=True)
+    finally:
+        screen.close()
+    assert shown == joined, "lines wider than the terminal:\n" + "\n".join(shown)
+    stop = shown.index("SIGINT: stopping after this batch (again to stop at once)")
+    bar = r"epoch \d+/500 +\d+%\|.*\| \d+/\d+ \[.*\]"  # where it stood; or none, between epochs
+    assert re.fullmatch(rf"({bar})?(\^C)?", shown[stop - 1]), shown[stop - 1]
+    assert shown[stop + 1].startswith("stopped in epoch")
+    assert shown[-2] == "Resume with: mlp train --resume run"
