@@ -24,6 +24,7 @@ from mlpcli.config import DataConfig
 from mlpcli.errors import DataError
 
 N_CLASSES = 10
+MNIST_SHAPE = (28, 28)  # the images of MNIST and its kin (Fashion-MNIST, KMNIST): rows, columns
 IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from mlpcli.config import Config
-from mlpcli.data import N_CLASSES
+from mlpcli.data import MNIST_SHAPE, N_CLASSES
 from mlpcli.models import build_model
 from mlpcli.nn.base import Network
 from mlpcli.nn.losses import SoftmaxCrossEntropy
@@ -27,7 +27,6 @@ from mlpcli.progress import bar
 from mlpcli.tables import text_table
 
 TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
-MNIST_SHAPE = (28, 28)  # a model of a config is checked at MNIST's image size
 ALL_COMBINATIONS = [
     (activation, output, output_activation)
     for activation in ("relu", "sigmoid", "tanh")
@@ -240,7 +239,7 @@ def relu_pattern(model: Network) -> Callable[[], np.ndarray]:
 def check_config(config: Config, settings: Settings) -> list[Row]:
     """The model a config describes, at MNIST's image size: an MLP, or an RNN over its 28 rows."""
     rng = np.random.default_rng(settings.seed)
-    model = build_model(config.model, MNIST_SHAPE, N_CLASSES, rng, np.float64)
+    model = build_model(config.model, MNIST_SHAPE, N_CLASSES, rng, np.float64)  # at MNIST's size
     return check_network(model, rng, config.train.weight_decay, settings)
 
 

@@ -1,11 +1,11 @@
 """`python tests/as_windows.py ARGS…` is `mlp ARGS…` in a Python that lacks what Windows lacks.
 
-The modules only POSIX has cannot be imported, SIGHUP and os.sched_getaffinity are gone, and
-`msvcrt` stands in for Windows' own: its `locking` takes and releases an exclusive lock at
-once or fails with EACCES, as the C runtime's does (here by flock, so over the whole file and
-advisory: it cannot show that Windows keeps other processes from reading a locked byte). It
-records the file position each lock was taken at, for the tests to see where Windows would
-lock.
+The modules only POSIX has cannot be imported, SIGHUP, os.sched_getaffinity and os.sysconf are
+gone, and `msvcrt` stands in for Windows' own: its `locking` takes and releases an exclusive
+lock at once or fails with EACCES, as the C runtime's does (here by flock, so over the whole
+file and advisory: it cannot show that Windows keeps other processes from reading a locked
+byte). It records the file position each lock was taken at, for the tests to see where
+Windows would lock.
 """
 
 import errno
@@ -44,6 +44,7 @@ def become_windows() -> None:
     sys.modules["msvcrt"] = msvcrt
     del signal.SIGHUP
     del os.sched_getaffinity
+    del os.sysconf
 
 
 if __name__ == "__main__":

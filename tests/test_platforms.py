@@ -32,7 +32,7 @@ PLATFORM_ONLY = {  # the standard library's modules of one platform
 }  # fmt: skip
 PLATFORM_ONLY_NAMES = {  # what os and signal have on some platforms only
     "os": {"sched_getaffinity", "fork", "killpg", "getpgid", "setsid", "getuid", "geteuid", "nice",
-           "sync", "getloadavg", "pipe2", "statvfs", "startfile"},
+           "sync", "getloadavg", "pipe2", "statvfs", "startfile", "sysconf"},
     "signal": {"SIGHUP", "SIGALRM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD", "SIGKILL",
                "SIGBREAK", "setitimer", "alarm", "pause", "siginterrupt", "pthread_kill", "CTRL_C_EVENT"},
 }  # fmt: skip
@@ -251,6 +251,17 @@ def test_output_in_a_code_page_without_an_arrow_writes_question_marks(idx_dir, t
     result = subprocess.run(command, capture_output=True, env=env)
     assert result.returncode == 0, result.stderr.decode("cp1252")
     assert result.stdout.decode("cp1252").startswith("MLP(64 ? 32 ? 10, relu")
+
+
+def test_a_network_too_large_to_allocate_is_one_line_where_the_memory_is_not_known(idx_dir, tmp_path):
+    """Windows has no sysconf to tell the machine's memory beforehand: the allocation fails."""
+    sets = ["--set", f"data.dir={idx_dir}", "--set", "model.hidden=[1000000000]"]
+    result = as_windows("train", "--config", TINY, *sets, "--out", tmp_path / "run")
+    assert result.returncode == 1, result.stderr
+    assert (
+        result.stderr == "Error: model.hidden = [1000000000]: not enough memory for the network's weights\n"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_windows_paths_are_compared_and_shortened_the_windows_way(tmp_path, monkeypatch):

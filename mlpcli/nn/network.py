@@ -37,9 +37,8 @@ class MLP(Network):
         self.activation = ACTIVATIONS[activation]
         self.output = make_output(output, output_activation)
         self.dropout = dropout
-        shapes = [(n_out, n_in) for n_out, n_in in zip(sizes[1:], sizes[:-1])]
-        layout = shapes + [(n_out,) for n_out, _ in shapes]  # [W¹, W², …, b¹, b², …]
-        self.n_weights = flat_size(shapes)
+        layout = self.layout(sizes)
+        self.n_weights = flat_size(layout[: len(layout) // 2])
         self.params = np.zeros(flat_size(layout), dtype=dtype)
         self.grads = np.zeros_like(self.params)
         Ws, bs = _split(carve(self.params, layout))
@@ -48,6 +47,12 @@ class MLP(Network):
         self.hidden_outputs: list[np.ndarray] = []  # a^l of each hidden layer, kept for backward
         self.masks: list[np.ndarray | None] = []  # dropout mask of each hidden layer
         self.buffers: dict[str, np.ndarray] = {}  # reused from batch to batch (layers.scratch)
+
+    @staticmethod
+    def layout(sizes: list[int]) -> list[tuple[int, ...]]:
+        """The shapes of the tensors in the flat buffer: [W¹, W², …, b¹, b², …], W^l out × in."""
+        shapes = [(n_out, n_in) for n_out, n_in in zip(sizes[1:], sizes[:-1])]
+        return shapes + [(n_out,) for n_out, _ in shapes]
 
     def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """W1, b1, W2, … (numbered from the input, as in the equations), each with its gradient."""

@@ -129,19 +129,24 @@ class RNN(Network):
         self.activation = ACTIVATIONS[activation]
         self.output = make_output(output, output_activation)
         self.dropout = dropout
-        weights = {"U": (n_hidden, n_input), "W": (n_hidden, n_hidden), "V": (n_classes, n_hidden)}
-        biases = {"b": (n_hidden,), "c": (n_classes,)}
-        layout = [*weights.values(), *biases.values()]
-        self.n_weights = flat_size(list(weights.values()))
+        named = self.layout(n_input, n_hidden, n_classes)
+        layout = list(named.values())
+        self.n_weights = flat_size([named[name] for name in ("U", "W", "V")])
         self.params = np.zeros(flat_size(layout), dtype=dtype)
         self.grads = np.zeros_like(self.params)
-        names = [*weights, *biases]
-        tensors = dict(zip(names, zip(carve(self.params, layout), carve(self.grads, layout))))
+        tensors = dict(zip(named, zip(carve(self.params, layout), carve(self.grads, layout))))
         self._tensors = {name: tensors[name] for name in ("U", "W", "b", "V", "c")}
         self.U, self.W, self.b, self.V, self.c = (tensor for tensor, _ in self._tensors.values())
         self.buffers: dict[str, np.ndarray] = {}
         self.xs = self.hs = self.h_read = np.zeros((0, 0, 0), dtype=dtype)  # kept by forward
         self.mask: np.ndarray | None = None  # dropout mask of h^(T)
+
+    @staticmethod
+    def layout(n_input: int, n_hidden: int, n_classes: int) -> dict[str, tuple[int, ...]]:
+        """The shapes of the tensors in the flat buffer, in its order: the weights U, W, V
+        first (weight decay acts on one slice), then the biases b, c."""
+        weights = {"U": (n_hidden, n_input), "W": (n_hidden, n_hidden), "V": (n_classes, n_hidden)}
+        return weights | {"b": (n_hidden,), "c": (n_classes,)}
 
     def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """U, W, b, V, c, each with its gradient."""
