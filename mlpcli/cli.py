@@ -3,6 +3,7 @@
 import json
 import shutil
 import signal
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -338,8 +339,10 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
 @click.option(
     "--storage",
     metavar="URL",
-    help="An Optuna storage shared by many machines, e.g. postgresql://user:pass@host/db"
-    " (default: sqlite in --out).",
+    envvar="MLPCLI_SWEEP_STORAGE",
+    show_envvar=True,
+    help="An Optuna storage shared by many machines, e.g. postgresql://user@host/db (with psycopg;"
+    " its password from PGPASSWORD or ~/.pgpass, not the command line) (default: sqlite in --out).",
 )
 @click.option(
     "--study", "study_name", default="sweep", show_default=True, help="The study's name in the storage."
@@ -582,6 +585,8 @@ def _errors() -> Iterator[None]:
         yield
     except MlpError as e:
         raise _Failure(str(e)) from None
+    except MemoryError as e:  # an allocation the checks could not foresee
+        raise _Failure(f"not enough memory: {e or 'an allocation failed'}") from None
 
 
 class _Failure(click.ClickException):
@@ -595,8 +600,7 @@ def say(message: str, err: bool = False) -> None:
     """Write `message` for a person: on a terminal, a line wider than the terminal is broken
     between words (the rest indented two spaces more than it began), never in the middle of
     one; into a pipe or a file, as it is."""
-    stream = click.get_text_stream("stderr" if err else "stdout")
-    if stream.isatty():
+    if (sys.stderr if err else sys.stdout).isatty():
         width = shutil.get_terminal_size().columns
         message = "\n".join(_wrapped(line, width) for line in message.split("\n"))
     click.echo(message, err=err)

@@ -129,7 +129,12 @@ class Config:
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Defaults, then the YAML file at `path`, then each `KEY=VALUE` override."""
-    return with_overrides(read_yaml(path) if path is not None else {}, overrides)
+    raw = read_yaml(path) if path is not None else {}
+    if "space" in raw:
+        raise ConfigError(
+            f"{path} is a sweep spec (it has a space to search), not a config: mlp sweep {path}"
+        )
+    return with_overrides(raw, overrides)
 
 
 def with_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> Config:
@@ -145,19 +150,20 @@ def with_values(raw: dict[str, Any], values: Iterable[tuple[str, Any]]) -> dict[
     return raw
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with `yaml.safe_load`; anything else is a ConfigError."""
+def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Read a YAML mapping with `yaml.safe_load`; anything else is a ConfigError that calls
+    the file `what` it is (a config, a sweep spec)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
         raw = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config {path}: {e}") from None
+        raise ConfigError(f"cannot read {what} {path}: {e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(e, lines=True)}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"config {path} must be a mapping of sections, not {_kind(raw)}")
+        raise ConfigError(f"{what} {path} must be a mapping of sections, not {_kind(raw)}")
     return raw
 
 
@@ -172,12 +178,18 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"override {item!r}: the value is not YAML ({_yaml_problem(e)})") from None
 
 
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """What PyYAML found wrong, on one line: "expected ',' or ']', but got '<stream end>' at
-    character 5" (an override is one line; its error needs no excerpt of it)."""
+def _yaml_problem(error: yaml.YAMLError, lines: bool = False) -> str:
+    """What PyYAML found wrong, on one line, and where: "expected ',' or ']', but got '<stream
+    end>' at character 5" (an override is one line), or with `lines`, "line 3, column 7: …"
+    (PyYAML's own text names the stream, not the file)."""
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     mark = getattr(error, "problem_mark", None)
-    return f"{problem} at character {mark.column + 1}" if mark is not None else problem
+    if mark is None:
+        return problem
+    if not lines:
+        return f"{problem} at character {mark.column + 1}"
+    context = getattr(error, "context", None)  # "while parsing a block mapping"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:

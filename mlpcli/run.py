@@ -34,6 +34,7 @@ from mlpcli.errors import (
     ConfigError,
     DataError,
     DivergedError,
+    MlpError,
     RunDirError,
     TrainingInterrupted,
     WeightsError,
@@ -112,7 +113,7 @@ def resume_run(
                 f"train.epochs = {config.train.epochs}, but {out} has trained {p.epoch} epochs already:"
                 f" to train it longer, set train.epochs above {p.epoch}"
             )
-        if trainer.finished and _status(out) in ("completed", "stopped early"):
+        if trainer.finished and _metrics(out).get("status") in ("completed", "stopped early"):
             how = "stopped early" if history.stopped_early else "finished"
             echo(
                 f"{out} has {how} after {p.epoch} of its {config.train.epochs} epochs (the weights of"
@@ -134,12 +135,13 @@ def resume_run(
 RESULTS = (artifacts.WEIGHTS, artifacts.METRICS, artifacts.CURVES)  # what a run writes when it ends
 
 
-def _status(out: Path) -> str | None:
-    """The status metrics.json records, or None when it is missing or unreadable."""
+def _metrics(folder: Path) -> dict:
+    """The run's metrics.json, or {} when it is missing or unreadable."""
     try:
-        return artifacts.read_json(out / artifacts.METRICS).get("status")
+        metrics = artifacts.read_json(folder / artifacts.METRICS)
     except (OSError, ValueError):
-        return None
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 KNOWN_DATA_ADVICE = {
@@ -233,6 +235,10 @@ def _train(
         finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
     except DivergedError as e:
         _save(out, config, trainer, {"status": "diverged", "error": str(e)} | so_far())
+        raise
+    except MlpError:  # a caller's word from on_epoch that training cannot go on (a sweep's storage lost)
+        checkpoint()
+        _save(out, config, trainer, {"status": "interrupted"} | so_far())
         raise
     if not finished:
         checkpoint()
@@ -356,11 +362,7 @@ def eval_run(
 def _weights_of(saved: artifacts.Saved, folder: Path) -> str:
     """ ", the weights of epoch 12 of a run interrupted after 14" — what the weights are, as far
     as the weights file and the run's metrics.json say ("" when neither does)."""
-    said = f", the weights of epoch {saved.epoch}" if saved.epoch else ""
-    try:
-        metrics = artifacts.read_json(folder / artifacts.METRICS)
-    except (OSError, ValueError):
-        return said
+    said, metrics = f", the weights of epoch {saved.epoch}" if saved.epoch else "", _metrics(folder)
     if said and metrics.get("status") in ("interrupted", "diverged"):
         said += f" of a run {metrics['status']} after {metrics.get('epochs', '?')} epochs"
     return said
@@ -467,12 +469,22 @@ def _draw_evaluation(
 
 def _run_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> Config:
     """The run's config.yaml (when the weights sit in a run directory; else the defaults) with
-    the weights' dataset as its data.name unless the file names one, then `overrides`."""
+    the weights' dataset as its data.name unless the file names one, then `overrides`. A run
+    that read the copy of MNIST shipped with mlpcli because tfds could not be reached reads
+    it again (the same files), without trying the network first."""
     raw = read_yaml(saved_config) if saved_config.exists() else {}
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(data).__name__}")
-    return with_overrides(raw | {"data": {"name": dataset, **data}}, overrides)
+    data = {"name": dataset, **data}
+    read_from = _metrics(saved_config.parent).get("data")
+    if (
+        data.get("source", "tfds") == "tfds"
+        and isinstance(read_from, dict)
+        and read_from.get("source") == "shipped"
+    ):
+        data |= {"source": "shipped", "dir": None}
+    return with_overrides(raw | {"data": data}, overrides)
 
 
 def plot_runs(paths: list[Path], out: Path, echo: Echo) -> None:

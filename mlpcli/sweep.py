@@ -7,17 +7,22 @@ several processes may share it, and its heartbeat lets the others fail the trial
 that was killed), or any Optuna storage URL (PostgreSQL, MySQL: many machines, one study).
 """
 
+import contextlib
+import itertools
 import json
 import math
+import re
+import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
+from optuna.exceptions import StorageInternalError
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlpcli import artifacts, run
@@ -31,18 +36,21 @@ from mlpcli.config import (
     save_config,
     with_values,
 )
-from mlpcli.data import N_CLASSES
+from mlpcli.data import MNIST_SHAPE, N_CLASSES, locate
 from mlpcli.errors import ConfigError, DivergedError, MlpError, TrainingInterrupted
-from mlpcli.gradcheck import MNIST_SHAPE
-from mlpcli.models import build_model
+from mlpcli.models import check_model
 from mlpcli.tables import text_table
 from mlpcli.train import EpochRecord, Stop
 
 SPEC_KEYS = ("config", "trials", "seed", "space")
 DEFAULT_TRIALS = 20
+MAX_SEED = 2**32 - 1  # the samplers' seeds are 32-bit
+MAX_STEPS = 10**12  # a stepped range with more steps than this is continuous in all but name
+MAX_COMBINATIONS = 4096  # of the swept model keys' values, each checked together before any trial
 NUMBER_KEYS = {"low", "high", "log", "step"}
 HEARTBEAT = 10  # seconds between a running trial's heartbeats; 3 missed: another worker fails it
 STUDY_DB, BEST, SUMMARY = "study.db", "best.yaml", "sweep.json"
+OBJECTIVE = "kept validation accuracy"  # what a trial's value is
 PICTURES = ("history.png", "importances.png", "slices.png")
 
 
@@ -91,9 +99,15 @@ class Spec:
 def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = None) -> Spec:
     """The spec file at `path`, every swept key checked against the config schema before any
     trial: a ConfigError (naming the key) for an unknown key, a range that does not fit the
-    key's type or allowed values, or an empty space."""
-    raw = read_yaml(path)
+    key's type or allowed values, values of several keys that make a model together that
+    cannot be built, or an empty space."""
+    raw = read_yaml(path, "sweep spec")
     unknown = [key for key in raw if key not in SPEC_KEYS]
+    if set(unknown) & {"data", "model", "train"}:
+        raise ConfigError(
+            f"{path} is a config, not a sweep spec: a spec names its base config and the keys to"
+            f" search, as in sweeps/mnist.yaml (config: {path}, then space: …)"
+        )
     if unknown:
         raise ConfigError(f"sweep spec {path}: unknown key {unknown[0]!r}; allowed: {', '.join(SPEC_KEYS)}")
     config_path = raw.get("config")
@@ -112,9 +126,12 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
         )
     fixed = {parse_override(item)[0] for item in overrides}
     params = [_param(str(key), value, base, fixed) for key, value in space.items()]
+    _check_models(params, base)
     seed = raw.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-        raise ConfigError(f"sweep spec {path}: seed = {seed!r} must be a whole number ≥ 0")
+    if seed is not None and (
+        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED
+    ):
+        raise ConfigError(f"sweep spec {path}: seed = {seed!r} must be a whole number from 0 to {MAX_SEED}")
     return Spec(config_path, count, params, base, seed)
 
 
@@ -168,18 +185,38 @@ def _range(key: str, value: dict, kind: type) -> Param:
         raise ConfigError(f"sweep space: {key}: low ({low}) must not be above high ({high})")
     if not isinstance(log, bool) or (log and (step is not None or low <= 0)):
         raise ConfigError(f"sweep space: {key}: log must be true or false, needs low > 0 and no step")
-    if step is not None and step <= 0:
+    if step is not None and not step > 0:
         raise ConfigError(f"sweep space: {key}: step must be > 0")
+    if step is not None and high > low and step > high - low:
+        raise ConfigError(f"sweep space: {key}: step {step} is wider than the range: every trial gets {low}")
+    if step is not None and (high - low) / step > MAX_STEPS:
+        raise ConfigError(
+            f"sweep space: {key}: step {step} cuts [{low}, {high}] into more than {MAX_STEPS:.0e} steps:"
+            " leave step out for a continuous range"
+        )
     return Param(key, kind.__name__, low, high, log, step)
 
 
 def _check_value(key: str, value: Any, base: dict) -> None:
     """The config with `key` set to `value` must be valid, or the key's range is wrong."""
     try:
-        config = from_dict(with_values(base, [(key, value)]))
-        build_model(config.model, MNIST_SHAPE, N_CLASSES)  # the model section's keys, together
+        from_dict(with_values(base, [(key, value)]))
     except ConfigError as e:
         raise ConfigError(f"sweep space: {key} reaches a value the config refuses: {e}") from None
+
+
+def _check_models(params: list[Param], base: dict) -> None:
+    """Every model the swept model.* keys can make together must be one that can be built
+    (checked without building it: a width of a million costs nothing here)."""
+    model_params = [p for p in params if p.key.startswith("model.")]
+    values = [p.choices or (p.low, p.high) for p in model_params]
+    for combination in itertools.islice(itertools.product(*values), MAX_COMBINATIONS):
+        chosen = list(zip((p.key for p in model_params), combination))
+        try:
+            check_model(from_dict(with_values(base, chosen)).model, MNIST_SHAPE, N_CLASSES)
+        except ConfigError as e:
+            together = " and ".join(f"{key} = {value}" for key, value in chosen)
+            raise ConfigError(f"sweep space: with {together}, the model cannot be built: {e}") from None
 
 
 def trial_config(spec: Spec, values: dict[str, Any]) -> Config:
@@ -192,6 +229,29 @@ def trial_config(spec: Spec, values: dict[str, Any]) -> Config:
 
 CREATION_ATTEMPTS = 5
 RACED = ("already exists", "locked", "UNIQUE", "duplicate")  # two workers creating one storage at once
+STORAGE_ERRORS = (SQLAlchemyError, StorageInternalError)  # what a storage that failed raises
+DRIVERS = {  # the module a storage URL's database driver is, and the package that has it
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+    "redis": "redis",
+}
+
+
+class StorageLost(SweepError):
+    """The study's storage failed in the middle of a trial."""
+
+
+class _RDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, whose heartbeat misses a beat when the database cannot be reached
+    rather than dying in its thread with a traceback: the trial's own next write fails too,
+    and says so in one line."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with contextlib.suppress(*STORAGE_ERRORS):
+            super().record_heartbeat(trial_id)
 
 
 def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
@@ -207,7 +267,7 @@ def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
                 from optuna.storages.journal import JournalRedisBackend
 
                 return optuna.storages.JournalStorage(JournalRedisBackend(url))
-            return optuna.storages.RDBStorage(
+            return _RDBStorage(
                 url,
                 engine_kwargs=engine,
                 heartbeat_interval=heartbeat,
@@ -218,29 +278,51 @@ def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
             if attempt < CREATION_ATTEMPTS and any(word in str(e) for word in RACED):
                 time.sleep(0.1 * attempt)  # another worker is creating the same tables this moment
                 continue
-            error = e
-        except (ImportError, ValueError, OSError) as e:
-            error = e
+            error = _first_line(e)
+        except ImportError as e:
+            error = _missing_driver(e)
+        except (ValueError, OSError) as e:
+            error = _first_line(e)
         except Exception as e:  # Redis's errors, of a package that is not always installed
             if not type(e).__module__.startswith("redis"):
                 raise
-            error = e
-        raise SweepError(f"cannot open the study's storage {_shown(url)}: {_first_line(error)}") from None
+            error = _first_line(e)
+        if "Could not parse" in error or "invalid literal" in error:
+            error = "not a storage URL such as postgresql://user@host/database or sqlite:///file.db"
+        raise SweepError(f"cannot open the study's storage {_shown(url)}: {error}") from None
+
+
+def _missing_driver(error: ImportError) -> str:
+    """What to install for the database driver a storage URL names, when it is missing."""
+    cause = error.__cause__ or error.__context__ or error
+    name = getattr(cause, "name", None) or ""
+    module = name.split(".")[0]
+    if not module:
+        return _first_line(error)
+    package = DRIVERS.get(module, module)
+    return f'its database driver, {module}, is not installed: pip install "{package}"'
+
+
+PASSWORD_QUERY = re.compile(r"(?i)\b((?:password|passwd|pwd)=)[^&]*")
 
 
 def _shown(url: str) -> str:
-    """The URL with its password hidden."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """The URL with its password hidden, whatever its shape (a URL that does not parse may
+    still hold one): user:password@ and password= in the query."""
+    base, question, query = url.partition("?")
+    credentials, at, host = base.rpartition("@")
+    if at:
+        scheme = re.match(r"[A-Za-z][\w+.-]*:/+", credentials)  # postgresql://, or a mistyped postgresql:/
+        start = scheme.end() if scheme else 0
+        user, colon, _ = credentials[start:].partition(":")
+        base = credentials[:start] + user + (":***" if colon else "") + at + host
+    return base + question + PASSWORD_QUERY.sub(r"\1***", query)
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def _first_line(error: BaseException) -> str:
+    """An error's first line, without the driver's name that SQLAlchemy puts before it."""
+    text = str(error).strip()
+    return re.sub(r"^\([\w.]+\) ", "", text.splitlines()[0]) if text else type(error).__name__
 
 
 def _seed(storage, name: str, spec: Spec) -> int | None:
@@ -252,7 +334,7 @@ def _seed(storage, name: str, spec: Spec) -> int | None:
         held = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
     except KeyError:
         held = 0
-    return spec.seed + held
+    return (spec.seed + held) % (MAX_SEED + 1)
 
 
 def open_study(storage, name: str, spec: Spec):
@@ -307,17 +389,18 @@ def sweep(
     trial whose worker stopped beating for 3 heartbeats is failed and run again once.
     DIR/best.yaml, sweep.json and the pictures are rewritten after each trial. Returns the
     summary; TrainingInterrupted when `should_stop()` said so (the trial under way, failed)."""
-    spec = read_spec(spec_path, overrides, trials)
+    spec = _data_once(read_spec(spec_path, overrides, trials), echo)
     if storage is None:
         artifacts.make_directory(out)  # the study's own file goes in it
     try:
         opened = open_storage(storage, out, heartbeat)
         study = open_study(opened, study_name, spec)
-    except (SQLAlchemyError, RuntimeError) as e:
+    except (*STORAGE_ERRORS, RuntimeError) as e:
         raise SweepError(
             f"cannot open the study {study_name!r} in {_shown(storage or str(out))}: {_first_line(e)}"
         ) from None
     artifacts.make_directory(out)
+    lost: list[StorageLost] = []  # a trial's run that the storage failed under (Optuna drops the error)
 
     def objective(trial: optuna.Trial) -> float:
         if _counted(study.get_trials(deepcopy=False), ALIVE, below=trial.number) >= spec.trials:
@@ -328,17 +411,16 @@ def sweep(
         trial.set_user_attr("run", str(run_dir.resolve()))
         trial.set_user_attr("config", save_config(config))
         echo(f"trial {trial.number}: {_values(trial.params)} → {run_dir}")
-
-        def prune(record: EpochRecord) -> bool:
-            trial.report(record.val_accuracy, record.epoch)
-            return trial.should_prune()
-
         if run_dir.exists() and any(run_dir.iterdir()):
             raise SweepError(f"{run_dir} holds another study's trial: sweep this study into another --out")
         try:
+            prune = _pruner(study, trial, echo, lost)
             metrics = run.train_run(config, run_dir, _indented(echo), progress, should_stop, prune=prune)
         except (DivergedError, ConfigError) as e:
             echo(f"trial {trial.number} failed: {e}")
+            raise
+        except TrainingInterrupted:
+            trial.set_user_attr("stopped", True)  # by the user: not a failure of its config
             raise
         if metrics["status"] == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {metrics['epochs']}")
@@ -352,10 +434,85 @@ def sweep(
             summary = _written(study, out, summary)
             if done:
                 return summary
-    except SQLAlchemyError as e:
-        raise SweepError(f"the study's storage failed: {_first_line(e)}") from None
+    except Exception as e:  # the storage's failure, wherever Optuna met it, in one line
+        failure = lost[0] if lost else _storage_failure(e)
+        if failure is None:
+            raise
+        raise failure from None
     raise TrainingInterrupted(
         "the sweep stopped between trials; run the same command to go on with the study"
+    )
+
+
+def _data_once(spec: Spec, echo: Callable[[str], None]) -> Spec:
+    """The spec whose trials read their data from where it is found now, once: when the
+    download host cannot be reached and the copy of MNIST shipped with mlpcli stands in, the
+    trials read that copy (the same files) without trying the network again, and it is said
+    once, not in every trial. Missing data stops the sweep before anything is written."""
+    if any(p.key in ("data.source", "data.name", "data.dir") for p in spec.space):
+        return spec  # each trial finds its own
+    source = locate(from_dict(spec.base).data)
+    if not source.note:
+        return spec
+    echo(f"{source.note}: every trial reads it")
+    return replace(spec, base=with_values(spec.base, [("data.source", "shipped"), ("data.dir", None)]))
+
+
+def _pruner(
+    study, trial, echo: Callable[[str], None], lost: list["StorageLost"]
+) -> Callable[[EpochRecord], bool]:
+    """What the trial's run asks after each epoch: report its validation accuracy to Optuna,
+    and whether the median pruner stops it there (said in a line, with why). A storage that
+    fails ends the run (StorageLost, also put in `lost`: Optuna, failing to record the trial's
+    end, raises an error of its own that does not carry it)."""
+    best = -math.inf
+
+    def prune(record: EpochRecord) -> bool:
+        nonlocal best
+        best = max(best, record.val_accuracy)
+        try:
+            trial.report(record.val_accuracy, record.epoch)
+            if not trial.should_prune():
+                return False
+            completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        except STORAGE_ERRORS as e:
+            lost.append(StorageLost(_lost(e, trial.number)))
+            raise lost[-1] from None
+        median = statistics.median(
+            t.intermediate_values[record.epoch] for t in completed if record.epoch in t.intermediate_values
+        )
+        echo(
+            f"trial {trial.number} pruned after epoch {record.epoch}: its best validation accuracy,"
+            f" {best:.4f}, is below the median of the completed trials' at that epoch, {median:.4f}"
+        )
+        return True
+
+    return prune
+
+
+def _storage_failure(error: BaseException) -> SweepError | None:
+    """What to say of `error` when the study's storage failed behind it: Optuna, failing to
+    record a trial's end in a storage that is gone, raises errors of its own on top of the
+    first. None when no storage failed (and no SweepError was raised)."""
+    chain, waiting = [], [error]
+    while waiting:  # every cause and context, each once
+        error = waiting.pop(0)
+        if error is not None and not any(error is seen for seen in chain):
+            chain.append(error)
+            waiting += [error.__cause__, error.__context__]
+    said = next((cause for cause in chain if isinstance(cause, SweepError)), None)
+    lost = next((cause for cause in chain if isinstance(cause, STORAGE_ERRORS)), None)
+    return said or (StorageLost(_lost(lost, None)) if lost is not None else None)
+
+
+def _lost(error: BaseException, trial: int | None) -> str:
+    """The storage failed (`error`), in `trial` when it is known."""
+    if isinstance(error, StorageInternalError) and error.__cause__ is not None:
+        error = error.__cause__  # Optuna's words say only that a commit failed; its cause says why
+    during = f" in trial {trial}" if trial is not None else ""
+    return (
+        f"the study's storage failed{during}: {_first_line(error)}. Run the same command again once"
+        " it is back: a trial it left running is failed then (its heartbeat stopped) and run again"
     )
 
 
@@ -397,10 +554,15 @@ def _counted(trials: list, states: tuple[str, ...], below: int | None = None) ->
 
 
 def _failed(trials: list) -> int:
-    """The failed trials that were not run again (a killed worker's trial is)."""
+    """The failed trials that were not run again (a killed worker's trial is), leaving aside
+    the ones the user stopped (Ctrl-C): their configs did not fail."""
     retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
     return sum(
-        t.state.name == "FAIL" and not t.user_attrs.get("surplus") and t.number not in retried for t in trials
+        t.state.name == "FAIL"
+        and not t.user_attrs.get("surplus")
+        and not t.user_attrs.get("stopped")
+        and t.number not in retried
+        for t in trials
     )
 
 
@@ -421,7 +583,7 @@ def summarise(study) -> dict:
     rows = [
         {
             "trial": t.number,
-            "state": t.state.name.lower(),
+            "state": "stopped" if t.user_attrs.get("stopped") else t.state.name.lower(),
             "val_accuracy": t.value,
             "epochs": max(t.intermediate_values, default=None),
             "params": _params(t),
@@ -434,11 +596,11 @@ def summarise(study) -> dict:
     best = max(done, key=lambda row: (row["val_accuracy"], -row["trial"]), default=None)
     counts = {
         state: sum(row["state"] == state for row in rows)
-        for state in ("complete", "pruned", "fail", "running")
+        for state in ("complete", "pruned", "fail", "stopped", "running")
     }
     return {
         "study": study.study_name,
-        "objective": "kept validation accuracy",
+        "objective": OBJECTIVE,
         "best": best,
         "counts": counts,
         "trials": rows,
@@ -469,11 +631,11 @@ def write_results(study, out: Path, summary: dict) -> None:
     draw(study, out)
 
 
-def draw(study, out: Path) -> None:
+def draw(study, out: Path) -> dict:
     """history.png (each trial's objective, the best so far), importances.png (each parameter's
     share of the objective's variance, by Optuna's default evaluator) and slices.png (the
     objective against each parameter), from Optuna's matplotlib plots; a picture its trials
-    cannot make yet is left out."""
+    cannot make yet is left out. Returns the figures drawn, by file name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -486,6 +648,7 @@ def draw(study, out: Path) -> None:
         "slices.png": plots.plot_slice,
     }
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    drawn = {}
     for name, plot in kinds.items():
         if len(complete) < (2 if name == "importances.png" else 1):
             continue
@@ -501,21 +664,43 @@ def draw(study, out: Path) -> None:
             _readable(figure)
             artifacts.save_figure(out / name, figure)
             plt.close(figure)
+            drawn[name] = figure
+    return drawn
+
+
+WORDS = {"Objective Value": OBJECTIVE, "Best Value": "best so far"}  # Optuna's, in this sweep's terms
 
 
 def _readable(figure) -> None:
-    """Room for every label: 3.6 inches a panel (a slice plot has one per parameter), the
-    log axes' minor ticks unlabelled (they overlap), and the layout fitted to the labels
-    (unless a colour bar sits beside the panels, which fitting would lay over them)."""
-    from matplotlib.ticker import NullFormatter
+    """The objective called what it is; trials counted in whole numbers; choices without the
+    quotes Optuna draws them with; room for every label: 3.6 inches a panel (a slice plot has
+    one per parameter), the log axes' minor ticks unlabelled (they overlap), and the layout
+    fitted to the labels (unless a colour bar sits beside the panels, which fitting would lay
+    over them)."""
+    from matplotlib.category import StrCategoryFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     panels = [axes for axes in figure.axes if axes.get_label() != "<colorbar>"]
     figure.set_size_inches(max(7.2, 3.6 * len(panels) + 1.2), 4.8)
     for axes in panels:
+        legend = axes.get_legend()
+        for text in [axes.xaxis.label, axes.yaxis.label, *(legend.get_texts() if legend else [])]:
+            text.set_text(WORDS.get(text.get_text(), text.get_text()))
+        if axes.get_xlabel() == "Trial":
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if axes.get_xscale() == "log":
             axes.xaxis.set_minor_formatter(NullFormatter())
+        choices = axes.xaxis.get_major_formatter()
+        if isinstance(choices, StrCategoryFormatter):
+            axes.xaxis.set_major_formatter(
+                FuncFormatter(lambda x, at, named=choices: _unquoted(named(x, at)))
+            )
     if len(panels) == len(figure.axes):
         figure.tight_layout()
+
+
+def _unquoted(label: str) -> str:
+    return label[1:-1] if len(label) > 1 and label[0] == label[-1] == "'" else label
 
 
 def format_summary(summary: dict) -> str:

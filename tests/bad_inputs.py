@@ -359,7 +359,17 @@ CASES = [
         train_with("train.keep=last", "train.patience=3"),
         "train.patience = 3 can never stop a run that keeps its last epoch (train.keep = last)",
     ),
-    Case("not YAML at all", config("train: {epochs: [\n  - ]]\n"), "is not valid YAML"),
+    Case("not YAML at all", config("train: {epochs: [\n  - ]]\n"), "is not valid YAML: line 2, column 3:"),
+    Case(
+        "a sweep spec given as a config",
+        config("config: configs/mnist.yaml\nspace: {train.lr: {low: 0.0001, high: 0.01}}\n"),
+        "bad.yaml is a sweep spec (it has a space to search), not a config: mlp sweep",
+    ),
+    Case(
+        "a network larger than the machine's memory",
+        train_with("model.hidden=[100000000]"),
+        "model.hidden = [100000000] makes a network of 7,500,000,010 parameters: training it takes about",
+    ),
     Case("YAML that is a list", config("- data\n- model\n"), "must be a mapping of sections, not list"),
     Case(
         "section that is a number", config("train: 5\n"), "config section 'train' must be a mapping, not int"
@@ -598,6 +608,11 @@ CASES = [
         "dropout without hidden layers",
         train_with("model.hidden=[]"),
         "model.dropout = 0.1 drops hidden activations, and model.hidden = [] has none: set model.dropout=0",
+    ),
+    Case(
+        "gradcheck of a network larger than the machine's memory",
+        cli("gradcheck", "--set", "model.hidden=[100000000]"),
+        "model.hidden = [100000000] makes a network of 79,500,000,010 parameters",
     ),
     Case(
         "gradcheck with a key it does not use",

@@ -84,6 +84,9 @@ def test_mlp_train_without_network_trains_on_the_shipped_mnist(tmp_path):
     assert metrics["test_accuracy"] > 0.9
     assert not cache.exists() or not any(cache.rglob("*.gz"))  # nothing was downloaded
     assert time.perf_counter() - start < 60
+    evaluated = mlp("eval", out)  # reads the copy the run read, without trying the network again
+    assert evaluated.exit_code == 0 and "cannot reach" not in evaluated.output, evaluated.output
+    assert json.loads((out / "eval.json").read_text())["data"]["source"] == "shipped"
 
 
 def test_the_shipped_copy_is_checked_by_its_fingerprint(tmp_path, monkeypatch):

@@ -6,18 +6,26 @@ middle of a trial leaves it failed and run again by the other, every trial accou
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 from conftest import MLP_COMMAND, TINY, closed_port, epoch_of, mlp, require
 from PIL import Image
+
+from mlpcli.cli import main
+from mlpcli.sweep import draw, read_spec
 
 optuna = pytest.importorskip("optuna")
 SIGNALS = pytest.mark.skipif(sys.platform == "win32", reason="Windows sends a child no SIGINT or SIGKILL")
@@ -84,6 +92,28 @@ def study_of(out: Path, storage: str | None = None):
             "train.lr is swept, and --set fixes it too",
         ),
         ({"train.lr": {"low": 0.01, "high": 0.1, "by": 2}}, [], "train.lr needs low and high"),
+        (
+            {"train.lr": {"low": 0.01, "high": 0.1, "step": 1.0e-300}},
+            [],
+            "train.lr: step 1e-300 cuts [0.01, 0.1] into more than 1e+12 steps: leave step out",
+        ),
+        (
+            {"train.lr": {"low": 0.01, "high": 0.1, "step": 0.5}},
+            [],
+            "train.lr: step 0.5 is wider than the range: every trial gets 0.01",
+        ),
+        (
+            {"model.hidden": {"choices": [[16], [100000000]]}},
+            [],
+            "with model.hidden = [100000000], the model cannot be built: model.hidden = [100000000] makes"
+            " a network of 79,500,000,010 parameters",
+        ),
+        (
+            {"model.kind": {"choices": ["mlp", "rnn"]}, "model.hidden": {"choices": [[128], [128, 128]]}},
+            [],
+            "with model.hidden = [128, 128] and model.kind = rnn, the model cannot be built: model.kind = rnn"
+            " has one recurrent layer, so model.hidden is its one width, such as [128] (it is [128, 128])",
+        ),
     ],
 )
 def test_a_bad_spec_fails_before_any_trial_naming_the_key(tmp_path, space, sets, message):
@@ -106,10 +136,107 @@ def test_a_spec_with_an_unknown_key_or_a_missing_config_fails(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_unreachable_storage_is_a_clear_error_and_writes_nothing(tmp_path):
+def test_kinds_and_widths_that_make_models_together_in_every_combination_pass_the_check(tmp_path):
+    space = {"model.kind": {"choices": ["mlp", "rnn"]}, "model.hidden": {"choices": [[128], [256]]}}
+    assert len(read_spec(write_spec(tmp_path, space)).space) == 2
+
+
+def test_checking_a_spec_builds_no_network(tmp_path):
+    """A width of a million makes a network of 794 million parameters: the check before any
+    trial counts them, and allocates none."""
+    spec = write_spec(tmp_path, {"model.hidden": {"choices": [[16], [1000000]]}})
+    tracemalloc.start()
+    try:
+        read_spec(spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20
+
+
+@pytest.mark.parametrize(
+    "seed, message",
+    [(2**32, "seed = 4294967296 must be a whole number from 0 to 4294967295"), (-1, "from 0 to"), (True, "")],
+)
+def test_a_seed_out_of_the_samplers_range_is_refused(tmp_path, seed, message):
+    result = mlp("sweep", write_spec(tmp_path, SPACE, seed=seed), "--out", tmp_path / "out")
+    assert result.exit_code == 1 and f"sweep spec {tmp_path / 'spec.yaml'}: seed = " in result.output
+    assert message in result.output and not (tmp_path / "out").exists()
+
+
+def test_the_largest_seed_goes_on_past_the_samplers_range(idx_dir, tmp_path):
+    """The sampler's seed moves on by the trials the study holds: past 2³² − 1 it wraps round."""
+    spec = write_spec(
+        tmp_path, {"train.lr": {"low": 1.0e-3, "high": 0.1, "log": True}}, trials=1, seed=2**32 - 1
+    )
+    sets = ["--set", f"data.dir={idx_dir}", "--set", "train.epochs=1"]
+    assert mlp("sweep", spec, "--out", tmp_path / "out", *sets).exit_code == 0
+    result = mlp("sweep", spec, "--out", tmp_path / "out", "--trials", "2", *sets)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("config: a\nspace: {train.lr: {low: 0.1, high: 1}\n", "is not valid YAML: line 3, column 1:"),
+        (Path(TINY).read_text(), "is a config, not a sweep spec: a spec names its base config"),
+    ],
+)
+def test_a_spec_that_is_not_one_is_named_a_spec(tmp_path, text, message):
+    (tmp_path / "spec.yaml").write_text(text)
+    result = mlp("sweep", tmp_path / "spec.yaml", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and message in result.output and "<unicode string>" not in result.output
+    assert "sweep spec" in result.output or "not a sweep spec" in result.output
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql:/mlp:secret@127.0.0.1/sweep", "postgresql:/mlp:***@127.0.0.1/sweep"),
+        ("mlp:secret@127.0.0.1/sweep", "mlp:***@127.0.0.1/sweep"),
+        ("postgresql://mlp@127.0.0.1/sweep?password=secret", "postgresql://mlp@127.0.0.1/sweep?password=***"),
+        ("postgresql://mlp:secret@127.0.0.1:abc/sweep", "postgresql://mlp:***@127.0.0.1:abc/sweep"),
+        ("postgresql://mlp:se@c:ret@127.0.0.1/sweep", "postgresql://mlp:***@127.0.0.1/sweep"),
+    ],
+)
+def test_a_storage_url_that_cannot_be_used_is_shown_without_its_password(idx_dir, tmp_path, url, shown):
+    sets = ["--set", f"data.dir={idx_dir}", "--storage", url]
+    result = mlp("sweep", write_spec(tmp_path, SPACE), "--out", tmp_path / "out", *sets)
+    assert result.exit_code == 1 and f"cannot open the study's storage {shown}: " in result.output, (
+        result.output
+    )
+    assert "secret" not in result.output and "ret@" not in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_storage_whose_driver_is_missing_says_what_to_install(idx_dir, tmp_path):
+    url = f"postgresql+pg8000://mlp@127.0.0.1:{closed_port()}/sweep"
+    sets = ["--set", f"data.dir={idx_dir}", "--storage", url]
+    result = mlp("sweep", write_spec(tmp_path, SPACE), "--out", tmp_path / "out", *sets)
+    assert (
+        result.exit_code == 1
+        and 'its database driver, pg8000, is not installed: pip install "pg8000"' in (result.output)
+    )
+
+
+def test_the_storage_may_come_from_the_environment_not_the_command_line(idx_dir, tmp_path):
+    """The URL, password and all, stays out of `ps` and the shell's history."""
+    spec = write_spec(tmp_path, SPACE, trials=1)
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    sets = ["--set", f"data.dir={idx_dir}", "--set", "train.epochs=1"]
+    result = CliRunner().invoke(
+        main,
+        ["sweep", str(spec), "--out", str(tmp_path / "out"), *sets],
+        env={"MLPCLI_SWEEP_STORAGE": elsewhere},
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "out" / "study.db").exists()
+
+
+def test_an_unreachable_storage_is_a_clear_error_and_writes_nothing(idx_dir, tmp_path):
     spec = write_spec(tmp_path, SPACE)
     url = f"postgresql://mlp:secret@127.0.0.1:{closed_port()}/sweep"
-    result = mlp("sweep", spec, "--out", tmp_path / "out", "--storage", url)
+    result = mlp("sweep", spec, "--out", tmp_path / "out", "--storage", url, "--set", f"data.dir={idx_dir}")
     assert (
         result.exit_code == 1
         and "cannot open the study's storage postgresql://mlp:***@127.0.0.1" in result.output
@@ -211,6 +338,10 @@ def test_hopeless_trials_are_pruned_and_shown_so(idx_dir, tmp_path):
         metrics = json.loads((tmp_path / "out" / f"trial-{trial.number:03d}" / "metrics.json").read_text())
         assert metrics["status"] == "pruned" and metrics["epochs"] < 8
     assert "pruned" in mlp("runs", tmp_path / "out").output
+    said = re.findall(
+        r"trial (\d+) pruned after epoch \d+: its best validation accuracy, 0\.\d+, is below", result.output
+    )
+    assert sorted(map(int, said)) == [t.number for t in pruned]
 
 
 # --- many workers -----------------------------------------------------------------------------------
@@ -245,10 +376,17 @@ def test_two_workers_share_the_embedded_study(idx_dir, tmp_path):
     accounted_for(study_of(tmp_path / "out"), [tmp_path / "out"], 6)
 
 
+@dataclass
+class Postgres:
+    url: str  # as the README writes it: postgresql://, no password
+    stop: Callable[[], None]  # the server dies at once (pg_ctl -m immediate)
+
+
 @pytest.fixture
-def postgres():
-    """A PostgreSQL server of Debian's package on 127.0.0.1, started for the test, and the URL
-    of a database on it."""
+def postgres(monkeypatch):
+    """A PostgreSQL server of Debian's package on 127.0.0.1, started for the test, its user's
+    password required (scram-sha-256), and a database on it. The password is in PGPASSWORD,
+    as a user exports it (libpq reads it), for the test and the workers it starts."""
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
     bindir = require(
         binaries[-1] if binaries else Path("/usr/lib/postgresql/VERSION/bin"),
@@ -256,24 +394,35 @@ def postgres():
     )
     base = Path(tempfile.mkdtemp(prefix="mlpcli-postgres-"))
     base.chmod(0o755)  # the server's user must reach its data folder (pytest's tmp_path is private)
-    data, port = base / "data", closed_port()
+    data, port, password = base / "data", closed_port(), "sweep-secret"
     data.mkdir()
+    (base / "password").write_text(password)
     as_user = []
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # initdb refuses to run as root
         shutil.chown(data, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
+    monkeypatch.setenv("PGPASSWORD", password)
 
     def pg(*command: str) -> None:
         subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
 
-    pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    auth = ["-A", "scram-sha-256", f"--pwfile={base / 'password'}"]
+    pg(str(bindir / "initdb"), "-D", str(data), *auth, "-U", "postgres")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data}"
     pg(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(data / "log"), "start")
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        stopped = True
+
     try:
         pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "sweep")
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/sweep"
+        yield Postgres(f"postgresql://postgres@127.0.0.1:{port}/sweep", stop)
     finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        if not stopped:
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -282,7 +431,7 @@ def test_two_workers_on_postgresql_one_killed_in_a_trial_finish_the_study(postgr
     is killed with SIGKILL in the middle of a trial; the second fails that trial when its
     heartbeat stops, runs it again, and the study ends with every trial accounted for."""
     spec = write_spec(tmp_path, SPACE, trials=5)
-    options = ("--storage", postgres, "--heartbeat", "1", "--set", "train.epochs=30")
+    options = ("--storage", postgres.url, "--heartbeat", "1", "--set", "train.epochs=30")
     first = worker(spec, tmp_path / "a", idx_dir, *options)
     for line in first.stdout:  # kill it in its first trial, a few epochs in
         if epoch_of(line) == 3:
@@ -292,13 +441,33 @@ def test_two_workers_on_postgresql_one_killed_in_a_trial_finish_the_study(postgr
     second = worker(spec, tmp_path / "b", idx_dir, *options)
     output = second.communicate(timeout=300)[0]
     assert second.returncode == 0, output
-    study = optuna.load_study(study_name="sweep", storage=postgres)
+    study = optuna.load_study(study_name="sweep", storage=postgres.url)
     failed = [t for t in study.trials if t.state.name == "FAIL"]
     assert [t.number for t in failed] == [0]  # the killed worker's trial…
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == 0]
     assert len(retried) == 1 and retried[0].params == failed[0].params  # …run again, once
     accounted_for(study, [tmp_path / "a", tmp_path / "b"], 5)
     assert not (tmp_path / "a" / "trial-000" / "metrics.json").exists()  # it never finished there
+
+
+def test_the_database_dying_in_a_trial_is_one_line_and_the_trial_keeps_its_checkpoint(
+    postgres, idx_dir, tmp_path
+):
+    spec = write_spec(tmp_path, SPACE, trials=3)
+    options = ("--storage", postgres.url, "--heartbeat", "1", "--set", "train.epochs=200")
+    sweeping = worker(spec, tmp_path / "out", idx_dir, *options)
+    for line in sweeping.stdout:
+        if epoch_of(line) == 3:
+            postgres.stop()
+            break
+    output = sweeping.communicate(timeout=120)[0]
+    assert sweeping.returncode == 1, output
+    errors = [line for line in output.splitlines() if not epoch_of(line) and "Error" in line]
+    assert len(errors) == 1 and errors[0].startswith("Error: the study's storage failed in trial 0"), output
+    assert "Traceback" not in output and "Run the same command again once it is back" in errors[0]
+    run = tmp_path / "out" / "trial-000"
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    assert (run / "checkpoint.npz").exists()
 
 
 @SIGNALS
@@ -329,12 +498,58 @@ def test_trials_that_all_diverge_stop_the_sweep_with_a_word(idx_dir, tmp_path):
     assert "diverged" in mlp("runs", tmp_path / "out").output
 
 
+def test_the_pictures_speak_of_the_kept_validation_accuracy_whole_trials_and_choices_as_written(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    widths = ["[256]", "[512, 512]"]  # as a sweep stores its choices: YAML text
+    for width in widths:
+        study.enqueue_trial({"model.hidden": width})
+    study.optimize(lambda trial: 0.9 + widths.index(trial.suggest_categorical("model.hidden", widths)) / 9, 2)
+    figures = draw(study, tmp_path)
+    history = figures["history.png"].axes[0]
+    assert history.get_ylabel() == "kept validation accuracy"
+    assert [text.get_text() for text in history.get_legend().get_texts()] == [
+        "kept validation accuracy",
+        "best so far",
+    ]
+    assert history.get_xticks().tolist() and all(float(tick).is_integer() for tick in history.get_xticks())
+    slices = figures["slices.png"]
+    slices.canvas.draw()
+    assert [label.get_text() for label in slices.axes[0].get_xticklabels()] == widths
+    assert slices.axes[0].get_ylabel() == "kept validation accuracy"
+
+
+@SIGNALS
+def test_trials_stopped_by_ctrl_c_are_no_failures_and_the_same_command_goes_on(idx_dir, tmp_path):
+    spec, out = write_spec(tmp_path, SPACE, trials=2), tmp_path / "out"
+    for _ in range(2):  # as many stopped trials as the study's trials
+        sweeping = worker(spec, out, idx_dir, "--set", "train.epochs=200")
+        for line in sweeping.stdout:
+            if epoch_of(line) == 2:
+                sweeping.send_signal(signal.SIGINT)
+                break
+        assert sweeping.wait(timeout=120) == 130
+    result = mlp("sweep", spec, "--out", out, "--set", f"data.dir={idx_dir}", "--set", "train.epochs=2")
+    assert result.exit_code == 0, result.output
+    assert "4 trials (2 complete, 2 stopped); best: trial" in result.output
+
+
+def test_offline_the_shipped_mnist_is_said_once_and_every_trial_reads_it(tmp_path):
+    spec = write_spec(tmp_path, {"train.lr": {"low": 1.0e-3, "high": 1.0e-2, "log": True}}, trials=2)
+    dead = f"http://127.0.0.1:{closed_port()}"
+    offline = ["data.source=tfds", f"data.mirror={dead}", f"data.dir={tmp_path / 'cache'}", "train.epochs=1"]
+    result = mlp("sweep", spec, "--out", tmp_path / "out", *[a for item in offline for a in ("--set", item)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("cannot reach 127.0.0.1:") == 1, result.output
+    assert "using the copy of mnist shipped with mlpcli: every trial reads it" in result.output
+    for trial in ("trial-000", "trial-001"):
+        metrics = json.loads((tmp_path / "out" / trial / "metrics.json").read_text())
+        assert metrics["data"]["source"] == "shipped"
+
+
 def test_the_pictures_leave_the_style_of_the_runs_own_pictures_alone(tmp_path):
     """Optuna's plots set a style for the whole process; the trials drawn after them in the
     same `mlp sweep` must keep mlpcli's."""
     import matplotlib
-
-    from mlpcli.sweep import draw
 
     def style() -> dict:
         return {key: value for key, value in matplotlib.rcParams.items() if not key.startswith("backend")}
