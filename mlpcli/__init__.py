@@ -3,6 +3,7 @@
 import os
 
 __version__ = "0.1.0"
+DISTRIBUTION = "mlpcli-mnist"  # pip's name for mlpcli: "mlpcli" on PyPI is another project
 
 # OpenBLAS's idle threads spin for 2^28 CPU cycles (~0.1 s) after each matrix product before
 # they sleep, holding the core that the optimizer's second thread needs (mlpcli.parallel);

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from mlpcli import locks
+from mlpcli.config import closest
 from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
 from mlpcli.errors import MlpError, RunDirError, WeightsError
@@ -28,6 +29,7 @@ from mlpcli.nn.kinds import KINDS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import RNN
+from mlpcli.settings import SPLITS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # imported for drawing only where pictures are drawn
@@ -167,7 +169,6 @@ def evaluation_files(split: str) -> tuple[str, str, str]:
     return tuple(name.replace(".", f"{suffix}.", 1) for name in (EVAL, CONFUSION, MISTAKES))
 
 
-SPLITS = ("test", "validation", "train")  # what mlp eval can evaluate
 EVALUATIONS = tuple(name for split in SPLITS for name in evaluation_files(split))  # what mlp eval writes
 
 
@@ -239,7 +240,16 @@ def save_weights(path: Path, saved: Saved) -> None:
 
 def weights_file(target: Path) -> Path:
     """The weights file of `target`, a run directory or a weights file itself; a WeightsError
-    that says why when a directory holds none."""
+    that says why when a directory holds none, or there is nothing at `target` (and what of
+    that name is, when it is one letter or two away)."""
+    if not target.exists():
+        nearby = (
+            closest(target.name, [path.name for path in target.parent.iterdir()])
+            if target.parent.is_dir()
+            else None
+        )
+        hint = f"; did you mean {target.parent / nearby}?" if nearby else ""
+        raise WeightsError(f"{target}: no such run directory or weights file{hint}")
     if not target.is_dir():
         return target
     if (target / WEIGHTS).exists():

@@ -1,4 +1,7 @@
-"""`mlp`: parse the command line, call the library, turn its errors into messages and exit codes."""
+"""`mlp`: parse the command line, call the library, turn its errors into messages and exit codes.
+
+At import only click and the options' own settings load: each command imports the library
+(NumPy and the rest) when it runs, so that `mlp --help` and tab completion answer at once."""
 
 import json
 import shutil
@@ -11,13 +14,11 @@ from pathlib import Path
 
 import click
 
-from mlpcli import __version__, artifacts, output, run
-from mlpcli.config import load_config, parse_override
-from mlpcli.data import N_CLASSES
+from mlpcli import DISTRIBUTION, __version__, output
 from mlpcli.errors import MlpError, TrainingInterrupted
-from mlpcli.gradcheck import Settings, failures, format_table, worst_entries
+from mlpcli.settings import SPLITS, GradcheckSettings
 
-GRADCHECK = Settings()  # the defaults of mlp gradcheck's options
+GRADCHECK = GradcheckSettings()  # the defaults of mlp gradcheck's options
 PROGRESS = click.option(
     "--progress/--no-progress", default=None, help="Progress bars of long work (default: only on a terminal)."
 )
@@ -106,6 +107,9 @@ def train(
         raise click.UsageError(
             "--resume continues a run with its own config and directory: drop --config, --out, --overwrite"
         )
+    from mlpcli import run
+    from mlpcli.config import load_config
+
     with _errors(), _stoppable() as stop:
         if resume_dir:
             run.resume_run(resume_dir, overrides, say, progress, stop)
@@ -186,7 +190,7 @@ def _stop_requests() -> Iterator[_StopRequests]:
 )
 @click.option(
     "--split",
-    type=click.Choice(artifacts.SPLITS),
+    type=click.Choice(SPLITS),
     default="test",
     show_default=True,
     help="validation: the run's own validation split, the seeded sample its training held out;"
@@ -208,6 +212,8 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
       mlp eval runs/fashion_mnist-20261123-190000 --split validation
       mlp eval model.npz --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
     """
+    from mlpcli import run
+
     data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
     with _errors():
         run.eval_run(target, data_overrides, say, split, progress)
@@ -215,14 +221,14 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
 
 @main.command(short_help="Classify your own images of digits (or clothes).")
 @click.argument("target", metavar="RUN_OR_WEIGHTS", type=click.Path(path_type=Path))
-@click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", metavar="IMAGE...", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one entry per image, for tools.")
 @click.option(
     "--top",
-    type=click.IntRange(1, N_CLASSES),
+    type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="How many of the most probable classes to show.",
+    help="How many of the most probable classes to show (more than the run has: all of them).",
 )
 @click.option(
     "--save-input",
@@ -253,8 +259,12 @@ def predict(
       mlp predict runs/mnist-20261123-190000 three.png photo-of-a-seven.jpg
       mlp predict runs/mnist-20261123-190000 drawings/ --save-input seen/ --json
     """
-    from mlpcli.predict import predict_images
+    from mlpcli.predict import load_model, predict_images
 
+    if not images:  # `mlp predict seven.jpg`: the run left out, or the images
+        with _errors():
+            load_model(target)  # which says so when TARGET is an image, not a run
+        raise click.UsageError("Missing argument 'IMAGE...': name the images to classify after the run")
     with _errors():
         predictions = predict_images(target, images, save_input, progress, top)
     if as_json:
@@ -290,14 +300,19 @@ def runs_(folder: Path, sort: str, reverse: bool) -> None:
     """
     from mlpcli import runs
 
-    found = runs.find_runs(folder)  # FOLDER may be a run directory itself
+    found, elsewhere = runs.find_runs(folder), runs.elsewhere(folder, "runs")  # FOLDER may be a run itself
     if not found:
-        raise click.ClickException(f"{folder}: holds no run directories")
+        raise _Failure("; ".join([f"{folder}: holds no run directories", *elsewhere]))
     if sort not in runs.columns(found):
+        from mlpcli.config import did_you_mean
+
+        hint = did_you_mean(sort, runs.columns(found)) or f"; choose one of {', '.join(runs.COLUMNS)}"
         raise click.BadParameter(
-            f"{sort!r}; choose one of {', '.join(runs.columns(found))}", param_hint="--sort"
+            f"{sort!r} is not a column or config key of these runs{hint}", param_hint="--sort"
         )
-    click.echo(runs.table(found, sort, reverse))
+    click.echo(runs.table(found, sort, reverse, _terminal_width()))
+    for line in elsewhere:
+        say(line)
 
 
 @main.command(short_help="Plot the learning curves of several runs on one figure.")
@@ -318,6 +333,8 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
       mlp plot runs/mnist-20261126-101500 runs/mnist-20261126-103000 --out lr.png
       mlp plot runs/ --out all.svg
     """
+    from mlpcli import artifacts, run
+
     if out.suffix[1:].lower() not in artifacts.FIGURE_FORMATS:
         raise click.BadParameter(f"{out}: name a .png, .svg, .pdf or .jpg file", param_hint="--out")
     with _errors():
@@ -388,18 +405,19 @@ def sweep(
 
     Run the same command again, or at once in other terminals or on other machines (with
     --storage), and it goes on with the same study until it holds --trials trials.
-    `mlp train --config DIR/best.yaml` retrains the best. Needs: pip install 'mlpcli[sweep]'.
+    `mlp train --config DIR/best.yaml` retrains the best. Needs Optuna: the sweep extra
+    (from a clone: pip install -e ".[sweep]").
     """
     try:
         from mlpcli import sweep as sweeping
     except ImportError as e:
-        raise click.ClickException(f"mlp sweep needs {e.name}: pip install 'mlpcli[sweep]'") from None
+        raise _Failure(f"mlp sweep needs {_top(e.name)}, of its extra: {_install_hint('sweep')}") from None
     out = out or Path("runs") / f"sweep-{spec.stem}"
     with _errors(), _stoppable() as stop:
         summary = sweeping.sweep(
             spec, out, say, trials, storage, overrides, study_name, stop, progress, heartbeat
         )
-    say("\n" + sweeping.format_summary(summary))
+    say("\n" + sweeping.format_summary(summary, _terminal_width()))
     written = [sweeping.SUMMARY] + ([sweeping.BEST, *sweeping.PICTURES] if summary["best"] else [])
     say(f"wrote in {out}: {', '.join(name for name in written if (out / name).exists())}")
 
@@ -422,12 +440,13 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
       mlp serve runs/ --open
       curl --data-binary @digit.png 'http://127.0.0.1:8000/api/predict?run=mnist'
 
-    It listens on 127.0.0.1 only, unless --host says otherwise. Needs: pip install 'mlpcli[serve]'.
+    It listens on 127.0.0.1 only, unless --host says otherwise. Needs Starlette and uvicorn:
+    the serve extra (from a clone: pip install -e ".[serve]").
     """
     try:
         from mlpcli import serve as server
     except ImportError as e:
-        raise click.ClickException(f"mlp serve needs {e.name}: pip install 'mlpcli[serve]'") from None
+        raise _Failure(f"mlp serve needs {_top(e.name)}, of its extra: {_install_hint('serve')}") from None
     from mlpcli import runs
 
     with _errors():
@@ -438,6 +457,8 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}/"
     say(f"serving {count} run{'s' * (count != 1)} of {target} at {url}  (Ctrl-C to stop)")
+    for line in runs.elsewhere(target, "serve"):
+        say(line, err=True)
     if open_browser:
         import webbrowser
 
@@ -533,7 +554,11 @@ def gradcheck(
     neither. Exit code 0 when
     every check passes, 1 when any fails.
     """
-    settings = Settings(eps, threshold, atol, None if full else samples, seed)
+    from mlpcli import run
+    from mlpcli.config import load_config
+    from mlpcli.gradcheck import failures, format_table, worst_entries
+
+    settings = GradcheckSettings(eps, threshold, atol, None if full else samples, seed)
     with _errors():
         _gradcheck_uses(overrides, config_path, model == "rnn" or every_combination or jacobians)
         config = load_config(config_path, overrides)
@@ -543,7 +568,7 @@ def gradcheck(
     if as_json:
         click.echo(json.dumps({"passed": not failed, "checks": [r.to_dict() for r in rows]}, indent=2))
     else:
-        click.echo(format_table(rows, settings, explain))
+        click.echo(format_table(rows, settings, explain, _terminal_width()))
         if explain:
             click.echo("\nthe worst entry of each tensor:\n\n" + worst_entries(rows, settings))
         if example:
@@ -571,6 +596,8 @@ def _gradcheck_uses(overrides: tuple[str, ...], config_path: str | None, fixed_n
 
 def _only_keys(overrides: tuple[str, ...], prefixes: str | tuple[str, ...], why: str) -> tuple[str, ...]:
     """`overrides`, when each key starts with one of `prefixes`; else a usage error saying `why`."""
+    from mlpcli.config import parse_override
+
     for item in overrides:
         key, _ = parse_override(item)
         if not key.startswith(prefixes):
@@ -594,6 +621,37 @@ class _Failure(click.ClickException):
 
     def show(self, file=None) -> None:
         say(f"Error: {self.format_message()}", err=True)
+
+
+def _terminal_width() -> int | None:
+    """The columns of the terminal standard output shows on; None when it goes elsewhere."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _top(module: str | None) -> str:
+    """The package a missing module belongs to (starlette of starlette.applications)."""
+    return (module or "a package").partition(".")[0]
+
+
+def _install_hint(extra: str) -> str:
+    """How to add `extra` to the mlpcli that runs: from the folder pip installed it from (pip
+    records it, PEP 610), else the extra's packages by name; never `pip install mlpcli`,
+    which on PyPI is another project."""
+    from importlib import metadata
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    installed = list(metadata.distributions(name=DISTRIBUTION))  # in a clone, its egg-info too
+    if not installed:  # run from a folder, not installed
+        return f'pip install -e ".[{extra}]" in the clone of mlpcli'
+    origins = [json.loads(dist.read_text("direct_url.json") or "{}") for dist in installed]
+    origin = next((o for o in origins if o.get("url", "").startswith("file:") and "dir_info" in o), None)
+    if origin is not None:
+        folder = url2pathname(urlparse(origin["url"]).path)
+        editable = "-e " if origin["dir_info"].get("editable") else ""
+        return f'pip install {editable}"{folder}[{extra}]"'
+    needs = [req.split(";")[0].strip() for req in installed[0].requires or [] if f'extra == "{extra}"' in req]
+    return "pip install " + " ".join(f'"{package}"' for package in needs)
 
 
 def say(message: str, err: bool = False) -> None:

@@ -42,11 +42,17 @@ def _one_of(*choices: str) -> Check:
     return Check(lambda v: v in choices, "one of " + ", ".join(choices), choices)
 
 
-def did_you_mean(given: Any, choices: Sequence[str]) -> str:
-    """ "; did you mean 'relu'?" for the choice closest to `given` (case aside), or ""."""
+def closest(given: Any, choices: Sequence[str]) -> str | None:
+    """The choice closest to `given` (case aside), if one is close."""
     lowered = {choice.lower(): choice for choice in choices}
     close = difflib.get_close_matches(str(given).lower(), list(lowered), n=1, cutoff=0.6)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(given: Any, choices: Sequence[str]) -> str:
+    """ "; did you mean 'relu'?" for the choice closest to `given` (case aside), or ""."""
+    close = closest(given, choices)
+    return f"; did you mean {close!r}?" if close is not None else ""
 
 
 POSITIVE = Check(lambda v: v > 0, "> 0")
@@ -196,7 +202,12 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     """Set `section.name` (or `section.subsection.name`) in the nested mapping `raw`."""
     *path, name = key.split(".")
     if not path or not all(path) or not name:
-        raise ConfigError(f"override key {key!r} must be SECTION.NAME, e.g. train.lr")
+        by_name: dict[str, list[str]] = {}  # "epochs": ["train.epochs"]
+        for dotted in flat_items(Config()):
+            by_name.setdefault(dotted.rsplit(".", 1)[-1], []).append(dotted)
+        near = closest(name or key, list(by_name))
+        hint = f"; did you mean {' or '.join(by_name[near])}?" if near else ""
+        raise ConfigError(f"override key {key!r} must be SECTION.NAME, e.g. train.lr{hint}")
     target = raw
     for depth, part in enumerate(path, start=1):
         if target.get(part) is None:  # absent, or left empty in the YAML: all defaults
@@ -268,7 +279,8 @@ def _typed(key: str, value: Any, annotation: Any) -> Any:
     if get_origin(annotation) is list:
         (item,) = get_args(annotation)
         if not isinstance(value, list):
-            raise ConfigError(f"{key} = {_show(value)} must be a list of {item.__name__}")
+            hint = f"; did you mean [{value}]?" if type(value) is item else ""  # model.hidden=128
+            raise ConfigError(f"{key} = {_show(value)} must be a list of {item.__name__}{hint}")
         return [_typed(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if annotation is float:
         return _as_float(key, value)

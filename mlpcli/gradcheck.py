@@ -24,6 +24,7 @@ from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import VanillaRNN
 from mlpcli.progress import bar
+from mlpcli.settings import GradcheckSettings as Settings
 from mlpcli.tables import text_table
 
 TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
@@ -36,16 +37,6 @@ ALL_COMBINATIONS = [
         ("mse", "identity"),
     )
 ]
-
-
-@dataclass
-class Settings:
-    eps: float = 1e-5  # the central-difference step
-    threshold: float = 1e-6  # the largest relative error that passes
-    atol: float = 1e-9  # an absolute error this small passes too (the resolution of the step)
-    samples: int | None = 300  # entries checked per tensor (a seeded sample); None: all
-    seed: int = 0
-    batch: int = 8
 
 
 @dataclass
@@ -344,9 +335,9 @@ def check_rnn(
 # --- the report ---------------------------------------------------------------------------------
 
 
-def format_table(rows: list[Row], settings: Settings, explain: bool = False) -> str:
-    """The rows as a table, a line that sums them up, and how to read them (and, unless
-    `explain` is on, where to see more)."""
+def format_table(rows: list[Row], settings: Settings, explain: bool = False, width: int | None = None) -> str:
+    """The rows as a table (in blocks of columns when wider than `width`), a line that sums
+    them up, and how to read them (and, unless `explain` is on, where to see more)."""
     header = ("check", "tensor", "shape", "entries", "max abs err", "max rel err", "verdict")
     cells = [
         (
@@ -360,7 +351,7 @@ def format_table(rows: list[Row], settings: Settings, explain: bool = False) -> 
         )
         for r in rows
     ]
-    lines = text_table(header, cells)
+    lines = text_table(header, cells, width)
     lines.append(summary(rows))
     lines.append(
         f"(ε = {settings.eps:g}. An entry passes when its relative error |a − n| / (|a| + |n|) is at most"

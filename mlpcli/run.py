@@ -295,10 +295,16 @@ def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
     artifacts.write_json(out / artifacts.METRICS, metrics)
     from mlpcli import plots  # matplotlib: only once there is something to draw
 
-    title = f"{out.name}: {config.data.name}, {metrics['status']}"
-    if "test_accuracy" in metrics:
-        title += f", test accuracy {metrics['test_accuracy']:.4f}"
+    title = curves_title(out.name, config.data.name, metrics)
     artifacts.save_figure(out / artifacts.CURVES, plots.curves(history.rows(), history.kept_epoch, title))
+
+
+def curves_title(name: str, dataset: str, metrics: dict) -> str:
+    """ "mnist-20261203-101500, completed, test accuracy 0.9921": the run, its dataset when its
+    name does not say it already, how it ended and, if it was tested, its test accuracy."""
+    said = name.partition("-")[0] == dataset  # runs/mnist, runs/mnist-20261203-101500
+    title = f"{name}{'' if said else ': ' + dataset}, {metrics['status']}"
+    return title + (f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
 
 
 EPOCH_TABLE = (  # the epoch lines' columns: heading, width, the record's value as text

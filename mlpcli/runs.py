@@ -109,6 +109,25 @@ def find_runs(folder: Path) -> list[Run]:
     return [read_run(path) for path in run_paths(folder)]
 
 
+def folders_of_runs(folder: Path) -> list[tuple[Path, int]]:
+    """The folders directly under `folder` that are not runs but hold runs (a sweep's trials),
+    each with how many: what a listing of `folder` leaves out."""
+    if is_run(folder):
+        return []
+    inner = [path for path in sorted(folder.iterdir()) if path.is_dir() and not is_run(path)]
+    counted = [(path, sum(is_run(child) for child in path.iterdir())) for path in inner]
+    return [(path, count) for path, count in counted if count]
+
+
+def elsewhere(folder: Path, command: str) -> list[str]:
+    """A line for each folder of runs that a listing of `folder` leaves out, with the command
+    (`mlp runs`, `mlp serve`) that shows them."""
+    return [
+        f"{path} holds {count} more run{'s' * (count != 1)}: mlp {command} {path}"
+        for path, count in folders_of_runs(folder)
+    ]
+
+
 def differing_keys(runs: list[Run]) -> list[str]:
     """The config keys whose values are not the same in every run that has a config."""
     configs = [run.config for run in runs if run.config]
@@ -122,9 +141,10 @@ def _compared(key: str, value: object) -> object:
     return Path(value) if key in PATH_KEYS and isinstance(value, str) else repr(value)
 
 
-def table(runs: list[Run], sort: str = "run", reverse: bool = False) -> str:
+def table(runs: list[Run], sort: str = "run", reverse: bool = False, width: int | None = None) -> str:
     """The runs as a text table, sorted by the column or config key `sort` (missing values last).
-    The config keys that differ between them are columns, but data.name: that is `dataset`."""
+    The config keys that differ between them are columns, but data.name: that is `dataset`.
+    A table wider than `width` is cut into blocks of columns, each beginning with `run`."""
     keys = [key for key in differing_keys(runs) if key != "data.name"]
     hidden = [sort] if sort not in COLUMNS and sort not in keys else []  # a key the same in every run
     rows = [run.cells(keys + hidden) for run in runs]
@@ -133,7 +153,7 @@ def table(runs: list[Run], sort: str = "run", reverse: bool = False) -> str:
     header = [*COLUMNS[:2], *keys, *COLUMNS[2:]]
     paths = _short_paths([row[key] for row in rows for key in header if key in PATH_KEYS])
     text = [[_show(column, row[column], paths) for column in header] for row in rows]
-    return "\n".join(text_table(header, text))
+    return "\n".join(text_table(header, text, width))
 
 
 def columns(runs: list[Run]) -> list[str]:

@@ -703,8 +703,9 @@ def _unquoted(label: str) -> str:
     return label[1:-1] if len(label) > 1 and label[0] == label[-1] == "'" else label
 
 
-def format_summary(summary: dict) -> str:
-    """The trials as a table, best first, and a line on the best."""
+def format_summary(summary: dict, width: int | None = None) -> str:
+    """The trials as a table, best first (in blocks of columns when wider than `width`), and a
+    line on the best."""
     rows = sorted(
         summary["trials"], key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0), r["trial"])
     )
@@ -720,7 +721,7 @@ def format_summary(summary: dict) -> str:
         ]
         for r in rows
     ]
-    lines = text_table(header, cells)
+    lines = text_table(header, cells, width)
     counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items() if n)
     best = summary["best"]
     said = (

@@ -383,7 +383,14 @@ CASES = [
     Case("unsafe YAML tag", config("train: !!python/object/apply:os.system ['true']\n"), "is not valid YAML"),
     Case("override that is not KEY=VALUE", train_with("nonsense"), "override 'nonsense' is not KEY=VALUE"),
     Case(
-        "override key without a section", train_with("epochs=3"), "override key 'epochs' must be SECTION.NAME"
+        "override key without a section",
+        train_with("epochs=3"),
+        "override key 'epochs' must be SECTION.NAME, e.g. train.lr; did you mean train.epochs?",
+    ),
+    Case(
+        "a width where a list of widths belongs",
+        train_with("model.hidden=128"),
+        "model.hidden = 128 must be a list of int; did you mean [128]?",
     ),
     Case("config that is a directory", cli("train", "--config", "{ws}/idx"), "is a directory", 2),
     Case("config that does not exist", cli("train", "--config", "{ws}/missing.yaml"), "does not exist", 2),
@@ -575,7 +582,16 @@ CASES = [
     ),
     # --- CLI misuse -----------------------------------------------------------------------------
     Case("eval without a path", cli("eval"), "Missing argument 'TARGET'", 2),
-    Case("eval of a path that does not exist", cli("eval", "{ws}/nothing"), "no such weights file"),
+    Case(
+        "eval of a path that does not exist",
+        cli("eval", "{ws}/nothing"),
+        "no such run directory or weights file",
+    ),
+    Case(
+        "eval of a misspelt run",
+        cli("eval", "{ws}/ixd"),
+        "ixd: no such run directory or weights file; did you mean ",
+    ),
     Case(
         "eval of a folder that is not a run",
         cli("eval", "{ws}/idx"),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 import shutil
 import signal
@@ -132,7 +133,12 @@ def test_bad_weights_fail_clearly(tmp_path):
     result = mlp("eval", tmp_path)
     assert result.exit_code == 1 and "not a readable weights file" in result.output
     result = mlp("eval", tmp_path / "missing.npz")
-    assert result.exit_code == 1 and "no such weights file" in result.output
+    assert result.exit_code == 1 and "missing.npz: no such run directory or weights file\n" in result.output
+    result = mlp("eval", tmp_path / "weigths.npz")  # one who meant the file beside it
+    assert (
+        f"weigths.npz: no such run directory or weights file; did you mean {tmp_path / 'weights.npz'}?"
+        in (result.output)
+    )
 
 
 def test_a_lone_weights_file_knows_its_dataset(idx_dir, tmp_path):
@@ -224,3 +230,34 @@ def test_which_signals_stop_after_the_batch_and_which_at_once(signals, outcome, 
         with pytest.raises(outcome):
             stop.handle(last, None)
     assert stop() and stop.signal == stop_signal
+
+
+HELP_CHECK = """
+import sys
+from mlpcli.cli import entry_point
+sys.argv = ["mlp", *sys.argv[1:]]
+try:
+    entry_point()
+except SystemExit:
+    pass
+print("numpy" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("command", ["", *cli.main.commands])
+def test_help_answers_without_loading_numpy(command):
+    """`mlp --help` and `mlp COMMAND --help` load click and the options' settings alone: the
+    library (NumPy and the rest) loads when a command runs."""
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_CHECK, *command.split(), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Usage: mlp" in result.stdout, result.stderr
+    assert result.stdout.rstrip().endswith("False"), result.stdout
+
+
+def test_tab_completion_answers_without_loading_numpy():
+    env = os.environ | {"_MLP_COMPLETE": "bash_complete", "COMP_WORDS": "mlp tr", "COMP_CWORD": "1"}
+    result = subprocess.run([sys.executable, "-c", HELP_CHECK], capture_output=True, text=True, env=env)
+    assert (
+        result.returncode == 0 and "plain,train" in result.stdout and result.stdout.rstrip().endswith("False")
+    )

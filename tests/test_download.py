@@ -124,7 +124,7 @@ def test_a_wheel_carries_mnist_and_reads_it_from_where_it_is_installed(tmp_path)
     wheels = tmp_path / "wheels"
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
     subprocess.run([*command, "-q", "-w", wheels, ROOT], check=True, capture_output=True)
-    (wheel,) = wheels.glob("mlpcli-*.whl")
+    (wheel,) = wheels.glob("mlpcli_mnist-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "site")

@@ -75,6 +75,19 @@ def test_a_diverged_run_draws_its_curves(run_dir):
     assert figure.get_suptitle() == "run: mnist, diverged"
 
 
+def test_the_curves_name_the_dataset_once():
+    assert run.curves_title("mnist", "mnist", {"status": "completed", "test_accuracy": 0.99212}) == (
+        "mnist, completed, test accuracy 0.9921"
+    )
+    assert run.curves_title("mnist-20261203-101500", "mnist", {"status": "interrupted"}) == (
+        "mnist-20261203-101500, interrupted"
+    )
+    assert (
+        run.curves_title("lr-0.01", "fashion_mnist", {"status": "diverged"})
+        == "lr-0.01: fashion_mnist, diverged"
+    )
+
+
 def test_a_run_diverging_before_any_epoch_says_so_in_its_picture(idx_dir, tmp_path):
     out = tmp_path / "run"
     config = load_config(TINY, [f"data.dir={idx_dir}", "train.optimizer=sgd", "train.lr=1e6"])

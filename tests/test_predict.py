@@ -118,13 +118,22 @@ def test_bad_images_get_an_error_each_and_the_rest_are_classified(mnist_run, dig
     assert len(lines) == 5 and "Traceback" not in result.output
 
 
+def test_a_run_without_images_or_more_classes_than_it_has(mnist_run):
+    result = mlp("predict", mnist_run)
+    assert result.exit_code == 2, result.output
+    assert "Missing argument 'IMAGE...': name the images to classify" in result.output
+    result = mlp("predict", mnist_run, ROOT / "docs" / "three.png", "--top", "20")
+    assert result.exit_code == 0 and len(result.output.split("   ")) == 10  # all ten classes, no more
+
+
 def test_predict_needs_weights(tmp_path):
     Image.new("L", (10, 10)).save(tmp_path / "x.png")
     result = mlp("predict", tmp_path, tmp_path / "x.png")
     assert result.exit_code == 1 and "is not a run directory" in result.output
     result = mlp("predict", tmp_path / "model.npz", tmp_path / "x.png")
-    assert result.exit_code == 1 and "model.npz: no such weights file" in result.output
-    assert mlp("predict", tmp_path).exit_code == 2  # no image named
+    assert result.exit_code == 1 and "model.npz: no such run directory or weights file" in result.output
+    result = mlp("predict", tmp_path / "x.png")  # the run left out
+    assert result.exit_code == 1 and "x.png is an image, not a run: name the run directory" in result.output
 
 
 def ink_of(image: Image.Image, tmp_path, name: str = "x.png") -> np.ndarray:
@@ -272,7 +281,7 @@ def test_a_folder_top_k_and_the_saved_inputs_said(mnist_run, digits, tmp_path):
     (tmp_path / "empty").mkdir()
     result = mlp("predict", mnist_run, tmp_path / "empty")
     assert result.exit_code == 1 and "empty: is a directory, not an image" in result.output
-    assert mlp("predict", mnist_run, folder, "--top", "11").exit_code == 2
+    assert mlp("predict", mnist_run, folder, "--top", "0").exit_code == 2
 
 
 def test_forgetting_the_run_says_so(tmp_path):

@@ -12,7 +12,7 @@ from PIL import Image
 from mlpcli import run
 from mlpcli.config import load_config
 from mlpcli.errors import DivergedError, TrainingInterrupted
-from mlpcli.runs import find_runs, labels
+from mlpcli.runs import find_runs, labels, table
 
 
 def train(idx_dir: Path, out: Path, *sets: str, should_stop=lambda: False) -> None:
@@ -111,7 +111,14 @@ def test_the_table_sorts_by_any_column(runs_dir):
     result = mlp("runs", runs_dir, "--sort", "model.hidden")  # the same in every run: not shown, allowed
     assert result.exit_code == 0 and "model.hidden" not in result.output
     result = mlp("runs", runs_dir, "--sort", "colour")
-    assert result.exit_code == 2 and "choose one of run, dataset" in result.output
+    assert result.exit_code == 2 and "choose one of run, dataset, epochs" in result.output
+    assert "model.kind" not in result.output  # the main columns, not every config key
+    result = mlp("runs", runs_dir, "--sort", "test_accurcy")
+    assert result.exit_code == 2
+    assert (
+        "'test_accurcy' is not a column or config key of these runs; did you mean 'test_acc'?"
+        in result.output
+    )
 
 
 def column(output: str, name: str) -> list[str]:
@@ -119,6 +126,34 @@ def column(output: str, name: str) -> list[str]:
     lines = output.splitlines()
     index = lines[0].split().index(name)
     return [line.split()[index] for line in lines[2:]]
+
+
+def test_runs_in_a_folder_beside_the_runs_are_pointed_to(runs_dir, idx_dir, tmp_path):
+    """A sweep's trials sit one folder down (runs/sweep-NAME/trial-000): a listing of runs/
+    says where they are and how to list them."""
+    train(idx_dir, runs_dir / "sweep-tiny" / "trial-000")
+    train(idx_dir, runs_dir / "sweep-tiny" / "trial-001")
+    result = mlp("runs", runs_dir)
+    assert result.exit_code == 0 and "trial-000" not in result.output
+    assert f"{runs_dir / 'sweep-tiny'} holds 2 more runs: mlp runs {runs_dir / 'sweep-tiny'}" in result.output
+    for name in [p.name for p in runs_dir.iterdir() if p.name != "sweep-tiny"]:
+        shutil.rmtree(runs_dir / name) if (runs_dir / name).is_dir() else (runs_dir / name).unlink()
+    result = mlp("runs", runs_dir)
+    assert result.exit_code == 1
+    assert f"holds no run directories; {runs_dir / 'sweep-tiny'} holds 2 more runs: mlp runs" in result.output
+
+
+def test_a_table_wider_than_the_terminal_comes_in_blocks_that_fit(runs_dir, idx_dir):
+    train(idx_dir, runs_dir / "h-rnn", "model.kind=rnn", "model.activation=tanh", "train.clip=1")
+    found = [run_ for run_ in find_runs(runs_dir) if not run_.problems]  # a broken run's status is long
+    wide = table(found).splitlines()
+    assert max(map(len, wide)) > 80
+    blocks = table(found, width=80).split("\n\n")
+    assert len(blocks) > 1 and all(len(line) <= 80 for block in blocks for line in block.splitlines())
+    assert all(block.split()[0] == "run" for block in blocks)  # each block names its rows
+    assert sorted({cell for block in blocks for cell in block.splitlines()[0].split()}) == sorted(
+        set(wide[0].split())
+    )
 
 
 def test_a_folder_without_runs_and_a_run_directory_itself(runs_dir, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import browser as browser_tools
 import numpy as np
 import pytest
-from conftest import MLP_COMMAND, TINY, closed_port, mlp, require, serving, start_serve, write_idx_dir
+from conftest import MLP_COMMAND, ROOT, TINY, closed_port, mlp, require, serving, start_serve, write_idx_dir
 from PIL import Image
 from test_predict import as_drawn
 
@@ -358,7 +358,10 @@ def test_without_the_serve_extra_it_says_what_to_install(runs_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", code, "serve", str(runs_dir)], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 1 and "pip install 'mlpcli[serve]'" in result.stderr, result.stderr
+    # the mlpcli that runs, as it was installed (pip install -e . in this clone): never the
+    # `mlpcli` on PyPI, which is another project
+    said = f'Error: mlp serve needs starlette, of its extra: pip install -e "{ROOT}[serve]"\n'
+    assert result.returncode == 1 and result.stderr == said, result.stderr
 
 
 def test_a_folder_that_is_not_there(tmp_path):

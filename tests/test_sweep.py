@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import MLP_COMMAND, TINY, closed_port, epoch_of, mlp, require
+from conftest import MLP_COMMAND, ROOT, TINY, closed_port, epoch_of, mlp, require
 from PIL import Image
 
 from mlpcli.cli import main
@@ -231,6 +231,14 @@ def test_the_storage_may_come_from_the_environment_not_the_command_line(idx_dir,
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "out" / "study.db").exists()
+
+
+def test_without_the_sweep_extra_it_says_how_to_add_it_to_this_mlpcli(tmp_path):
+    code = "import sys; sys.modules['optuna'] = None\nfrom mlpcli.cli import entry_point; entry_point()"
+    spec = write_spec(tmp_path, SPACE)
+    result = subprocess.run([sys.executable, "-c", code, "sweep", str(spec)], capture_output=True, text=True)
+    said = f'Error: mlp sweep needs optuna, of its extra: pip install -e "{ROOT}[sweep]"\n'
+    assert result.returncode == 1 and result.stderr == said, result.stderr
 
 
 def test_an_unreachable_storage_is_a_clear_error_and_writes_nothing(idx_dir, tmp_path):
