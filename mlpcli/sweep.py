@@ -23,7 +23,8 @@ from typing import Any
 import optuna
 import yaml
 from optuna.exceptions import StorageInternalError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from mlpcli import artifacts, run
 from mlpcli.config import (
@@ -260,6 +261,13 @@ def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
 
     url = url or f"sqlite:///{(out / STUDY_DB).resolve()}"
+    try:
+        make_url(url)  # the form every storage Optuna opens takes (redis:// too)
+    except (ArgumentError, ValueError):
+        raise SweepError(
+            f"cannot open the study's storage {_shown(url)}: not a storage URL such as"
+            " postgresql://user@host/database or sqlite:///file.db"
+        ) from None
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(1, CREATION_ATTEMPTS + 1):
         try:
@@ -287,8 +295,6 @@ def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
             if not type(e).__module__.startswith("redis"):
                 raise
             error = _first_line(e)
-        if "Could not parse" in error or "invalid literal" in error:
-            error = "not a storage URL such as postgresql://user@host/database or sqlite:///file.db"
         raise SweepError(f"cannot open the study's storage {_shown(url)}: {error}") from None
 
 

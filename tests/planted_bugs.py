@@ -434,8 +434,8 @@ BUGS = [
     Bug(
         "sweep-never-prunes",
         "sweep.py",
-        "            return trial.should_prune()",
-        "            return False",
+        "            if not trial.should_prune():",
+        "            if True:",
     ),
     Bug(
         "sweep-no-retry",
@@ -449,8 +449,101 @@ BUGS = [
     Bug(
         "sweep-no-waiting",
         "sweep.py",
-        "            time.sleep(heartbeat)  # the last trials",
-        "            break  # the last trials",
+        "        time.sleep(heartbeat)  # the last trials",
+        "        return True  # the last trials",
+    ),
+    Bug(
+        "sweep-seed-past-the-range",
+        "sweep.py",
+        "return (spec.seed + held) % (MAX_SEED + 1)",
+        "return spec.seed + held",
+    ),
+    Bug("sweep-stopped-trials-are-failures", "sweep.py", 'and not t.user_attrs.get("stopped")', ""),
+    Bug(
+        "sweep-password-shown",
+        "sweep.py",
+        'base = credentials[:start] + user + (":***" if colon else "") + at + host',
+        "base = credentials + at + host",
+    ),
+    Bug("sweep-password-in-query-shown", "sweep.py", 'PASSWORD_QUERY.sub(r"\\1***", query)', "query"),
+    Bug(
+        "sweep-models-unchecked",
+        "sweep.py",
+        "            check_model(from_dict(with_values(base, chosen)).model, MNIST_SHAPE, N_CLASSES)",
+        "            from_dict(with_values(base, chosen))",
+    ),
+    Bug(
+        "sweep-storage-lost-unsaid",
+        "sweep.py",
+        "failure = lost[0] if lost else _storage_failure(e)",
+        "failure = None",
+    ),
+    Bug(
+        "sweep-data-found-by-every-trial",
+        "sweep.py",
+        "    if not source.note:\n        return spec",
+        "    return spec",
+    ),
+    Bug(
+        "sweep-prunes-silently",
+        "sweep.py",
+        '        echo(\n            f"trial {trial.number} pruned after epoch',
+        '        (lambda line: None)(\n            f"trial {trial.number} pruned after epoch',
+    ),
+    Bug("sweep-step-unbounded", "sweep.py", "(high - low) / step > MAX_STEPS", "False"),
+    # --- what a person sees -------------------------------------------------------------------
+    Bug(
+        "stderr-buffered",
+        "output.py",
+        "line_buffering=line_buffered or stream.line_buffering,",
+        "line_buffering=stream.line_buffering,",
+    ),
+    Bug("epoch-line-unaligned", R, "cells = [value(r).rjust(width)", "cells = [value(r).ljust(width)"),
+    Bug(
+        "messages-not-wrapped", "cli.py", "    if len(line) <= width:\n        return line", "    return line"
+    ),
+    Bug(
+        "tables-never-in-blocks",
+        "tables.py",
+        "if width is not None and len(blocks[-1]) > 1 and used + widths[i] > width:",
+        "if False:",
+    ),
+    Bug(
+        "help-loads-numpy",
+        "cli.py",
+        "from mlpcli import DISTRIBUTION, __version__, output",
+        "from mlpcli import DISTRIBUTION, __version__, output, run  # noqa: F401",
+    ),
+    Bug(
+        "runs-elsewhere-unsaid",
+        "runs.py",
+        "    return [(path, count) for path, count in counted if count]",
+        "    return []",
+    ),
+    Bug(
+        "misspelt-run-unhelped",
+        "artifacts.py",
+        'hint = f"; did you mean {target.parent / nearby}?" if nearby else ""',
+        'hint = ""',
+    ),
+    Bug("model-size-unchecked", "models.py", "if memory is not None and needed > memory:", "if False:"),
+    Bug(
+        "eval-tries-the-network-again",
+        R,
+        'and read_from.get("source") == "shipped"',
+        "and False",
+    ),
+    Bug(
+        "curves-title-repeats-the-dataset",
+        R,
+        'said = name.partition("-")[0] == dataset',
+        "said = False",
+    ),
+    Bug(
+        "predict-top-unclamped",
+        "cli.py",
+        '"--top",\n    type=click.IntRange(min=1),',
+        '"--top",\n    type=click.IntRange(min=1, max=10),',
     ),
     Bug(
         "predict-takes-any-rnn",
@@ -464,10 +557,10 @@ BUGS = [
 ORDER = [
     "test_activations.py", "test_layers.py", "test_losses.py", "test_network.py", "test_optim.py",
     "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
-    "test_data.py", "test_config.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py", "test_predict.py",
-    "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_honesty.py",
-    "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py",
-    "test_output.py", "test_download.py", "test_end_to_end.py",
+    "test_data.py", "test_config.py", "test_output.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py",
+    "test_predict.py", "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_screen.py",
+    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py",
+    "test_download.py", "test_end_to_end.py", "test_docs.py",
 ]  # fmt: skip
 LEFT_OUT = {"test_terminal.py"}  # pipes and signals: no bug here reaches them, and they take a minute
 
