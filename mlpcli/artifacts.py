@@ -243,11 +243,10 @@ def weights_file(target: Path) -> Path:
     that says why when a directory holds none, or there is nothing at `target` (and what of
     that name is, when it is one letter or two away)."""
     if not target.exists():
-        nearby = (
-            closest(target.name, [path.name for path in target.parent.iterdir()])
-            if target.parent.is_dir()
-            else None
-        )
+        try:
+            nearby = closest(target.name, [path.name for path in target.parent.iterdir()])
+        except OSError:  # no such folder either, or one that cannot be read
+            nearby = None
         hint = f"; did you mean {target.parent / nearby}?" if nearby else ""
         raise WeightsError(f"{target}: no such run directory or weights file{hint}")
     if not target.is_dir():

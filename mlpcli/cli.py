@@ -4,7 +4,6 @@ At import only click and the options' own settings load: each command imports th
 (NumPy and the rest) when it runs, so that `mlp --help` and tab completion answer at once."""
 
 import json
-import shutil
 import signal
 import sys
 import textwrap
@@ -165,7 +164,9 @@ class _StopRequests:
         elif self.signal:
             return
         self.signal = signum
-        output.say(f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)\n")
+        output.write_now(
+            f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)\n"
+        )
 
 
 @contextmanager
@@ -310,7 +311,7 @@ def runs_(folder: Path, sort: str, reverse: bool) -> None:
         raise click.BadParameter(
             f"{sort!r} is not a column or config key of these runs{hint}", param_hint="--sort"
         )
-    click.echo(runs.table(found, sort, reverse, _terminal_width()))
+    click.echo(runs.table(found, sort, reverse, output.columns(sys.stdout)))
     for line in elsewhere:
         say(line)
 
@@ -359,7 +360,8 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
     envvar="MLPCLI_SWEEP_STORAGE",
     show_envvar=True,
     help="An Optuna storage shared by many machines, e.g. postgresql://user@host/db (with psycopg;"
-    " its password from PGPASSWORD or ~/.pgpass, not the command line) (default: sqlite in --out).",
+    " its password from PGPASSWORD or libpq's password file, not the command line)"
+    " (default: sqlite in --out).",
 )
 @click.option(
     "--study", "study_name", default="sweep", show_default=True, help="The study's name in the storage."
@@ -417,7 +419,7 @@ def sweep(
         summary = sweeping.sweep(
             spec, out, say, trials, storage, overrides, study_name, stop, progress, heartbeat
         )
-    say("\n" + sweeping.format_summary(summary, _terminal_width()))
+    say("\n" + sweeping.format_summary(summary, output.columns(sys.stdout)))
     written = [sweeping.SUMMARY] + ([sweeping.BEST, *sweeping.PICTURES] if summary["best"] else [])
     say(f"wrote in {out}: {', '.join(name for name in written if (out / name).exists())}")
 
@@ -568,7 +570,7 @@ def gradcheck(
     if as_json:
         click.echo(json.dumps({"passed": not failed, "checks": [r.to_dict() for r in rows]}, indent=2))
     else:
-        click.echo(format_table(rows, settings, explain, _terminal_width()))
+        click.echo(format_table(rows, settings, explain, output.columns(sys.stdout)))
         if explain:
             click.echo("\nthe worst entry of each tensor:\n\n" + worst_entries(rows, settings))
         if example:
@@ -623,34 +625,25 @@ class _Failure(click.ClickException):
         say(f"Error: {self.format_message()}", err=True)
 
 
-def _terminal_width() -> int | None:
-    """The columns of the terminal standard output shows on; None when it goes elsewhere."""
-    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-
-
 def _top(module: str | None) -> str:
     """The package a missing module belongs to (starlette of starlette.applications)."""
     return (module or "a package").partition(".")[0]
 
 
 def _install_hint(extra: str) -> str:
-    """How to add `extra` to the mlpcli that runs: from the folder pip installed it from (pip
-    records it, PEP 610), else the extra's packages by name; never `pip install mlpcli`,
-    which on PyPI is another project."""
+    """How to add `extra` to the mlpcli that runs: from its clone when it runs from one (pip
+    install -e), else the extra's packages by name; never `pip install mlpcli`, which on PyPI
+    is another project."""
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / "pyproject.toml").is_file():
+        return f'pip install -e "{clone}[{extra}]"'
     from importlib import metadata
-    from urllib.parse import urlparse
-    from urllib.request import url2pathname
 
-    installed = list(metadata.distributions(name=DISTRIBUTION))  # in a clone, its egg-info too
-    if not installed:  # run from a folder, not installed
-        return f'pip install -e ".[{extra}]" in the clone of mlpcli'
-    origins = [json.loads(dist.read_text("direct_url.json") or "{}") for dist in installed]
-    origin = next((o for o in origins if o.get("url", "").startswith("file:") and "dir_info" in o), None)
-    if origin is not None:
-        folder = url2pathname(urlparse(origin["url"]).path)
-        editable = "-e " if origin["dir_info"].get("editable") else ""
-        return f'pip install {editable}"{folder}[{extra}]"'
-    needs = [req.split(";")[0].strip() for req in installed[0].requires or [] if f'extra == "{extra}"' in req]
+    try:
+        requires = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        requires = []
+    needs = [req.split(";")[0].strip() for req in requires if f'extra == "{extra}"' in req]
     return "pip install " + " ".join(f'"{package}"' for package in needs)
 
 
@@ -658,8 +651,8 @@ def say(message: str, err: bool = False) -> None:
     """Write `message` for a person: on a terminal, a line wider than the terminal is broken
     between words (the rest indented two spaces more than it began), never in the middle of
     one; into a pipe or a file, as it is."""
-    if (sys.stderr if err else sys.stdout).isatty():
-        width = shutil.get_terminal_size().columns
+    width = output.columns(sys.stderr if err else sys.stdout)
+    if width is not None:
         message = "\n".join(_wrapped(line, width) for line in message.split("\n"))
     click.echo(message, err=err)
 

@@ -26,6 +26,11 @@ class TrainingInterrupted(MlpError):
     """Training was asked to stop; a checkpoint to resume from was written."""
 
 
+class RunAborted(MlpError):
+    """A run stopped from outside between epochs by what it reports to (a sweep whose study's
+    storage failed); it is saved as a stopped run is, resumable."""
+
+
 class DivergedError(MlpError):
     """Training blew up (a non-finite loss, a loss far above the start, or chance-level
     accuracy with a rising loss); the weights kept so far were kept."""

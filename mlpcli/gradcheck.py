@@ -24,7 +24,7 @@ from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.network import MLP
 from mlpcli.nn.rnn import VanillaRNN
 from mlpcli.progress import bar
-from mlpcli.settings import GradcheckSettings as Settings
+from mlpcli.settings import GradcheckSettings
 from mlpcli.tables import text_table
 
 TINY = 1e-12  # the floor of the relative error's denominator: 0/0 counts as agreement
@@ -111,7 +111,14 @@ def errors(analytic, numeric) -> tuple:
 
 
 def compare(
-    check: str, tensor: str, analytic, numeric, settings: Settings, kinked=None, shape=None, indices=None
+    check: str,
+    tensor: str,
+    analytic,
+    numeric,
+    settings: GradcheckSettings,
+    kinked=None,
+    shape=None,
+    indices=None,
 ) -> Row:
     """One row of the report: the analytic and numerical values of the entries checked, which
     are the flat `indices` of a tensor of `shape` (default: all of `analytic`'s entries)."""
@@ -142,7 +149,7 @@ def compare(
 
 
 def check_tensors(
-    check: str, loss: Callable[[], float], tensors: dict, settings: Settings, pattern=None
+    check: str, loss: Callable[[], float], tensors: dict, settings: GradcheckSettings, pattern=None
 ) -> list[Row]:
     """Compare each tensor's analytic gradient (name → (tensor, gradient)) with central
     differences of `loss` on a seeded sample of its entries."""
@@ -156,7 +163,7 @@ def check_tensors(
     return rows
 
 
-def every_entry(settings: Settings) -> Settings:
+def every_entry(settings: GradcheckSettings) -> GradcheckSettings:
     return replace(settings, samples=None)
 
 
@@ -176,7 +183,7 @@ def check_mlp(
     output_activation: str,
     dropout: float,
     weight_decay: float,
-    settings: Settings,
+    settings: GradcheckSettings,
     init: str = "he",
 ) -> list[Row]:
     """∂loss/∂W, ∂loss/∂b of every layer and ∂loss/∂input of a float64 MLP (check_network)."""
@@ -187,7 +194,7 @@ def check_mlp(
 
 
 def check_network(
-    model: Network, rng: np.random.Generator, weight_decay: float, settings: Settings
+    model: Network, rng: np.random.Generator, weight_decay: float, settings: GradcheckSettings
 ) -> list[Row]:
     """Every tensor's ∂loss/∂tensor and ∂loss/∂input of the float64 `model`, initialised from
     `rng`, on a synthetic batch drawn from it next, its biases made nonzero; dropout with a
@@ -227,14 +234,14 @@ def relu_pattern(model: Network) -> Callable[[], np.ndarray]:
     return lambda: np.concatenate([(a > 0).ravel() for a in model.hidden_outputs])
 
 
-def check_config(config: Config, settings: Settings) -> list[Row]:
+def check_config(config: Config, settings: GradcheckSettings) -> list[Row]:
     """The model a config describes, at MNIST's image size: an MLP, or an RNN over its 28 rows."""
     rng = np.random.default_rng(settings.seed)
     model = build_model(config.model, MNIST_SHAPE, N_CLASSES, rng, np.float64)  # at MNIST's size
     return check_network(model, rng, config.train.weight_decay, settings)
 
 
-def check_all(settings: Settings) -> list[Row]:
+def check_all(settings: GradcheckSettings) -> list[Row]:
     """Every hidden activation with every output, on a small net, every entry, with dropout
     and weight decay on; and softmax regression, with no hidden layer."""
     rows = []
@@ -251,7 +258,7 @@ def check_all(settings: Settings) -> list[Row]:
 # --- Jacobians ----------------------------------------------------------------------------------
 
 
-def check_jacobians(settings: Settings) -> tuple[list[Row], str]:
+def check_jacobians(settings: GradcheckSettings) -> tuple[list[Row], str]:
     """The Jacobian forms of equations.md §1–2, each built from its formula and compared with a
     numerical Jacobian; also the text of the worked example of §1."""
     eps = settings.eps
@@ -278,7 +285,7 @@ def check_jacobians(settings: Settings) -> tuple[list[Row], str]:
     return rows, example
 
 
-def _softmax_rows(settings: Settings) -> list[Row]:
+def _softmax_rows(settings: GradcheckSettings) -> list[Row]:
     """∂ŷ/∂z = diag(ŷ) - ŷŷᵀ, ∂C/∂ŷ = -y/ŷ, and the chain (∂ŷ/∂z)ᵀ ∂C/∂ŷ = ŷ - y (§2)."""
     eps = settings.eps
     softmax = SoftmaxCrossEntropy()
@@ -317,7 +324,7 @@ def _softmax_rows(settings: Settings) -> list[Row]:
 
 
 def check_rnn(
-    settings: Settings, n_input: int = 4, n_hidden: int = 6, n_output: int = 3, steps: int = 7
+    settings: GradcheckSettings, n_input: int = 4, n_hidden: int = 6, n_output: int = 3, steps: int = 7
 ) -> list[Row]:
     """Back-propagation through time (§6) against central differences, every entry, with soft labels."""
     rng = np.random.default_rng(settings.seed)
@@ -335,7 +342,9 @@ def check_rnn(
 # --- the report ---------------------------------------------------------------------------------
 
 
-def format_table(rows: list[Row], settings: Settings, explain: bool = False, width: int | None = None) -> str:
+def format_table(
+    rows: list[Row], settings: GradcheckSettings, explain: bool = False, width: int | None = None
+) -> str:
     """The rows as a table (in blocks of columns when wider than `width`), a line that sums
     them up, and how to read them (and, unless `explain` is on, where to see more)."""
     header = ("check", "tensor", "shape", "entries", "max abs err", "max rel err", "verdict")
@@ -376,7 +385,7 @@ def summary(rows: list[Row]) -> str:
     return f"{verdict} ({entries} entries checked{''.join(f', {note}' for note in notes)})"
 
 
-def worst_entries(rows: list[Row], settings: Settings) -> str:
+def worst_entries(rows: list[Row], settings: GradcheckSettings) -> str:
     """For the worst entry of each tensor, the analytic and numerical values side by side and the
     relative error worked out, so that the comparison itself can be read."""
     blocks = []
@@ -407,7 +416,7 @@ def step_size_hint(rows: list[Row], rows_at_default: list[Row], eps: float) -> s
     excused = [f"{r.check}: {r.tensor}" for r in failed if (r.check, r.tensor) in passed_there]
     if not excused:
         return ""
-    default = Settings().eps
+    default = GradcheckSettings().eps
     hint = (
         f"hint: at the default step ε = {default:g} these pass: {'; '.join(excused)}.\n"
         f"For them the step ε = {eps:g} is at fault, not the backprop: central differences err by O(ε²)"

@@ -1,6 +1,6 @@
 """From a config's model section to a network: an MLP over an image's pixels, or an RNN over
 its rows (model.kind). A model section whose keys contradict each other, or that makes a
-network larger than this machine's memory can train, is a ConfigError before anything is
+network larger than this machine's memory can train, is a ConfigError before the network is
 allocated."""
 
 import os
@@ -14,10 +14,13 @@ from mlpcli.nn.network import MLP
 from mlpcli.nn.params import flat_size
 from mlpcli.nn.rnn import RNN
 
-# what training holds per parameter: the weights, their gradients, the kept weights and the
-# optimizer's two moments (Adam's; SGD's velocity is one)
-TRAINING_COPIES = 5
+# what training holds per parameter: the weights, their gradients, the kept weights, the
+# optimizer's two moments (Adam's; SGD's velocity is one), and the weights and gradients of the
+# network the kept weights are saved from
+TRAINING_COPIES = 7
 GIB = 2**30
+CHECKED_KEYS = ("model.kind", "model.hidden", "model.dropout")  # what check_model reads of a config
+CGROUP_LIMIT = "/sys/fs/cgroup/memory.max"  # a Linux container's memory, when it has a limit
 
 
 def build_model(
@@ -37,12 +40,12 @@ def build_model(
             model = RNN(*image_shape, m.hidden[0], n_classes, *outputs, m.dropout, dtype)
             if rng is not None:
                 model.init(rng, m.init, m.recurrent_init)
-            return model
-        model = MLP(_mlp_sizes(m, image_shape, n_classes), *outputs, m.dropout, dtype)
+        else:
+            model = MLP(_mlp_sizes(m, image_shape, n_classes), *outputs, m.dropout, dtype)
+            if rng is not None:
+                model.init(rng, m.init)
     except MemoryError:  # where the machine's memory is not known beforehand (_memory)
         raise ConfigError(f"model.hidden = {m.hidden}: not enough memory for the network's weights") from None
-    if rng is not None:
-        model.init(rng, m.init)
     return model
 
 
@@ -80,10 +83,17 @@ def _mlp_sizes(m: ModelConfig, image_shape: tuple[int, int], n_classes: int) -> 
 
 
 def _memory() -> int | None:
-    """This machine's physical memory in bytes, where the platform tells (POSIX's sysconf);
-    None where it does not (Windows): there an allocation too large fails as it is made."""
+    """The memory this process may use, in bytes: the machine's, where the platform tells
+    (POSIX's sysconf), or its container's limit when that is lower; None where neither is
+    known (Windows): there an allocation too large fails as it is made."""
     sysconf = getattr(os, "sysconf", None)
     try:
-        return sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES") if sysconf else None
+        machine = sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES") if sysconf else None
     except (ValueError, OSError):  # a name this system's sysconf does not know
-        return None
+        machine = None
+    try:
+        with open(CGROUP_LIMIT, encoding="ascii") as f:
+            limit = int(f.read().strip())  # "max" when there is none: ValueError
+    except (OSError, ValueError):
+        return machine
+    return limit if machine is None else min(machine, limit)

@@ -55,8 +55,9 @@ def silenceable(stream: io.TextIOWrapper, line_buffered: bool = False) -> io.Tex
 
 
 def install() -> None:
-    """Make sys.stdout and sys.stderr (line-buffered, as Python's own always is, with python -u
-    too) silenceable, when they are real file descriptors."""
+    """Make sys.stdout and sys.stderr silenceable, when they are real file descriptors; standard
+    error flushed at each line and carriage return (Python's own is line-buffered, or with
+    python -u not buffered at all)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         try:
@@ -66,7 +67,16 @@ def install() -> None:
             pass
 
 
-def say(message: str) -> None:
+def columns(stream) -> int | None:
+    """The width of the terminal `stream` writes to; None when it writes elsewhere, or the
+    terminal does not say (a pseudo-terminal whose size was never set has 0 columns)."""
+    try:
+        return (os.get_terminal_size(stream.fileno()).columns or None) if stream.isatty() else None
+    except (AttributeError, OSError, ValueError):  # no descriptor (a test's stream, an embedding host)
+        return None
+
+
+def write_now(message: str) -> None:
     """Write `message` to standard error at once, from a signal handler too (one unbuffered
     write, so it never lands inside a buffered write under way); a failure is ignored."""
     with contextlib.suppress(OSError):

@@ -1,11 +1,12 @@
 """Progress bars (tqdm) for work that can take more than a few seconds: on a terminal only,
 unless asked for or against, and cleared when the work is done."""
 
-import os
 import sys
 from collections.abc import Iterable
 
 from tqdm import tqdm
+
+from mlpcli.output import columns
 
 ECHO_ROOM = 3  # columns left free at the end of a bar: a terminal echoes ^C there, on the bar's line
 
@@ -18,7 +19,5 @@ def bar(items: Iterable, progress: bool | None, **options) -> tqdm:
 
 def _width() -> int | None:
     """The bar's width: the terminal's (standard error's), less ECHO_ROOM; None when unknown."""
-    try:
-        return max(os.get_terminal_size(sys.stderr.fileno()).columns - ECHO_ROOM, 20)
-    except (AttributeError, OSError, ValueError):  # not a terminal, or no descriptor
-        return None
+    width = columns(sys.stderr)
+    return None if width is None else max(width - ECHO_ROOM, 20)

@@ -34,13 +34,13 @@ from mlpcli.errors import (
     ConfigError,
     DataError,
     DivergedError,
-    MlpError,
+    RunAborted,
     RunDirError,
     TrainingInterrupted,
     WeightsError,
 )
 from mlpcli.evaluate import Report, evaluate, format_report
-from mlpcli.gradcheck import Row, Settings
+from mlpcli.gradcheck import GradcheckSettings, Row
 from mlpcli.nn.base import Network
 from mlpcli.nn.rnn import RNN
 from mlpcli.train import HISTORY_COLUMNS, EpochRecord, Stop, Trainer
@@ -236,7 +236,7 @@ def _train(
     except DivergedError as e:
         _save(out, config, trainer, {"status": "diverged", "error": str(e)} | so_far())
         raise
-    except MlpError:  # a caller's word from on_epoch that training cannot go on (a sweep's storage lost)
+    except RunAborted:  # raised by on_epoch's caller (a sweep whose storage failed)
         checkpoint()
         _save(out, config, trainer, {"status": "interrupted"} | so_far())
         raise
@@ -515,11 +515,16 @@ def plot_runs(paths: list[Path], out: Path, echo: Echo) -> None:
 
 
 def gradcheck_step_hint(
-    rows: list[Row], config: Config, settings: Settings, model: str, every_combination: bool, jacobians: bool
+    rows: list[Row],
+    config: Config,
+    settings: GradcheckSettings,
+    model: str,
+    every_combination: bool,
+    jacobians: bool,
 ) -> str:
     """When checks failed at a step ε far (10× or more) from the default, whether they pass at
     the default: then the step is at fault, not the backprop. Empty when there is nothing to say."""
-    default = Settings().eps
+    default = GradcheckSettings().eps
     if all(r.passed for r in rows) or max(settings.eps / default, default / settings.eps) < 10:
         return ""
     at_default = replace(settings, eps=default)
@@ -528,7 +533,7 @@ def gradcheck_step_hint(
 
 
 def gradcheck_rows(
-    config: Config, settings: Settings, model: str, every_combination: bool, jacobians: bool
+    config: Config, settings: GradcheckSettings, model: str, every_combination: bool, jacobians: bool
 ) -> tuple[list[Row], str]:
     """The checks `mlp gradcheck` selects: without --model rnn, --all or --jacobians, the model
     of the config. Returns the rows and the worked example's text (with --jacobians)."""

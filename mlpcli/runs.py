@@ -115,8 +115,17 @@ def folders_of_runs(folder: Path) -> list[tuple[Path, int]]:
     if is_run(folder):
         return []
     inner = [path for path in sorted(folder.iterdir()) if path.is_dir() and not is_run(path)]
-    counted = [(path, sum(is_run(child) for child in path.iterdir())) for path in inner]
+    counted = [(path, _runs_in(path)) for path in inner]
     return [(path, count) for path, count in counted if count]
+
+
+def _runs_in(folder: Path) -> int:
+    """How many run directories are directly under `folder` (none that can be seen, when it
+    cannot be read)."""
+    try:
+        return sum(is_run(path) for path in folder.iterdir())
+    except OSError:
+        return 0
 
 
 def elsewhere(folder: Path, command: str) -> list[str]:

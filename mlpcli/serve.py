@@ -1,5 +1,5 @@
 """`mlp serve`: a page to draw a digit on and watch the network answer, and why; and the JSON
-API the page uses. Starlette, on uvicorn (`pip install 'mlpcli[serve]'`).
+API the page uses. Starlette, on uvicorn (the serve extra: from the clone, `pip install -e '.[serve]'`).
 
 Why, from the network's own backward pass: for the answer k and the runner-up j, the margin
 m = z_k - z_j (the logits: how far k is ahead) has δ^L = ∂m/∂z^L = e_k - e_j, and the delta

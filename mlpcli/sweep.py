@@ -38,8 +38,8 @@ from mlpcli.config import (
     with_values,
 )
 from mlpcli.data import MNIST_SHAPE, N_CLASSES, locate
-from mlpcli.errors import ConfigError, DivergedError, MlpError, TrainingInterrupted
-from mlpcli.models import check_model
+from mlpcli.errors import ConfigError, DivergedError, MlpError, RunAborted, TrainingInterrupted
+from mlpcli.models import CHECKED_KEYS, check_model
 from mlpcli.tables import text_table
 from mlpcli.train import EpochRecord, Stop
 
@@ -47,7 +47,6 @@ SPEC_KEYS = ("config", "trials", "seed", "space")
 DEFAULT_TRIALS = 20
 MAX_SEED = 2**32 - 1  # the samplers' seeds are 32-bit
 MAX_STEPS = 10**12  # a stepped range with more steps than this is continuous in all but name
-MAX_COMBINATIONS = 4096  # of the swept model keys' values, each checked together before any trial
 NUMBER_KEYS = {"low", "high", "log", "step"}
 HEARTBEAT = 10  # seconds between a running trial's heartbeats; 3 missed: another worker fails it
 STUDY_DB, BEST, SUMMARY = "study.db", "best.yaml", "sweep.json"
@@ -207,17 +206,18 @@ def _check_value(key: str, value: Any, base: dict) -> None:
 
 
 def _check_models(params: list[Param], base: dict) -> None:
-    """Every model the swept model.* keys can make together must be one that can be built
-    (checked without building it: a width of a million costs nothing here)."""
-    model_params = [p for p in params if p.key.startswith("model.")]
-    values = [p.choices or (p.low, p.high) for p in model_params]
-    for combination in itertools.islice(itertools.product(*values), MAX_COMBINATIONS):
-        chosen = list(zip((p.key for p in model_params), combination))
+    """Every model the swept keys that check_model reads can make together (each choice, and
+    each end of a range) must be one that can be built: checked without building it, so a
+    width of a million costs nothing here."""
+    shaping = [p for p in params if p.key in CHECKED_KEYS]
+    for combination in itertools.product(*(p.choices or (p.low, p.high) for p in shaping)):
+        chosen = list(zip((p.key for p in shaping), combination))
         try:
             check_model(from_dict(with_values(base, chosen)).model, MNIST_SHAPE, N_CLASSES)
         except ConfigError as e:
             together = " and ".join(f"{key} = {value}" for key, value in chosen)
-            raise ConfigError(f"sweep space: with {together}, the model cannot be built: {e}") from None
+            said = f"with {together}, the model cannot be built: " if len(chosen) > 1 else ""
+            raise ConfigError(f"sweep space: {said}{e}") from None
 
 
 def trial_config(spec: Spec, values: dict[str, Any]) -> Config:
@@ -241,8 +241,8 @@ DRIVERS = {  # the module a storage URL's database driver is, and the package th
 }
 
 
-class StorageLost(SweepError):
-    """The study's storage failed in the middle of a trial."""
+class StorageLost(SweepError, RunAborted):
+    """The study's storage failed in the middle of a trial: the trial's run stops, resumable."""
 
 
 class _RDBStorage(optuna.storages.RDBStorage):
@@ -309,20 +309,19 @@ def _missing_driver(error: ImportError) -> str:
     return f'its database driver, {module}, is not installed: pip install "{package}"'
 
 
-PASSWORD_QUERY = re.compile(r"(?i)\b((?:password|passwd|pwd)=)[^&]*")
+PASSWORD_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:pass|pwd)[^=&#]*=)[^&#]*")  # ?password=, &sslpassword=
 
 
 def _shown(url: str) -> str:
     """The URL with its password hidden, whatever its shape (a URL that does not parse may
-    still hold one): user:password@ and password= in the query."""
-    base, question, query = url.partition("?")
-    credentials, at, host = base.rpartition("@")
+    still hold one): what stands between user: and the last @, and the query's passwords."""
+    credentials, at, rest = url.rpartition("@")
     if at:
         scheme = re.match(r"[A-Za-z][\w+.-]*:/+", credentials)  # postgresql://, or a mistyped postgresql:/
         start = scheme.end() if scheme else 0
         user, colon, _ = credentials[start:].partition(":")
-        base = credentials[:start] + user + (":***" if colon else "") + at + host
-    return base + question + PASSWORD_QUERY.sub(r"\1***", query)
+        credentials = credentials[:start] + user + (":***" if colon else "")
+    return credentials + at + PASSWORD_QUERY.sub(r"\1***", rest)
 
 
 def _first_line(error: BaseException) -> str:
@@ -425,8 +424,9 @@ def sweep(
         except (DivergedError, ConfigError) as e:
             echo(f"trial {trial.number} failed: {e}")
             raise
-        except TrainingInterrupted:
-            trial.set_user_attr("stopped", True)  # by the user: not a failure of its config
+        except (TrainingInterrupted, KeyboardInterrupt):  # by the user: not a failure of its config
+            with contextlib.suppress(*STORAGE_ERRORS):
+                trial.set_user_attr("stopped", True)
             raise
         if metrics["status"] == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {metrics['epochs']}")
@@ -440,6 +440,10 @@ def sweep(
             summary = _written(study, out, summary)
             if done:
                 return summary
+    except TrainingInterrupted:
+        with contextlib.suppress(*STORAGE_ERRORS):
+            _written(study, out, summary)  # the stopped trial in sweep.json before mlp sweep ends
+        raise
     except Exception as e:  # the storage's failure, wherever Optuna met it, in one line
         failure = lost[0] if lost else _storage_failure(e)
         if failure is None:
@@ -502,10 +506,10 @@ def _storage_failure(error: BaseException) -> SweepError | None:
     first. None when no storage failed (and no SweepError was raised)."""
     chain, waiting = [], [error]
     while waiting:  # every cause and context, each once
-        error = waiting.pop(0)
-        if error is not None and not any(error is seen for seen in chain):
-            chain.append(error)
-            waiting += [error.__cause__, error.__context__]
+        cause = waiting.pop(0)
+        if cause is not None and not any(cause is seen for seen in chain):
+            chain.append(cause)
+            waiting += [cause.__cause__, cause.__context__]
     said = next((cause for cause in chain if isinstance(cause, SweepError)), None)
     lost = next((cause for cause in chain if isinstance(cause, STORAGE_ERRORS)), None)
     return said or (StorageLost(_lost(lost, None)) if lost is not None else None)
@@ -531,7 +535,7 @@ def _step(study, objective: Callable, trials: int, out: Path, heartbeat: int | N
     if _counted(held, FINISHED) >= trials:
         return True
     if _failed(held) >= trials:
-        raise SweepError(f"{trials} trials failed (diverged, or stopped): see sweep.json in {out}")
+        raise SweepError(f"{trials} trials failed (each said why as it failed): see sweep.json in {out}")
     if not _counted(held, ("WAITING",)) and _counted(held, ALIVE) >= trials:
         if heartbeat is None:
             raise SweepError(

@@ -104,7 +104,7 @@ WORSE = 1.5  # a training loss this many times the initial weights' is worse tha
 CHANCE_MARGIN = 0.01  # an accuracy within this of always answering the commonest class is chance
 MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learning
 # batches between flushes of the denormal weights and momenta (optim.flush_denormals): often
-# enough that weight decay cannot leave many weights denormal for long (README, Denormal numbers)
+# enough that weight decay cannot leave many weights denormal for long (docs/speed.md, Denormal numbers)
 FLUSH_EVERY = 10
 BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{remaining} left{postfix}]"  # an epoch's
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlpcli.cli import main
-from mlpcli.gradcheck import Settings, check_tensors, compare, relu_pattern, worst_entries
+from mlpcli.gradcheck import GradcheckSettings, check_tensors, compare, relu_pattern, worst_entries
 from mlpcli.nn.activations import ReLU
 from mlpcli.nn.layers import Dense
 from mlpcli.nn.network import MLP
@@ -115,9 +115,9 @@ def test_a_step_across_a_relu_kink_is_reported_not_failed():
     def loss():
         return model.loss(X, Y)
 
-    (kinked,) = check_tensors("kink", loss, tensors, Settings(), relu_pattern(model))
+    (kinked,) = check_tensors("kink", loss, tensors, GradcheckSettings(), relu_pattern(model))
     assert kinked.passed and kinked.kinks == 1 and kinked.verdict == "pass (1 at a kink)"
-    (blind,) = check_tensors("kink", loss, tensors, Settings())  # without the pattern it looks wrong
+    (blind,) = check_tensors("kink", loss, tensors, GradcheckSettings())  # without the pattern it looks wrong
     assert not blind.passed
 
 
@@ -132,6 +132,6 @@ def test_bad_gradcheck_arguments():
 def test_the_worst_entry_shown_is_a_failing_one_when_any_fails():
     analytic = np.array([1e-12, 1.0, 2.0])
     numeric = np.array([3e-12, 1.1, 2.0])  # entry 0: relative 0.5 but |a - n| tiny (passes by abs)
-    row = compare("c", "t", analytic, numeric, Settings())  # entry 1: relative 0.048, fails
+    row = compare("c", "t", analytic, numeric, GradcheckSettings())  # entry 1: relative 0.048, fails
     assert not row.passed and row.worst == (1,) and row.by_abs == 1
-    assert "> 1e-06 and |a − n| > 1e-09: FAIL" in worst_entries([row], Settings())
+    assert "> 1e-06 and |a − n| > 1e-09: FAIL" in worst_entries([row], GradcheckSettings())

@@ -105,8 +105,7 @@ def study_of(out: Path, storage: str | None = None):
         (
             {"model.hidden": {"choices": [[16], [100000000]]}},
             [],
-            "with model.hidden = [100000000], the model cannot be built: model.hidden = [100000000] makes"
-            " a network of 79,500,000,010 parameters",
+            "sweep space: model.hidden = [100000000] makes a network of 79,500,000,010 parameters",
         ),
         (
             {"model.kind": {"choices": ["mlp", "rnn"]}, "model.hidden": {"choices": [[128], [128, 128]]}},
@@ -197,6 +196,11 @@ def test_a_spec_that_is_not_one_is_named_a_spec(tmp_path, text, message):
         ("postgresql://mlp@127.0.0.1/sweep?password=secret", "postgresql://mlp@127.0.0.1/sweep?password=***"),
         ("postgresql://mlp:secret@127.0.0.1:abc/sweep", "postgresql://mlp:***@127.0.0.1:abc/sweep"),
         ("postgresql://mlp:se@c:ret@127.0.0.1/sweep", "postgresql://mlp:***@127.0.0.1/sweep"),
+        ("postgresql://mlp:se?cret@127.0.0.1/sweep", "postgresql://mlp:***@127.0.0.1/sweep"),
+        (
+            "postgresql://mlp@127.0.0.1/sweep?sslpassword=secret",
+            "postgresql://mlp@127.0.0.1/sweep?sslpassword=***",
+        ),
     ],
 )
 def test_a_storage_url_that_cannot_be_used_is_shown_without_its_password(idx_dir, tmp_path, url, shown):
@@ -500,7 +504,9 @@ def test_trials_that_all_diverge_stop_the_sweep_with_a_word(idx_dir, tmp_path):
     spec = write_spec(tmp_path, {"train.lr": {"low": 1.0e5, "high": 1.0e6, "log": True}}, trials=2)
     sets = ["--set", f"data.dir={idx_dir}", "--set", "train.optimizer=sgd"]
     result = mlp("sweep", spec, "--out", tmp_path / "out", *sets)
-    assert result.exit_code == 1 and "2 trials failed (diverged, or stopped)" in result.output, result.output
+    assert result.exit_code == 1 and "2 trials failed (each said why as it failed)" in result.output, (
+        result.output
+    )
     states = [t.state.name for t in study_of(tmp_path / "out").trials]
     assert states == ["FAIL", "FAIL"]
     assert "diverged" in mlp("runs", tmp_path / "out").output
