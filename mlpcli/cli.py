@@ -33,15 +33,19 @@ def entry_point() -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mlp")
 def main() -> None:
-    """Train and evaluate a NumPy multilayer perceptron on MNIST-style data.
+    """Train NumPy networks on MNIST-style data (a multilayer perceptron, a vanilla
+    RNN), look into them, and prove their hand-derived gradients.
 
     \b
-      mlp train                               train on MNIST with the default config
-      mlp train --config configs/fashion_mnist.yaml --set train.epochs=5
-      mlp eval runs/mnist-20261123-190000     test accuracy, per-class table, confusion matrix
-      mlp predict runs/mnist-20261123-190000 my-digit.png
-      mlp runs                                every run under runs/, side by side
-      mlp gradcheck --all                     prove every gradient against finite differences
+      mlp train --out runs/mnist        train on MNIST with the default config
+      mlp train --config configs/mnist_rnn.yaml
+                                        a vanilla RNN, reading each digit row by row
+      mlp eval runs/mnist               test accuracy, per class, confusion matrix
+      mlp predict runs/mnist digit.png  what the run makes of your drawing
+      mlp runs                          every run under runs/, side by side
+      mlp serve --open                  a page to draw a digit on
+      mlp sweep sweeps/mnist.yaml       search configs with Optuna
+      mlp gradcheck --all               every gradient against finite differences
     """
 
 
@@ -98,9 +102,10 @@ def train(
       mlp train --config configs/mnist_rnn.yaml
 
     \b
-    Offline? Train from a folder of the four IDX files, e.g. Fashion-MNIST from Debian:
-      mlp train --config configs/fashion_mnist.yaml \\
-                --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
+    Offline? MNIST ships with mlpcli. Others train from a folder of the
+    four IDX files, e.g. Fashion-MNIST from Debian:
+      mlp train --config configs/fashion_mnist.yaml --set data.source=idx \\
+                --set data.dir=/usr/share/datasets/fashion-mnist
     """
     if resume_dir and (config_path or out or overwrite):
         raise click.UsageError(
@@ -211,7 +216,8 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
     \b
       mlp eval runs/fashion_mnist-20261123-190000
       mlp eval runs/fashion_mnist-20261123-190000 --split validation
-      mlp eval model.npz --set data.source=idx --set data.dir=/usr/share/datasets/fashion-mnist
+      mlp eval model.npz --set data.source=idx \\
+                         --set data.dir=/usr/share/datasets/fashion-mnist
     """
     from mlpcli import run
 
@@ -312,8 +318,8 @@ def runs_(folder: Path, sort: str, reverse: bool) -> None:
             f"{sort!r} is not a column or config key of these runs{hint}", param_hint="--sort"
         )
     click.echo(runs.table(found, sort, reverse, output.columns(sys.stdout)))
-    for line in elsewhere:
-        say(line)
+    if elsewhere:
+        say("\n" + "\n".join(elsewhere))
 
 
 @main.command(short_help="Plot the learning curves of several runs on one figure.")
@@ -397,7 +403,7 @@ def sweep(
     directory; the objective is its kept validation accuracy, never the test split.
 
     \b
-      config: configs/mnist.yaml      # optional: the base config (default: the defaults)
+      config: configs/mnist.yaml      # optional: the base config
       trials: 20                      # optional; --trials overrides
       space:
         train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}
@@ -544,12 +550,12 @@ def gradcheck(
     """Prove the hand-derived gradients against central differences (equations.md §7).
 
     \b
-      mlp gradcheck                  the default config's model: every W, b and the input
-      mlp gradcheck --all            relu/sigmoid/tanh × softmax_cross_entropy/mse, every entry
-      mlp gradcheck --jacobians      ∂z/∂a, ∂z/∂b, ∂z/∂W, softmax and cross-entropy Jacobians
-      mlp gradcheck --model rnn      back-propagation through time of a vanilla RNN
+      mlp gradcheck               the default config's model: each W, b, the input
+      mlp gradcheck --all         relu/sigmoid/tanh × each output, every entry
+      mlp gradcheck --jacobians   ∂z/∂a, ∂z/∂b, ∂z/∂W, the softmax's Jacobians
+      mlp gradcheck --model rnn   back-propagation through time of a vanilla RNN
       mlp gradcheck --config configs/mnist_rnn.yaml
-                                     the RNN that config trains: U, W, b, V, c and the input
+                                  the RNN that config trains: U, W, b, V, c, input
 
     --config and --set shape the config's model (model.* and train.weight_decay; dropout
     with a fixed mask); --all, --jacobians and --model rnn check fixed small nets and take

@@ -261,3 +261,11 @@ def test_tab_completion_answers_without_loading_numpy():
     assert (
         result.returncode == 0 and "plain,train" in result.stdout and result.stdout.rstrip().endswith("False")
     )
+
+
+@pytest.mark.parametrize("command", ["", *cli.main.commands])
+def test_help_fits_an_80_column_terminal(command):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli.main, [*command.split(), "--help"], terminal_width=80)
+    assert result.exit_code == 0 and max(map(len, result.output.splitlines())) <= 80, result.output
