@@ -39,7 +39,7 @@ def main() -> None:
     \b
       mlp train --out runs/mnist        train on MNIST with the default config
       mlp train --config configs/mnist_rnn.yaml
-                                        a vanilla RNN, reading each digit row by row
+                                        a vanilla RNN, reading digits row by row
       mlp eval runs/mnist               test accuracy, per class, confusion matrix
       mlp predict runs/mnist digit.png  what the run makes of your drawing
       mlp runs                          every run under runs/, side by side
