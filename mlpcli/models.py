@@ -73,8 +73,9 @@ def check_model(
     if memory is not None and needed > memory:
         raise ConfigError(
             f"model.hidden = {m.hidden} makes a network of {parameters:,} parameters: training it takes"
-            f" about {needed / GIB:,.0f} GiB (its weights, their gradients, the kept weights and the"
-            f" optimizer's moments), more than this machine's {memory / GIB:,.0f} GiB"
+            f" about {needed / GIB:,.0f} GiB ({TRAINING_COPIES} copies of them: weights, gradients, the"
+            f" kept weights, the optimizer's moments, the saved network), more than this machine's"
+            f" {memory / GIB:,.0f} GiB"
         )
 
 
