@@ -462,10 +462,10 @@ BUGS = [
     Bug(
         "sweep-password-shown",
         "sweep.py",
-        'base = credentials[:start] + user + (":***" if colon else "") + at + host',
-        "base = credentials + at + host",
+        'credentials = credentials[:start] + user + (":***" if colon else "")',
+        "credentials = credentials",
     ),
-    Bug("sweep-password-in-query-shown", "sweep.py", 'PASSWORD_QUERY.sub(r"\\1***", query)', "query"),
+    Bug("sweep-password-in-query-shown", "sweep.py", 'PASSWORD_QUERY.sub(r"\\1***", rest)', "rest"),
     Bug(
         "sweep-models-unchecked",
         "sweep.py",
