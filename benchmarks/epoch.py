@@ -45,7 +45,7 @@ from mlpcli.augment import Augmenter
 from mlpcli.config import AugmentConfig, DataConfig, TrainConfig
 from mlpcli.data import N_CLASSES, Normalisation, load_split
 from mlpcli.evaluate import evaluate
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 from mlpcli.nn.rnn import RNN
 from mlpcli.train import Position, Trainer
 

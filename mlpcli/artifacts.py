@@ -27,8 +27,6 @@ from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.base import Network
 from mlpcli.nn.kinds import KINDS
 from mlpcli.nn.losses import OUTPUT_ACTIVATIONS, OUTPUTS
-from mlpcli.nn.network import MLP
-from mlpcli.nn.rnn import RNN
 from mlpcli.settings import SPLITS
 
 if TYPE_CHECKING:
@@ -56,6 +54,7 @@ UNREADABLE = (
     NotImplementedError,
     RuntimeError,
 )
+SPEC_TEXTS = ("activation", "output", "output_activation")  # the words of a network's spec
 # the text entries of a weights file, with the value a file without the entry means
 TEXT_ENTRIES = {
     "activation": None,
@@ -163,6 +162,14 @@ def read_json(path: Path) -> dict:
     return value
 
 
+def read_metrics(folder: Path) -> dict:
+    """The run's metrics.json, or {} when it is missing or unreadable."""
+    try:
+        return read_json(folder / METRICS)
+    except (OSError, ValueError):
+        return {}
+
+
 def evaluation_files(split: str) -> tuple[str, str, str]:
     """eval.json, confusion.png, mistakes.png; with a -validation suffix for that split."""
     suffix = "" if split == "test" else f"-{split}"
@@ -220,21 +227,20 @@ def save_weights(path: Path, saved: Saved) -> None:
     rebuild and evaluate the model with no config."""
     model, norm = saved.model, saved.norm
     arrays = {name: tensor for name, (tensor, _) in model.tensors().items()}
+    whole = ("sizes", *model.SPEC_INTS)
     meta = {
+        name: np.array(value, dtype=np.int64 if name in whole else None)
+        for name, value in model.spec().items()
+    }
+    meta |= {
         "format_version": np.array(FORMAT_VERSION),
         "kind": np.array(model.kind),
-        "sizes": np.array(model.sizes, dtype=np.int64),
-        "activation": np.array(model.activation.name),
-        "output": np.array(model.output.name),
-        "output_activation": np.array(getattr(model.output, "activation", ACTIVATIONS["sigmoid"]).name),
         "input_mean": np.array(norm.mean),
         "input_std": np.array(norm.std),
         "dataset": np.array(saved.dataset),
     }
     if saved.epoch is not None:
         meta["epoch"] = np.array(saved.epoch, dtype=np.int64)
-    if isinstance(model, RNN):
-        meta["steps"] = np.array(model.steps, dtype=np.int64)
     write_atomic(path, lambda f: np.savez(f, **arrays, **meta))
 
 
@@ -318,9 +324,14 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
         or names["dataset"] not in DATASETS
     ):
         raise WeightsError(f"{path}: unknown activation, output or dataset {names}")
-    widths = [int(width) for width in sizes]
-    steps = _steps(path, arrays, widths) if names["kind"] == RNN.kind else None
-    for name, shape in _shapes(widths, steps).items():  # before allocating
+    kind = KINDS[names["kind"]]
+    spec = {"sizes": [int(width) for width in sizes]} | {name: names[name] for name in SPEC_TEXTS}
+    spec |= {name: arrays[name].tolist() if name in arrays else None for name in kind.SPEC_INTS}
+    try:
+        layout = kind.layout_of(spec)
+    except ValueError as e:
+        raise WeightsError(f"{path}: {e}") from None
+    for name, shape in layout.items():  # before allocating
         array = arrays.get(name)
         if array is None or array.shape != shape or array.dtype.kind != "f":
             found = "missing" if array is None else f"{array.dtype} {array.shape}"
@@ -328,11 +339,7 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     scalars = [arrays[key] for key in ("input_mean", "input_std")]
     if any(a.shape != () or a.dtype.kind != "f" for a in scalars):
         raise WeightsError(f"{path}: input_mean and input_std should be single numbers")
-    outputs = names["activation"], names["output"], names["output_activation"]
-    if steps is None:
-        model = MLP(widths, *outputs)
-    else:
-        model = RNN(steps, widths[0] // steps, widths[1], widths[2], *outputs)
+    model = kind.from_spec(spec)
     for name, (target, _) in model.tensors().items():
         target[...] = arrays[name]
     norm = Normalisation(float(scalars[0]), float(scalars[1]))
@@ -342,29 +349,6 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
     if epoch is not None and (epoch.shape != () or epoch.dtype.kind not in "iu" or epoch < 1):
         raise WeightsError(f"{path}: epoch {epoch.tolist()!r} is not an epoch number")
     return Saved(model, norm, names["dataset"], None if epoch is None else int(epoch))
-
-
-def _steps(path: Path, arrays: dict[str, np.ndarray], widths: list[int]) -> int:
-    """The time steps of an RNN's weights file: a number that divides its inputs into rows."""
-    steps = arrays.get("steps")
-    if len(widths) != 3:
-        raise WeightsError(f"{path}: an rnn's sizes are [inputs, units, outputs], not {widths}")
-    if steps is None or steps.shape != () or steps.dtype.kind not in "iu" or steps < 1 or widths[0] % steps:
-        found = "missing" if steps is None else repr(steps.tolist())
-        raise WeightsError(f"{path}: an rnn's steps should divide its {widths[0]} inputs, found {found}")
-    return int(steps)
-
-
-def _shapes(widths: list[int], steps: int | None) -> dict[str, tuple[int, ...]]:
-    """The tensors a weights file holds and their shapes: an MLP's W1, b1, … of the layer
-    `widths`; an RNN's U, W, b, V, c when `steps` is given."""
-    if steps is not None:
-        n_input, (_, H, K) = widths[0] // steps, widths
-        return {"U": (H, n_input), "W": (H, H), "b": (H,), "V": (K, H), "c": (K,)}
-    shapes = {}
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-        shapes |= {f"W{i}": (n_out, n_in), f"b{i}": (n_out,)}
-    return shapes
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

@@ -111,15 +111,17 @@ def train(
         raise click.UsageError(
             "--resume continues a run with its own config and directory: drop --config, --out, --overwrite"
         )
-    from mlpcli import run
+    from mlpcli import training
     from mlpcli.config import load_config
 
     with _errors(), _stoppable() as stop:
         if resume_dir:
-            run.resume_run(resume_dir, overrides, say, progress, stop)
+            training.resume_run(resume_dir, overrides, say, progress, stop)
         else:
             config = load_config(config_path, overrides)
-            run.train_run(config, out or run.default_run_dir(config), say, progress, stop, overwrite)
+            training.train_run(
+                config, out or training.default_run_dir(config), say, progress, stop, overwrite
+            )
 
 
 @contextmanager
@@ -219,11 +221,11 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
       mlp eval model.npz --set data.source=idx \\
                          --set data.dir=/usr/share/datasets/fashion-mnist
     """
-    from mlpcli import run
+    from mlpcli.evaluate import eval_run
 
     data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
     with _errors():
-        run.eval_run(target, data_overrides, say, split, progress)
+        eval_run(target, data_overrides, say, split, progress)
 
 
 @main.command(short_help="Classify your own images of digits (or clothes).")
@@ -340,12 +342,12 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
       mlp plot runs/mnist-20261126-101500 runs/mnist-20261126-103000 --out lr.png
       mlp plot runs/ --out all.svg
     """
-    from mlpcli import artifacts, run
+    from mlpcli import artifacts, runs
 
     if out.suffix[1:].lower() not in artifacts.FIGURE_FORMATS:
         raise click.BadParameter(f"{out}: name a .png, .svg, .pdf or .jpg file", param_hint="--out")
     with _errors():
-        run.plot_runs(list(run_dirs), out, lambda line: say(line, err=True))
+        runs.plot_runs(list(run_dirs), out, lambda line: say(line, err=True))
     say(f"wrote {out}")
 
 
@@ -562,17 +564,16 @@ def gradcheck(
     neither. Exit code 0 when
     every check passes, 1 when any fails.
     """
-    from mlpcli import run
     from mlpcli.config import load_config
-    from mlpcli.gradcheck import failures, format_table, worst_entries
+    from mlpcli.gradcheck import failures, format_table, run_checks, step_size_hint, worst_entries
 
     settings = GradcheckSettings(eps, threshold, atol, None if full else samples, seed)
     with _errors():
         _gradcheck_uses(overrides, config_path, model == "rnn" or every_combination or jacobians)
         config = load_config(config_path, overrides)
-        rows, example = run.gradcheck_rows(config, settings, model, every_combination, jacobians)
+        rows, example = run_checks(config, settings, model, every_combination, jacobians)
         failed = failures(rows)
-        hint = run.gradcheck_step_hint(rows, config, settings, model, every_combination, jacobians)
+        hint = step_size_hint(rows, config, settings, model, every_combination, jacobians)
     if as_json:
         click.echo(json.dumps({"passed": not failed, "checks": [r.to_dict() for r in rows]}, indent=2))
     else:

@@ -55,6 +55,8 @@ def did_you_mean(given: Any, choices: Sequence[str]) -> str:
     return f"; did you mean {close!r}?" if close is not None else ""
 
 
+# model.kind: a kind in nn/kinds.py, looked up when checked (so also one registered later)
+REGISTERED_KIND = Check(lambda v: v in KINDS, "one of " + ", ".join(KINDS), tuple(KINDS))
 POSITIVE = Check(lambda v: v > 0, "> 0")
 NON_NEGATIVE = Check(lambda v: v >= 0, ">= 0")
 FRACTION = Check(lambda v: 0 <= v < 1, "in [0, 1)")
@@ -89,7 +91,7 @@ class DataConfig:
 class ModelConfig:
     # mlp: dense layers over the image's pixels; rnn: a vanilla RNN reading the image's rows
     # as time steps, its last hidden state read out (nn/rnn.py)
-    kind: str = _option("mlp", _one_of(*KINDS))
+    kind: str = _option("mlp", REGISTERED_KIND)
     # widths of the hidden layers ([]: softmax regression); rnn: [the number of its units]
     hidden: list[int] = _option([512, 512], WIDTHS)
     activation: str = _option("relu", _one_of(*HIDDEN_ACTIVATIONS))  # hidden σ

@@ -1,13 +1,31 @@
-"""Accuracy, loss, top-3 accuracy, per-class precision, recall and F1, the confusion matrix,
-and the mistakes, most confident first."""
+"""`mlp eval`: a network's accuracy, loss, top-3 accuracy, per-class precision, recall and
+F1, the confusion matrix and the mistakes, most confident first (the Report), and the command
+that reports them for a run's weights on a split and writes eval.json, confusion.png and
+mistakes.png beside them."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
-from mlpcli.data import N_CLASSES, one_hot
+from mlpcli import artifacts
+from mlpcli.config import Config, read_yaml, with_overrides
+from mlpcli.data import (
+    CLASS_NAMES,
+    N_CLASSES,
+    Dataset,
+    Normalisation,
+    Source,
+    load_splits,
+    locate,
+    one_hot,
+    recognise,
+)
+from mlpcli.errors import ConfigError, DataError, WeightsError
 from mlpcli.nn.base import Network
+from mlpcli.output import Echo
 from mlpcli.progress import bar
 
 CHUNK = 10_000  # examples per forward pass of an evaluation
@@ -129,3 +147,166 @@ def format_report(report: Report, class_names: list[str]) -> str:
     for name, row in zip(class_names, confusion):
         lines.append(f"{name:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
     return "\n".join(lines)
+
+
+def eval_run(
+    target: Path, data_overrides: Sequence[str], echo: Echo, split: str = "test", progress: bool | None = None
+) -> Report:
+    """Evaluate saved weights on the test split (or the run's own validation or training
+    split); print the report; write eval.json, confusion.png and mistakes.png beside the weights."""
+    weights = artifacts.weights_file(target)
+    saved = artifacts.load_weights(weights)
+    model, norm = saved.model, saved.norm
+    run_config = weights.parent / artifacts.CONFIG
+    config = _run_config(saved.dataset, run_config, data_overrides)
+    data = config.data
+    dataset, test, source = _evaluated_split(config, split, run_config.exists(), weights)
+    if source.note:
+        echo(source.note)
+    _check_fits(saved, dataset, weights, f"the {data.name} {split} images")
+    data_report = _data_report(saved, dataset, test, source, weights, data_overrides, run_config.exists())
+    report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
+    names = CLASS_NAMES[data.name]
+    which = _weights_of(saved, weights.parent)
+    echo(f"{model}{which} on the {data.name} {split} split ({len(dataset)} examples)\n")
+    for warning in data_report["warnings"]:
+        echo(f"warning: {warning}\n")
+    echo(format_report(report, names))
+    result = {"weights": str(weights), "dataset": data.name, "split": split, "data": data_report}
+    result |= report.to_dict(names)
+    report_file, confusion_file, mistakes_file = (
+        weights.parent / name for name in artifacts.evaluation_files(split)
+    )
+    artifacts.write_json(report_file, result)
+    _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
+    echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
+    return report
+
+
+def _weights_of(saved: artifacts.Saved, folder: Path) -> str:
+    """ ", the weights of epoch 12 of a run interrupted after 14" — what the weights are, as far
+    as the weights file and the run's metrics.json say ("" when neither does)."""
+    said, metrics = (
+        f", the weights of epoch {saved.epoch}" if saved.epoch else "",
+        artifacts.read_metrics(folder),
+    )
+    if said and metrics.get("status") in ("interrupted", "diverged"):
+        said += f" of a run {metrics['status']} after {metrics.get('epochs', '?')} epochs"
+    return said
+
+
+def _evaluated_split(
+    config: Config, split: str, has_config: bool, weights: Path
+) -> tuple[Dataset, Dataset, Source]:
+    """The split to evaluate, the test split (by which the data is recognised), and where they
+    came from. The validation and training splits are the run's own: its seed drew them."""
+    if split == "test":
+        source = locate(config.data, ("test",))
+        test = source.read("test")
+        return test, test, source
+    if not has_config:
+        raise WeightsError(
+            f"{weights}: a weights file alone has no {split} split (its run's config and seed draw it);"
+            " evaluate its run directory"
+        )
+    splits = load_splits(config.data, config.train.seed)
+    return getattr(splits, split), splits.test, splits.source
+
+
+def _check_fits(saved: artifacts.Saved, dataset: Dataset, weights: Path, what: str) -> None:
+    """The model's inputs and outputs fit the data."""
+    model = saved.model
+    if model.sizes[-1] != N_CLASSES:
+        raise WeightsError(
+            f"{weights}: the model has {model.sizes[-1]} outputs, the data {N_CLASSES} classes"
+        )
+    if not model.reads(dataset.image_shape):
+        rows, columns = dataset.image_shape
+        raise WeightsError(
+            f"{weights}: the model takes {model.input_text()} but {what} have {rows * columns} pixels"
+            f" in {rows} rows"
+        )
+
+
+NORMALISATION_TOLERANCE = 0.25  # of the training std: how far the data's mean and std may stray
+
+
+def _data_report(
+    saved: artifacts.Saved,
+    dataset: Dataset,
+    test: Dataset,
+    source: Source,
+    weights: Path,
+    overrides: Sequence[str],
+    has_config: bool,
+) -> dict:
+    """What the evaluated data is, for eval.json: a well-known dataset (recognised by its test
+    split `test`) other than the one the weights learnt, or than data.name, stops the
+    evaluation; unknown data whose pixels look unlike the training images' (the normalisation
+    saved with the weights) is warned about, as is data other than the run's config names."""
+    found = recognise(test)
+    if found is not None and found != saved.dataset:
+        raise DataError(
+            f"the weights {weights} learnt {saved.dataset}, but the data in {source.where}"
+            f" is {found} (recognised by its test set): point data.dir at {saved.dataset}'s files"
+        )
+    if found is not None and found != source.name:
+        raise DataError(
+            f"data.name is {source.name}, but the data in {source.where} is {found}: drop --set data.name"
+        )
+    warnings = []
+    if found is None:
+        seen, norm = Normalisation.of(dataset.images), saved.norm
+        if max(abs(seen.mean - norm.mean), abs(seen.std - norm.std)) > NORMALISATION_TOLERANCE * norm.std:
+            warnings.append(
+                f"these images are unlike the ones the weights learnt from: pixel mean {seen.mean:.1f}"
+                f" and std {seen.std:.1f}, where training saw {norm.mean:.1f} and {norm.std:.1f}"
+            )
+    if overrides and has_config:
+        warnings.append(f"evaluated on other data than the run's own config names ({', '.join(overrides)})")
+    return source.to_dict() | {"recognised": found, "warnings": warnings}
+
+
+SHOWN_MISTAKES = 24  # the most confident mistakes drawn in mistakes.png
+
+
+def _draw_evaluation(
+    report: Report, dataset: Dataset, names: list[str], what: str, confusion_file: Path, mistakes_file: Path
+) -> None:
+    from mlpcli import plots
+
+    title = f"{what}: accuracy {report.accuracy:.4f}"
+    artifacts.save_figure(confusion_file, plots.confusion(report.confusion, names, title))
+    shown = report.mistakes[:SHOWN_MISTAKES]
+    images = dataset.images[shown].reshape(-1, *dataset.image_shape)
+    mistakes_title = f"{what}: the {len(shown)} most confident of {len(report.mistakes)} mistakes"
+    figure = plots.mistakes(
+        images,
+        shown,
+        report.labels[shown],
+        report.predicted[shown],
+        report.confidence[shown],
+        names,
+        mistakes_title,
+    )
+    artifacts.save_figure(mistakes_file, figure)
+
+
+def _run_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> Config:
+    """The run's config.yaml (when the weights sit in a run directory; else the defaults) with
+    the weights' dataset as its data.name unless the file names one, then `overrides`. A run
+    that read the copy of MNIST shipped with mlpcli because tfds could not be reached reads
+    it again (the same files), without trying the network first."""
+    raw = read_yaml(saved_config) if saved_config.exists() else {}
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(data).__name__}")
+    data = {"name": dataset, **data}
+    read_from = artifacts.read_metrics(saved_config.parent).get("data")
+    if (
+        data.get("source", "tfds") == "tfds"
+        and isinstance(read_from, dict)
+        and read_from.get("source") == "shipped"
+    ):
+        data |= {"source": "shipped", "dir": None}
+    return with_overrides(raw | {"data": data}, overrides)

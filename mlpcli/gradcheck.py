@@ -21,7 +21,7 @@ from mlpcli.data import MNIST_SHAPE, N_CLASSES
 from mlpcli.models import build_model
 from mlpcli.nn.base import Network
 from mlpcli.nn.losses import SoftmaxCrossEntropy
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 from mlpcli.nn.rnn import VanillaRNN
 from mlpcli.progress import bar
 from mlpcli.settings import GradcheckSettings
@@ -208,24 +208,16 @@ def check_network(
         return np.random.default_rng(settings.seed + 1) if model.dropout else None
 
     _, grad_X = model.loss_and_grad(X, Y, weight_decay, mask_rng(), input_grad=True)
-    tensors = {name: (tensor, grad.copy()) for name, (tensor, grad) in model.tensors().items()}
-    tensors["input"] = (X, grad_X.copy())
+    gradients = model.gradients()
+    tensors = {name: (tensor, gradients[name]) for name, (tensor, _) in model.tensors().items()}
+    tensors["input"] = (X, grad_X.copy())  # the network's buffer, rewritten by the next pass
     hidden = len(model.sizes) > 2
     pattern = relu_pattern(model) if model.activation.name == "relu" and hidden else None
 
     def loss() -> float:
         return model.loss(X, Y, weight_decay, mask_rng())
 
-    return check_tensors(network_name(model), loss, tensors, settings, pattern)
-
-
-def network_name(model: Network) -> str:
-    """784-512-512-10 relu softmax_cross_entropy; rnn 28×28-128-10 tanh softmax_cross_entropy."""
-    if isinstance(model, MLP):
-        hidden = f" {model.activation}" if len(model.sizes) > 2 else ""  # softmax regression has none
-        return f"{'-'.join(map(str, model.sizes))}{hidden} {model.output}"
-    _, units, classes = model.sizes
-    return f"rnn {model.steps}×{model.n_input}-{units}-{classes} {model.activation} {model.output}"
+    return check_tensors(model.short_name, loss, tensors, settings, pattern)
 
 
 def relu_pattern(model: Network) -> Callable[[], np.ndarray]:
@@ -408,7 +400,7 @@ def worst_entries(rows: list[Row], settings: GradcheckSettings) -> str:
     return "\n\n".join(blocks)
 
 
-def step_size_hint(rows: list[Row], rows_at_default: list[Row], eps: float) -> str:
+def _hint_at_default(rows: list[Row], rows_at_default: list[Row], eps: float) -> str:
     """When rows that failed at the step `eps` pass at the default step: say the step was at
     fault for them, and that the others fail at the default step too."""
     passed_there = {(r.check, r.tensor) for r in rows_at_default if r.passed}
@@ -431,3 +423,39 @@ def step_size_hint(rows: list[Row], rows_at_default: list[Row], eps: float) -> s
 def failures(rows: list[Row]) -> list[str]:
     """`check: tensor` of every row that failed."""
     return [f"{r.check}: {r.tensor}" for r in rows if not r.passed]
+
+
+def step_size_hint(
+    rows: list[Row],
+    config: Config,
+    settings: GradcheckSettings,
+    model: str,
+    every_combination: bool,
+    jacobians: bool,
+) -> str:
+    """When checks failed at a step ε far (10× or more) from the default, whether they pass at
+    the default: then the step is at fault, not the backprop. Empty when there is nothing to say."""
+    default = GradcheckSettings().eps
+    if all(r.passed for r in rows) or max(settings.eps / default, default / settings.eps) < 10:
+        return ""
+    at_default = replace(settings, eps=default)
+    rows_at_default, _ = run_checks(config, at_default, model, every_combination, jacobians)
+    return _hint_at_default(rows, rows_at_default, settings.eps)
+
+
+def run_checks(
+    config: Config, settings: GradcheckSettings, model: str, every_combination: bool, jacobians: bool
+) -> tuple[list[Row], str]:
+    """The checks `mlp gradcheck` selects: without --model rnn, --all or --jacobians, the model
+    of the config. Returns the rows and the worked example's text (with --jacobians)."""
+    rows, example = [], ""
+    if model == "rnn":
+        rows += check_rnn(settings)
+    if every_combination:
+        rows += check_all(settings)
+    if jacobians:
+        jacobian_rows, example = check_jacobians(settings)
+        rows += jacobian_rows
+    if not rows:
+        rows = check_config(config, settings)
+    return rows, example

@@ -1,7 +1,6 @@
-"""From a config's model section to a network: an MLP over an image's pixels, or an RNN over
-its rows (model.kind). A model section whose keys contradict each other, or that makes a
-network larger than this machine's memory can train, is a ConfigError before the network is
-allocated."""
+"""From a config's model section to a network of the kind model.kind names (nn/kinds.py). A
+model section whose keys contradict each other, or that makes a network larger than this
+machine's memory can train, is a ConfigError before the network is allocated."""
 
 import os
 
@@ -10,9 +9,7 @@ import numpy as np
 from mlpcli.config import ModelConfig
 from mlpcli.errors import ConfigError
 from mlpcli.nn.base import Network
-from mlpcli.nn.network import MLP
-from mlpcli.nn.params import flat_size
-from mlpcli.nn.rnn import RNN
+from mlpcli.nn.kinds import KINDS
 
 # what training holds per parameter: the weights, their gradients, the kept weights, the
 # optimizer's two moments (Adam's; SGD's velocity is one), and the weights and gradients of the
@@ -33,17 +30,11 @@ def build_model(
     """The network `m` describes, for images of `image_shape` (rows, columns) and `n_classes`
     classes. Initialised from `rng` when given (otherwise all zeros, for weights to be loaded
     into)."""
-    check_model(m, image_shape, n_classes, dtype)
-    outputs = m.activation, m.output, m.output_activation
+    spec = check_model(m, image_shape, n_classes, dtype)
     try:
-        if m.kind == "rnn":
-            model = RNN(*image_shape, m.hidden[0], n_classes, *outputs, m.dropout, dtype)
-            if rng is not None:
-                model.init(rng, m.init, m.recurrent_init)
-        else:
-            model = MLP(_mlp_sizes(m, image_shape, n_classes), *outputs, m.dropout, dtype)
-            if rng is not None:
-                model.init(rng, m.init)
+        model = KINDS[m.kind].from_spec(spec, m.dropout, dtype)
+        if rng is not None:
+            model.initialise(rng, m)
     except MemoryError:  # where the machine's memory is not known beforehand (_memory)
         raise ConfigError(f"model.hidden = {m.hidden}: not enough memory for the network's weights") from None
     return model
@@ -51,24 +42,13 @@ def build_model(
 
 def check_model(
     m: ModelConfig, image_shape: tuple[int, int], n_classes: int, dtype: type = np.float32
-) -> None:
-    """The ConfigError that building the network `m` describes would meet, found without
-    building it: keys that contradict each other, or more parameters than this machine has
-    memory to train."""
-    if m.kind == "rnn":
-        if len(m.hidden) != 1:
-            raise ConfigError(
-                f"model.kind = rnn has one recurrent layer, so model.hidden is its one width, such"
-                f" as [128] (it is {m.hidden})"
-            )
-        parameters = flat_size(list(RNN.layout(image_shape[1], m.hidden[0], n_classes).values()))
-    else:
-        if m.dropout and not m.hidden:
-            raise ConfigError(
-                f"model.dropout = {m.dropout} drops hidden activations, and model.hidden = [] has none:"
-                " set model.dropout=0 (configs/softmax_regression.yaml does)"
-            )
-        parameters = flat_size(MLP.layout(_mlp_sizes(m, image_shape, n_classes)))
+) -> dict:
+    """The spec of the network `m` describes (Network.spec), or the ConfigError that building
+    it would meet, found without building it: keys that contradict each other, or more
+    parameters than this machine has memory to train."""
+    kind = KINDS[m.kind]
+    spec = kind.spec_from_config(m, image_shape, n_classes)
+    parameters = kind.parameter_count(spec)
     needed, memory = parameters * np.dtype(dtype).itemsize * TRAINING_COPIES, _memory()
     if memory is not None and needed > memory:
         raise ConfigError(
@@ -77,10 +57,7 @@ def check_model(
             f" kept weights, the optimizer's moments, the saved network), more than this machine's"
             f" {memory / GIB:,.0f} GiB"
         )
-
-
-def _mlp_sizes(m: ModelConfig, image_shape: tuple[int, int], n_classes: int) -> list[int]:
-    return [image_shape[0] * image_shape[1], *m.hidden, n_classes]
+    return spec
 
 
 def _memory() -> int | None:

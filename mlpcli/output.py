@@ -11,6 +11,9 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Callable
+
+Echo = Callable[[str], None]  # how library code reports a line (the CLI's say, a sweep's indent)
 
 
 class Silenceable(io.RawIOBase):

@@ -11,7 +11,6 @@ from mlpcli import artifacts
 from mlpcli.data import CLASS_NAMES
 from mlpcli.errors import ImageError, WeightsError
 from mlpcli.images import FIELD, IMAGE_SUFFIXES, read_image, to_mnist
-from mlpcli.nn.rnn import RNN
 from mlpcli.progress import bar
 
 
@@ -73,9 +72,8 @@ def load_model(target: Path) -> artifacts.Saved:
         )
     saved = artifacts.load_weights(artifacts.weights_file(target))
     model = saved.model
-    if model.sizes[0] != FIELD * FIELD or (isinstance(model, RNN) and model.steps != FIELD):
-        takes = f"{model.sizes[0]} inputs" + (f" as {model.steps} rows" if isinstance(model, RNN) else "")
-        raise WeightsError(f"{target}: the model takes {takes}, not {FIELD}×{FIELD} images")
+    if not model.reads((FIELD, FIELD)):
+        raise WeightsError(f"{target}: the model takes {model.input_text()}, not {FIELD}×{FIELD} images")
     return saved
 
 

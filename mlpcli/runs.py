@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlpcli import artifacts, locks
 from mlpcli.config import flat_items, from_dict, read_yaml
-from mlpcli.errors import MlpError
+from mlpcli.errors import MlpError, RunDirError
+from mlpcli.output import Echo
 from mlpcli.tables import text_table
 from mlpcli.train import HISTORY_COLUMNS, REQUIRED_COLUMNS
 
@@ -218,3 +219,24 @@ def _show(column: str, value: object, paths: dict[str, str] | None = None) -> st
     if isinstance(value, list):
         return ",".join(map(str, value))  # model.hidden: one cell, no spaces
     return str(value)
+
+
+def plot_runs(paths: list[Path], out: Path, echo: Echo) -> None:
+    """The learning curves of the runs at `paths` (a folder of runs: the runs in it) on one
+    figure, written to `out` (PNG, SVG, PDF or JPEG by its suffix). A run with no epoch to
+    draw is left out, with a word; none to draw at all is an error."""
+    from mlpcli import plots
+
+    found = [run_ for path in paths for run_ in (find_runs(path) if path.is_dir() else [])]
+    missing = [path for path in paths if not path.is_dir()]
+    if missing:
+        raise RunDirError(f"{missing[0]}: no such run directory")
+    drawn = [run_ for run_ in found if run_.history]
+    for run_ in found:
+        if not run_.history:
+            echo(f"left out {run_.path}: nothing to plot ({'; '.join(run_.problems) or 'no epoch finished'})")
+    if not drawn:
+        raise RunDirError(f"nothing to plot: no epoch finished in {', '.join(map(str, paths))}")
+    curves = list(zip(labels(drawn), (run_.history for run_ in drawn)))
+    title = f"{len(drawn)} run{'s' if len(drawn) != 1 else ''}"
+    artifacts.save_figure(out, plots.compare(curves, title))

@@ -39,7 +39,6 @@ from mlpcli.data import CLASS_NAMES, one_hot
 from mlpcli.errors import ImageError, ImageTooLarge, MlpError
 from mlpcli.images import read_image, to_mnist
 from mlpcli.nn.base import Network
-from mlpcli.nn.rnn import RNN
 
 MAX_BODY = 4 * 2**20  # bytes of a request body: a photo from a phone fits
 MAX_PIXELS = 4000 * 3000  # of an image (a phone's photo), read from its header before decoding;
@@ -169,13 +168,9 @@ def hidden_layers(network: Network) -> dict:
     """What the page draws of the last forward pass (one input): each hidden layer's
     activations and its name; an RNN's are its last state h^(T), the one read out, and
     `states`, its hidden state after each row, h^(1…T) (null for an MLP)."""
-    if isinstance(network, RNN):
-        states = [h[0].tolist() for h in network.hidden_outputs]
-        name = f"h({network.steps}), the state the answer is read from"
-        return {"activations": states[-1:], "layer_names": [name], "states": states}
-    activations = [a[0].tolist() for a in network.hidden_outputs]
-    names = [f"hidden layer {l}" for l in range(1, len(activations) + 1)]
-    return {"activations": activations, "layer_names": names, "states": None}
+    activations, names, states = network.hidden_outputs_shown()
+    states = None if states is None else [state.tolist() for state in states]
+    return {"activations": [a.tolist() for a in activations], "layer_names": names, "states": states}
 
 
 async def capped_body(request: Request) -> bytes:

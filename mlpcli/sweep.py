@@ -26,7 +26,7 @@ from optuna.exceptions import StorageInternalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from mlpcli import artifacts, run
+from mlpcli import artifacts, training
 from mlpcli.config import (
     Config,
     did_you_mean,
@@ -420,7 +420,7 @@ def sweep(
             raise SweepError(f"{run_dir} holds another study's trial: sweep this study into another --out")
         try:
             prune = _pruner(study, trial, echo, lost)
-            metrics = run.train_run(config, run_dir, _indented(echo), progress, should_stop, prune=prune)
+            metrics = training.train_run(config, run_dir, _indented(echo), progress, should_stop, prune=prune)
         except (DivergedError, ConfigError) as e:
             echo(f"trial {trial.number} failed: {e}")
             raise

@@ -14,7 +14,7 @@ from conftest import TINY, write_idx
 
 from mlpcli.artifacts import Saved, save_weights
 from mlpcli.data import Normalisation
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 from mlpcli.nn.rnn import RNN
 
 
@@ -492,7 +492,7 @@ CASES = [
     Case(
         "an rnn of other rows than the data's",
         weights(lambda a: None, rnn=(16, 4)),
-        "the RNN reads 16 rows, but the mnist test images have 8",
+        "the model takes 64 inputs as 16 rows but the mnist test images have 64 pixels in 8 rows",
     ),
     Case("truncated zip", spoiled_weights(lambda content: content[:400]), "not a readable weights file"),
     Case("text, not a weights file", raw_weights(b"W1 = [[1, 2], [3, 4]]\n"), "not a readable weights file"),

@@ -6,12 +6,17 @@ they let through ("survived").
 
     python tests/planted_bugs.py                 every bug, against this checkout
     python tests/planted_bugs.py --only no-shuffle adam-no-bias-correction
+    python tests/planted_bugs.py --check         that every bug still applies (seconds; .ci/run)
     python tests/planted_bugs.py --root ../old   another checkout (a bug whose code is not there: n/a)
 
 It takes about ten minutes on two cores: a killed bug costs seconds, a surviving one the
 whole suite. It is not a test itself (pytest does not collect it); run it when the tests or the
 code they guard change. A bug that no test could tell from the real code (an equivalent
 change) says why in `equivalent`.
+
+A bug whose code has moved or gone ("n/a") fails the run, as a surviving one does: against this
+checkout every bug must apply, or the test of the tests has stopped without a word. `--check`
+looks at that alone, and that docs/testing.md counts the bugs there are.
 """
 
 import argparse
@@ -39,12 +44,12 @@ T, O, A, N, D, I, E, P, R = (
     "train.py",
     "optim.py",
     "augment.py",
-    "nn/network.py",
+    "nn/mlp.py",
     "data.py",
     "images.py",
     "evaluate.py",
     "predict.py",
-    "run.py",
+    "training.py",
 )
 BUGS = [
     # --- the training loop ------------------------------------------------------------------
@@ -208,11 +213,16 @@ BUGS = [
     # --- dropout --------------------------------------------------------------------------------
     Bug(
         "dropout-keeps-the-dropped",
-        N,
+        "nn/layers.py",
         "mask = np.less(uniform, keep,",
         "mask = np.greater_equal(uniform, keep,",
     ),
-    Bug("dropout-not-inverted", N, "mask *= A.dtype.type(1.0 / keep)", "mask *= A.dtype.type(1.0)"),
+    Bug(
+        "dropout-not-inverted",
+        "nn/layers.py",
+        "mask *= A.dtype.type(1.0 / keep)",
+        "mask *= A.dtype.type(1.0)",
+    ),
     Bug(
         "dropout-not-back-propagated",
         N,
@@ -221,7 +231,7 @@ BUGS = [
     ),
     Bug(
         "weight-decay-doubled",
-        N,
+        "nn/base.py",
         "self.grads[: self.n_weights] += decay",
         "self.grads[: self.n_weights] += 2 * decay",
     ),
@@ -289,8 +299,8 @@ BUGS = [
     Bug(
         "fitted-to-the-shorter-side",
         I,
-        "    scale = BOX / max(rows, cols)\n    size =",
-        "    scale = BOX / min(rows, cols)\n    size =",
+        "scale, strokes = BOX / max(ink.shape), ink >= 0.5",
+        "scale, strokes = BOX / min(ink.shape), ink >= 0.5",
     ),
     Bug("noise-taken-for-ink", I, "noise = NOISE * 1.4826 *", "noise = 0 * 1.4826 *"),
     Bug("thin-strokes-kept-thin", I, "    if width * scale < THIN:\n", "    if width * scale < 0:\n"),
@@ -529,7 +539,7 @@ BUGS = [
     Bug("model-size-unchecked", "models.py", "if memory is not None and needed > memory:", "if False:"),
     Bug(
         "eval-tries-the-network-again",
-        R,
+        E,
         'and read_from.get("source") == "shipped"',
         "and False",
     ),
@@ -547,9 +557,9 @@ BUGS = [
     ),
     Bug(
         "predict-takes-any-rnn",
-        P,
-        "if model.sizes[0] != FIELD * FIELD or (isinstance(model, RNN) and model.steps != FIELD):",
-        "if model.sizes[0] != FIELD * FIELD:",
+        "nn/base.py",
+        "return self.input_shape in ((rows * columns,), (rows, columns))",
+        "return math.prod(self.input_shape) == rows * columns",
     ),
 ]
 
@@ -594,8 +604,11 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--only", nargs="*", help="the ids of the bugs to plant (default: all)")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--check", action="store_true", help="only that every bug applies (no tests run)")
     args = parser.parse_args()
     bugs = [bug for bug in BUGS if not args.only or bug.id in args.only]
+    if args.check:
+        return check(args.root, bugs)
     with tempfile.TemporaryDirectory(prefix="planted-") as folder:
         copy = Path(folder) / "project"
         shutil.copytree(
@@ -604,7 +617,7 @@ def main() -> int:
         outcomes = {}
         for bug in bugs:
             path = copy / "mlpcli" / bug.file
-            original = path.read_text(encoding="utf-8")
+            original = path.read_text(encoding="utf-8") if path.is_file() else ""
             if original.count(bug.before) != 1:
                 outcomes[bug.id] = ("n/a", f"the code to change is not in {bug.file} (or not once)")
             else:
@@ -622,7 +635,29 @@ def main() -> int:
     equivalent = sum(bool(bug.equivalent) for bug in planted if outcomes[bug.id][0] == "survived")
     print(f"\n{killed} of {len(planted)} planted bugs killed ({equivalent} equivalent survivors)", end="")
     print(f"; {len(bugs) - len(planted)} not applicable to {args.root}" if len(planted) < len(bugs) else "")
-    return 0 if killed + equivalent == len(planted) else 1
+    return 0 if killed + equivalent == len(planted) == len(bugs) else 1
+
+
+COUNTED_IN = "docs/testing.md"  # where the number of planted bugs is written: "**N planted bugs**"
+
+
+def check(root: Path, bugs: list[Bug]) -> int:
+    """0 when every bug's code is in its file exactly once and the docs count them all; else
+    1, naming each bug whose code has moved (re-aim it where the code went)."""
+    problems = []
+    for bug in bugs:
+        path = root / "mlpcli" / bug.file
+        found = path.read_text(encoding="utf-8").count(bug.before) if path.is_file() else 0
+        if found != 1:
+            problems.append(f"{bug.id}: its code is in mlpcli/{bug.file} {found} times, not once")
+    applying = len(bugs) - len(problems)
+    ids = [bug.id for bug in BUGS]
+    problems += [f"{id_}: two bugs have this id" for id_ in sorted({i for i in ids if ids.count(i) > 1})]
+    counted = re.search(r"\*\*(\d+) planted bugs\*\*", (root / COUNTED_IN).read_text(encoding="utf-8"))
+    if counted is None or int(counted.group(1)) != len(BUGS):
+        problems.append(f"{COUNTED_IN} should say **{len(BUGS)} planted bugs**")
+    print(*problems, f"{applying} of {len(bugs)} planted bugs apply", sep="\n")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

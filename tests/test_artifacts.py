@@ -12,7 +12,7 @@ from conftest import held_lock
 from mlpcli.artifacts import Saved, load_weights, run_directory, save_weights, write_atomic, write_text
 from mlpcli.data import Normalisation
 from mlpcli.errors import RunDirError, WeightsError
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 from mlpcli.nn.rnn import RNN
 
 

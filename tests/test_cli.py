@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import TINY, closed_port, mlp
 
-from mlpcli import cli, run
+from mlpcli import cli, training
 from mlpcli.train import EpochRecord
 
 
@@ -62,7 +62,7 @@ def test_train_writes_the_run_directory(run_dir):
 def test_train_prints_a_heading_then_a_line_per_epoch_and_no_bar_off_a_terminal(idx_dir, tmp_path):
     result = train_tiny(idx_dir, tmp_path / "run")
     lines = result.output.splitlines()
-    heading = lines.index(run.epoch_heading())
+    heading = lines.index(training.epoch_heading())
     rows = [line.split() for line in lines[heading + 1 : heading + 4]]
     assert [row[0] for row in rows] == ["1", "2", "3"] and [row[5] for row in rows] == ["0.01"] * 3
     assert "batch/s" not in result.output and "it/s" not in result.output
@@ -71,7 +71,7 @@ def test_train_prints_a_heading_then_a_line_per_epoch_and_no_bar_off_a_terminal(
 def test_an_epoch_line_fits_an_80_column_terminal_each_value_under_its_heading():
     record = EpochRecord(120, 12.3456, 0.5, 10.25, 0.99, 1.234e-05, 123.4, 46875)
     for clipping in (False, True):
-        heading, line = run.epoch_heading(clipping), run.format_epoch(record, True, clipping)
+        heading, line = training.epoch_heading(clipping), training.format_epoch(record, True, clipping)
         assert len("  " + line) < 80  # a sweep indents it by two
         heading_ends = [m.end() for m in re.finditer(r"\S+(?: \S+)*", heading)]  # "train loss" is one
         assert [m.end() for m in re.finditer(r"\S+", line)] == [*heading_ends, len(line)]  # then the *

@@ -3,7 +3,7 @@ import pytest
 
 from mlpcli import evaluate as evaluation
 from mlpcli.evaluate import Report, evaluate, format_report, per_class
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 
 
 def report_of(labels: list[int], predicted: list[int], confidence: list[float] | None = None) -> Report:

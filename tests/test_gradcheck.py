@@ -10,7 +10,7 @@ from mlpcli.cli import main
 from mlpcli.gradcheck import GradcheckSettings, check_tensors, compare, relu_pattern, worst_entries
 from mlpcli.nn.activations import ReLU
 from mlpcli.nn.layers import Dense
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 from mlpcli.nn.rnn import VanillaRNN
 
 SQUARE = ["--set", "model.hidden=[16,16]", "--samples", "60"]  # W2 is square: a transpose can hide

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import FASHION, TINY, epoch_of, mlp, write_idx
 
-from mlpcli import run
+from mlpcli import training
 from mlpcli.config import load_config
 from mlpcli.data import read_idx
 from mlpcli.errors import TrainingInterrupted
@@ -116,7 +116,7 @@ def test_interrupted_before_any_epoch_says_so_and_leaves_no_weights(idx_dir, tmp
     config = load_config(TINY, [f"data.dir={idx_dir}"])
     calls = iter(range(100))
     with pytest.raises(TrainingInterrupted, match="no epoch has finished, so nothing has been learnt yet"):
-        run.train_run(config, out, lambda line: None, False, lambda: next(calls) == 14)
+        training.train_run(config, out, lambda line: None, False, lambda: next(calls) == 14)
     assert not (out / "weights.npz").exists() and (out / "checkpoint.npz").exists()
     assert (
         out / "history.csv"
@@ -170,7 +170,7 @@ def test_an_overwriting_run_removes_the_old_results_once_its_first_epoch_ends(id
         return False
 
     with pytest.raises(KeyboardInterrupt):
-        run.train_run(config, out, lambda line: None, False, killed_in_epoch_2, overwrite=True)
+        training.train_run(config, out, lambda line: None, False, killed_in_epoch_2, overwrite=True)
     left = {p.name for p in out.iterdir()}
     assert left == {"checkpoint.npz", "config.yaml", "history.csv"}  # the new run's, whole
     assert "seed: 1" in (out / "config.yaml").read_text()

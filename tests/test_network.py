@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from numerical import numerical_gradient, relative_error
 
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 
 COMBINATIONS = [
     (act, out, out_act)

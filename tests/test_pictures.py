@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, mlp
 from PIL import Image
 
-from mlpcli import run
+from mlpcli import training
 from mlpcli.artifacts import load_weights
 from mlpcli.config import load_config
 from mlpcli.data import DataConfig, load_split
@@ -45,7 +45,7 @@ def test_history_is_rewritten_after_every_epoch(idx_dir, tmp_path):
         return False
 
     config = load_config(TINY, [f"data.dir={idx_dir}"])
-    run.train_run(config, out, lambda line: None, False, should_stop)
+    training.train_run(config, out, lambda line: None, False, should_stop)
     assert sorted(set(rows_seen)) == [1, 2]  # during epochs 2 and 3: one row, then two
 
 
@@ -53,7 +53,7 @@ def test_an_interrupted_run_draws_its_curves_and_keeps_a_header(idx_dir, tmp_pat
     out = tmp_path / "run"
     config = load_config(TINY, [f"data.dir={idx_dir}"])
     with pytest.raises(TrainingInterrupted):
-        run.train_run(config, out, lambda line: None, False, lambda: True)  # before any batch
+        training.train_run(config, out, lambda line: None, False, lambda: True)  # before any batch
     assert (out / "history.csv").read_text().startswith("epoch,train_loss,train_accuracy,val_loss")
     with Image.open(out / "curves.png") as image:
         assert image.size == (800, 700)
@@ -64,7 +64,7 @@ def test_a_diverged_run_draws_its_curves(run_dir):
     epochs are drawn, and the title says the run diverged."""
     before = (run_dir / "curves.png").read_bytes()
     with pytest.raises(DivergedError):
-        run.resume_run(run_dir, ["train.epochs=6", "train.lr=1e30"], lambda line: None, False)
+        training.resume_run(run_dir, ["train.epochs=6", "train.lr=1e30"], lambda line: None, False)
     assert (run_dir / "curves.png").read_bytes() != before  # drawn again
     assert_picture(run_dir / "curves.png", (800, 700))
     from mlpcli import plots
@@ -76,14 +76,14 @@ def test_a_diverged_run_draws_its_curves(run_dir):
 
 
 def test_the_curves_name_the_dataset_once():
-    assert run.curves_title("mnist", "mnist", {"status": "completed", "test_accuracy": 0.99212}) == (
+    assert training.curves_title("mnist", "mnist", {"status": "completed", "test_accuracy": 0.99212}) == (
         "mnist, completed, test accuracy 0.9921"
     )
-    assert run.curves_title("mnist-20261203-101500", "mnist", {"status": "interrupted"}) == (
+    assert training.curves_title("mnist-20261203-101500", "mnist", {"status": "interrupted"}) == (
         "mnist-20261203-101500, interrupted"
     )
     assert (
-        run.curves_title("lr-0.01", "fashion_mnist", {"status": "diverged"})
+        training.curves_title("lr-0.01", "fashion_mnist", {"status": "diverged"})
         == "lr-0.01: fashion_mnist, diverged"
     )
 
@@ -92,7 +92,7 @@ def test_a_run_diverging_before_any_epoch_says_so_in_its_picture(idx_dir, tmp_pa
     out = tmp_path / "run"
     config = load_config(TINY, [f"data.dir={idx_dir}", "train.optimizer=sgd", "train.lr=1e6"])
     with pytest.raises(DivergedError):
-        run.train_run(config, out, lambda line: None, False)
+        training.train_run(config, out, lambda line: None, False)
     with Image.open(out / "curves.png") as image:
         assert image.size == (800, 700)
         ink = np.asarray(image.convert("L")) < 128

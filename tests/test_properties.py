@@ -14,7 +14,7 @@ from mlpcli.artifacts import Saved, load_weights, save_weights
 from mlpcli.config import Config, flat_items, from_dict, save_config
 from mlpcli.data import Normalisation, read_idx
 from mlpcli.errors import ConfigError, DataError, WeightsError
-from mlpcli.nn.network import MLP
+from mlpcli.nn.mlp import MLP
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", 300))  # more for a longer hunt
 SETTINGS = settings(

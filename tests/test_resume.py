@@ -15,7 +15,7 @@ import pytest
 from conftest import MLP_COMMAND, TINY, epoch_of, held_lock, mlp, write_idx_dir
 
 import mlpcli.train
-from mlpcli import optim, run
+from mlpcli import optim, training
 from mlpcli.artifacts import load_checkpoint
 from mlpcli.config import load_config
 from mlpcli.errors import TrainingInterrupted
@@ -47,7 +47,7 @@ def stop_after(calls: int):
 def interrupted(idx_dir: Path, out: Path, calls: int, extra: tuple[str, ...] = ()) -> None:
     config = load_config(TINY, settings(idx_dir, extra=extra))
     with pytest.raises(TrainingInterrupted, match=f"Resume with: mlp train --resume {out}"):
-        run.train_run(config, out, lambda line: None, False, stop_after(calls))
+        training.train_run(config, out, lambda line: None, False, stop_after(calls))
 
 
 def weights(out: Path) -> dict[str, np.ndarray]:
@@ -92,7 +92,7 @@ def test_interrupted_and_resumed_equals_straight(idx_dir, tmp_path, calls):
             interrupted(idx_dir, out, count)
         else:
             with pytest.raises(TrainingInterrupted):
-                run.resume_run(out, [], lambda line: None, False, stop_after(count))
+                training.resume_run(out, [], lambda line: None, False, stop_after(count))
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["status"] == "interrupted" and (out / "checkpoint.npz").exists()
     result = mlp("train", "--resume", out)
@@ -160,7 +160,7 @@ def test_a_cosine_run_stopped_and_resumed_longer_goes_on_without_a_jump(idx_dir,
     again = tmp_path / "again"
     interrupted(idx_dir, again, 50, cosine)
     with pytest.raises(TrainingInterrupted):  # stopped again, in epoch 4 of the new curve
-        run.resume_run(again, ["train.epochs=6"], lambda line: None, False, stop_after(70))
+        training.resume_run(again, ["train.epochs=6"], lambda line: None, False, stop_after(70))
     result = mlp("train", "--resume", again)
     assert result.exit_code == 0 and "the cosine schedule" not in result.output  # nothing changed now
     assert_same_run(out, again)  # the checkpoint kept the new curve

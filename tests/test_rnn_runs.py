@@ -14,10 +14,10 @@ from PIL import Image
 from test_predict import as_drawn
 from test_resume import assert_same_run, interrupted, straight
 
-from mlpcli import run
+from mlpcli import models, training
 from mlpcli.artifacts import Saved, load_weights, save_weights
 from mlpcli.config import load_config
-from mlpcli.data import DataConfig, Normalisation, load_split, load_splits
+from mlpcli.data import N_CLASSES, DataConfig, Normalisation, load_split, load_splits
 from mlpcli.nn.rnn import RNN
 from mlpcli.train import Trainer
 
@@ -116,7 +116,9 @@ def test_an_rnn_learns_which_rows_lit_up(idx_dir, tmp_path):
     result = mlp("train", "--config", TINY, *options(f"data.dir={idx_dir}", *TINY_RNN), "--out", out)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] >= 0.95
-    assert run.epoch_heading(clipping=True) in result.output.splitlines()  # the epoch lines say how often
+    assert (
+        training.epoch_heading(clipping=True) in result.output.splitlines()
+    )  # the epoch lines say how often
 
 
 @pytest.mark.parametrize("calls", [pytest.param(50, id="mid-epoch 2"), pytest.param(65, id="after epoch 2")])
@@ -149,7 +151,7 @@ def test_a_tiny_clip_clips_every_batch_and_none_clips_none(idx_dir, tmp_path):
         history = list(csv.DictReader((out / "history.csv").open()))
         assert [int(row["clipped"]) for row in history] == [expected] * 3
         lines = result.output.splitlines()
-        assert (run.epoch_heading(clipping=True) in lines) == bool(expected)
+        assert (training.epoch_heading(clipping=True) in lines) == bool(expected)
         rows = [line.split() for line in lines if epoch_of(line)]
         assert len(rows) == 3 and all(len(row) > 7 and row[7] == "32" for row in rows) == bool(expected)
 
@@ -160,7 +162,7 @@ def test_a_clipped_step_has_the_clip_as_its_length(idx_dir):
     sets = [f"data.dir={idx_dir}", "train.clip=0.01", "train.optimizer=sgd", "train.momentum=0"]
     config = load_config(TINY, sets)
     splits = load_splits(config.data, 0)
-    model = run.build_model(config, splits.train.image_shape, np.random.default_rng(0))
+    model = models.build_model(config.model, splits.train.image_shape, N_CLASSES, np.random.default_rng(0))
     norm = Normalisation.of(splits.train.images)
     trainer = Trainer(model, splits.train, splits.validation, norm, config.train, np.random.default_rng(1))
     before = model.params.copy()

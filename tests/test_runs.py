@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY, held_lock, mlp
 from PIL import Image
 
-from mlpcli import run
+from mlpcli import training
 from mlpcli.config import load_config
 from mlpcli.errors import DivergedError, TrainingInterrupted
 from mlpcli.runs import find_runs, labels, table
@@ -17,7 +17,7 @@ from mlpcli.runs import find_runs, labels, table
 
 def train(idx_dir: Path, out: Path, *sets: str, should_stop=lambda: False) -> None:
     config = load_config(TINY, [f"data.dir={idx_dir}", *sets])
-    run.train_run(config, out, lambda line: None, False, should_stop)
+    training.train_run(config, out, lambda line: None, False, should_stop)
 
 
 @pytest.fixture

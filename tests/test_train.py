@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from mlpcli.config import AugmentConfig, DataConfig, TrainConfig, load_config
-from mlpcli.data import Normalisation, load_splits
+from mlpcli.data import N_CLASSES, Normalisation, load_splits
 from mlpcli.errors import DivergedError
 from mlpcli.evaluate import loss_and_accuracy
-from mlpcli.nn.network import MLP
-from mlpcli.run import build_model
+from mlpcli.models import build_model
+from mlpcli.nn.mlp import MLP
 from mlpcli.train import EpochRecord, History, Trainer
 
 
@@ -22,7 +22,7 @@ def setup(idx_dir, seed=0, **train):
     splits = load_splits(DataConfig(source="idx", dir=str(idx_dir), validation=200), seed)
     norm = Normalisation.of(splits.train.images)
     config = load_config(None, ["model.hidden=[16]", "model.dropout=0.1"])
-    model = build_model(config, (8, 8), np.random.default_rng(seed))
+    model = build_model(config.model, (8, 8), N_CLASSES, np.random.default_rng(seed))
     defaults = {"epochs": 4, "batch_size": 32, "lr": 0.01, "schedule": "constant", "patience": 0}
     return model, splits.train, splits.validation, norm, TrainConfig(**defaults | train)
 

@@ -13,11 +13,12 @@ soft label. h^(0) = 0. Note L is a sum over time steps, not a mean.
 
 import numpy as np
 
+from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.base import Network
+from mlpcli.nn.base import Layout, Network, Spec
 from mlpcli.nn.layers import dropout_mask, scratch
 from mlpcli.nn.losses import SoftmaxCrossEntropy, make_output
-from mlpcli.nn.network import INITS
+from mlpcli.nn.mlp import INITS
 from mlpcli.nn.params import carve, flat_size
 
 SOFTMAX_CE = SoftmaxCrossEntropy()
@@ -110,6 +111,7 @@ class RNN(Network):
     batch (layers.scratch)."""
 
     kind = "rnn"
+    SPEC_INTS = ("steps",)  # sizes [T·D, H, K] and T: the weights file's entries
 
     def __init__(
         self,
@@ -129,7 +131,7 @@ class RNN(Network):
         self.activation = ACTIVATIONS[activation]
         self.output = make_output(output, output_activation)
         self.dropout = dropout
-        named = self.layout(n_input, n_hidden, n_classes)
+        named = self.layout_of({"sizes": self.sizes, "steps": steps})
         layout = list(named.values())
         self.n_weights = flat_size([named[name] for name in ("U", "W", "V")])
         self.params = np.zeros(flat_size(layout), dtype=dtype)
@@ -141,12 +143,53 @@ class RNN(Network):
         self.xs = self.hs = self.h_read = np.zeros((0, 0, 0), dtype=dtype)  # kept by forward
         self.mask: np.ndarray | None = None  # dropout mask of h^(T)
 
-    @staticmethod
-    def layout(n_input: int, n_hidden: int, n_classes: int) -> dict[str, tuple[int, ...]]:
-        """The shapes of the tensors in the flat buffer, in its order: the weights U, W, V
-        first (weight decay acts on one slice), then the biases b, c."""
-        weights = {"U": (n_hidden, n_input), "W": (n_hidden, n_hidden), "V": (n_classes, n_hidden)}
-        return weights | {"b": (n_hidden,), "c": (n_classes,)}
+    @classmethod
+    def spec_from_config(cls, m, image_shape: tuple[int, int], n_classes: int) -> Spec:
+        """An image's rows as the steps, `m.hidden`'s one width as the units, a class out."""
+        if len(m.hidden) != 1:
+            raise ConfigError(
+                f"model.kind = rnn has one recurrent layer, so model.hidden is its one width, such"
+                f" as [128] (it is {m.hidden})"
+            )
+        rows, columns = image_shape
+        outputs = {"activation": m.activation, "output": m.output, "output_activation": m.output_activation}
+        return {"sizes": [rows * columns, m.hidden[0], n_classes], "steps": rows} | outputs
+
+    @classmethod
+    def layout_of(cls, spec: Spec) -> Layout:
+        """The weights U, W, V first (weight decay acts on one slice), then the biases b, c."""
+        sizes, steps = spec["sizes"], spec.get("steps")
+        if len(sizes) != 3:
+            raise ValueError(f"an rnn's sizes are [inputs, units, outputs], not {sizes}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or sizes[0] % steps:
+            found = "missing" if steps is None else repr(steps)
+            raise ValueError(f"an rnn's steps should divide its {sizes[0]} inputs, found {found}")
+        (_, H, K), D = sizes, sizes[0] // steps
+        return {"U": (H, D), "W": (H, H), "V": (K, H), "b": (H,), "c": (K,)}
+
+    @classmethod
+    def from_spec(cls, spec: Spec, dropout: float = 0.0, dtype: type = np.float32) -> "RNN":
+        (n_inputs, H, K), T = spec["sizes"], spec["steps"]
+        outputs = spec["activation"], spec["output"], spec["output_activation"]
+        return cls(T, n_inputs // T, H, K, *outputs, dropout, dtype)
+
+    def initialise(self, rng: np.random.Generator, m) -> None:
+        self.init(rng, m.init, m.recurrent_init)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.steps, self.n_input)
+
+    @property
+    def short_name(self) -> str:
+        """rnn 28×28-128-10 tanh softmax_cross_entropy"""
+        _, units, classes = self.sizes
+        return f"rnn {self.steps}×{self.n_input}-{units}-{classes} {self.activation} {self.output}"
+
+    def hidden_outputs_shown(self) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
+        """h^(T), the state the answer is read from, and h^(1…T), the state after each row."""
+        states = [h[0] for h in self.hidden_outputs]
+        return states[-1:], [f"h({self.steps}), the state the answer is read from"], states
 
     def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """U, W, b, V, c, each with its gradient."""

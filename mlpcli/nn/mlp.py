@@ -8,8 +8,9 @@ one contiguous slice, and gradient checking perturbs entries of one vector.
 
 import numpy as np
 
+from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.base import Network
+from mlpcli.nn.base import Layout, Network, Spec
 from mlpcli.nn.layers import Dense, dropout_mask, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
@@ -37,7 +38,7 @@ class MLP(Network):
         self.activation = ACTIVATIONS[activation]
         self.output = make_output(output, output_activation)
         self.dropout = dropout
-        layout = self.layout(sizes)
+        layout = list(self.layout_of({"sizes": sizes}).values())
         self.n_weights = flat_size(layout[: len(layout) // 2])
         self.params = np.zeros(flat_size(layout), dtype=dtype)
         self.grads = np.zeros_like(self.params)
@@ -48,11 +49,50 @@ class MLP(Network):
         self.masks: list[np.ndarray | None] = []  # dropout mask of each hidden layer
         self.buffers: dict[str, np.ndarray] = {}  # reused from batch to batch (layers.scratch)
 
-    @staticmethod
-    def layout(sizes: list[int]) -> list[tuple[int, ...]]:
-        """The shapes of the tensors in the flat buffer: [W¹, W², …, b¹, b², …], W^l out × in."""
-        shapes = [(n_out, n_in) for n_out, n_in in zip(sizes[1:], sizes[:-1])]
-        return shapes + [(n_out,) for n_out, _ in shapes]
+    @classmethod
+    def spec_from_config(cls, m, image_shape: tuple[int, int], n_classes: int) -> Spec:
+        """An image's pixels in, `m.hidden`'s widths, a class out."""
+        if m.dropout and not m.hidden:
+            raise ConfigError(
+                f"model.dropout = {m.dropout} drops hidden activations, and model.hidden = [] has none:"
+                " set model.dropout=0 (configs/softmax_regression.yaml does)"
+            )
+        sizes = [image_shape[0] * image_shape[1], *m.hidden, n_classes]
+        return {
+            "sizes": sizes,
+            "activation": m.activation,
+            "output": m.output,
+            "output_activation": m.output_activation,
+        }
+
+    @classmethod
+    def layout_of(cls, spec: Spec) -> Layout:
+        """[W¹, W², …, b¹, b², …] (W^l is out × in), numbered from the input as in the equations."""
+        pairs = list(enumerate(zip(spec["sizes"][:-1], spec["sizes"][1:]), start=1))
+        weights = {f"W{l}": (n_out, n_in) for l, (n_in, n_out) in pairs}
+        return weights | {f"b{l}": (n_out,) for l, (_, n_out) in pairs}
+
+    @classmethod
+    def from_spec(cls, spec: Spec, dropout: float = 0.0, dtype: type = np.float32) -> "MLP":
+        outputs = spec["activation"], spec["output"], spec["output_activation"]
+        return cls(spec["sizes"], *outputs, dropout, dtype)
+
+    def initialise(self, rng: np.random.Generator, m) -> None:
+        self.init(rng, m.init)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.sizes[0],)
+
+    @property
+    def short_name(self) -> str:
+        """784-512-512-10 relu softmax_cross_entropy (softmax regression has no activation)."""
+        hidden = f" {self.activation}" if len(self.sizes) > 2 else ""
+        return f"{'-'.join(map(str, self.sizes))}{hidden} {self.output}"
+
+    def hidden_outputs_shown(self) -> tuple[list[np.ndarray], list[str], None]:
+        activations = [a[0] for a in self.hidden_outputs]
+        return activations, [f"hidden layer {l}" for l in range(1, len(activations) + 1)], None
 
     def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """W1, b1, W2, … (numbered from the input, as in the equations), each with its gradient."""
