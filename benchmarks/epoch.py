@@ -24,9 +24,10 @@ Compare ratios measured in one run, not absolute seconds across machines.
     python benchmarks/epoch.py --data mlpcli/datasets/mnist --model rnn --hidden 128 --runs 3
 """
 
-import mlpcli  # noqa: F401  first of all: it sets OpenBLAS's thread timeout before NumPy loads OpenBLAS
+from mlpcli.cli import quiet_openblas
 
-# isort: split
+quiet_openblas()  # first of all, as mlp does: before NumPy loads OpenBLAS
+
 import argparse
 import json
 import os

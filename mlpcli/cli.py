@@ -4,6 +4,7 @@ At import only click and the options' own settings load: each command imports th
 (NumPy and the rest) when it runs, so that `mlp --help` and tab completion answer at once."""
 
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -25,9 +26,20 @@ SET_HELP = "Override one config key, e.g. --set model.hidden=[256,128]; repeatab
 
 
 def entry_point() -> None:
-    """The `mlp` command: its output may go to a pipe that closes under it (mlpcli.output)."""
+    """The `mlp` process: its output may go to a pipe that closes under it (mlpcli.output), and
+    OpenBLAS's threads sleep soon (quiet_openblas). Importing mlpcli changes neither."""
+    quiet_openblas()
     output.install()
     main()
+
+
+def quiet_openblas() -> None:
+    """OpenBLAS's idle threads spin for 2^28 CPU cycles after each matrix product before they
+    sleep, holding the core that the optimizer's second thread needs (mlpcli.parallel); 2^16
+    cycles outlast the gaps between one batch's products and no more. OpenBLAS reads this
+    once, when NumPy loads it: call it before NumPy is imported. A value already in the
+    environment is kept."""
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -15,7 +15,7 @@ import re
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -258,8 +258,6 @@ class _RDBStorage(optuna.storages.RDBStorage):
 def open_storage(url: str | None, out: Path, heartbeat: int = HEARTBEAT):
     """Optuna's storage at `url` (default: the SQLite file DIR/study.db), with the heartbeat
     on where the storage has one; a SweepError when it cannot be reached."""
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's
-
     url = url or f"sqlite:///{(out / STUDY_DB).resolve()}"
     try:
         make_url(url)  # the form every storage Optuna opens takes (redis:// too)
@@ -345,7 +343,6 @@ def _seed(storage, name: str, spec: Spec) -> int | None:
 def open_study(storage, name: str, spec: Spec):
     """The study `name` in `storage`, created if new (TPE, median pruning): maximise the kept
     validation accuracy. A study made from another space is refused."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its failed-trial tracebacks: our lines say it
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -394,6 +391,38 @@ def sweep(
     trial whose worker stopped beating for 3 heartbeats is failed and run again once.
     DIR/best.yaml, sweep.json and the pictures are rewritten after each trial. Returns the
     summary; TrainingInterrupted when `should_stop()` said so (the trial under way, failed)."""
+    with _optuna_quiet():
+        return _sweep(
+            spec_path, out, echo, trials, storage, overrides, study_name, should_stop, progress, heartbeat
+        )
+
+
+@contextlib.contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """While the sweep runs: Optuna's log at ERROR (its failed trials' tracebacks; our lines say
+    what failed) and its experimental warnings (the heartbeat's) ignored; both as they were after."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _sweep(
+    spec_path: Path,
+    out: Path,
+    echo: Callable[[str], None],
+    trials: int | None,
+    storage: str | None,
+    overrides: tuple[str, ...],
+    study_name: str,
+    should_stop: Stop,
+    progress: bool | None,
+    heartbeat: int,
+) -> dict:
     spec = _data_once(read_spec(spec_path, overrides, trials), echo)
     if storage is None:
         artifacts.make_directory(out)  # the study's own file goes in it
@@ -645,10 +674,22 @@ def draw(study, out: Path) -> dict:
     """history.png (each trial's objective, the best so far), importances.png (each parameter's
     share of the objective's variance, by Optuna's default evaluator) and slices.png (the
     objective against each parameter), from Optuna's matplotlib plots; a picture its trials
-    cannot make yet is left out. Returns the figures drawn, by file name."""
+    cannot make yet is left out. Returns the figures drawn, by file name. Optuna draws through
+    pyplot: its backend is Agg (no window, no display needed) while they are drawn, as it was
+    after."""
     import matplotlib
+    import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
+    backend = matplotlib.get_backend()
+    plt.switch_backend("agg")
+    try:
+        return _drawn(study, out)
+    finally:
+        plt.switch_backend(backend)
+
+
+def _drawn(study, out: Path) -> dict:
+    import matplotlib
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as plots
 

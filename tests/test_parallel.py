@@ -223,11 +223,16 @@ def test_train_parallel_false_gives_the_same_weights(idx_dir, tmp_path, monkeypa
         assert np.array_equal(weights["true"][name], weights["false"][name]), name
 
 
-def test_importing_mlpcli_sets_openblas_thread_timeout_unless_the_user_did():
-    """Set before NumPy is imported (OpenBLAS reads it when NumPy loads it), or it does nothing."""
-    code = "import os, sys, mlpcli; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules)"
+def test_mlp_sets_openblas_thread_timeout_unless_the_user_did_and_importing_mlpcli_does_not():
+    """Set before NumPy is imported (OpenBLAS reads it when NumPy loads it), or it does nothing;
+    by the mlp process, not by a program that imports mlpcli (its environment is its own)."""
+    code = (
+        "import os, sys, mlpcli.cli as cli; imported = os.environ.get('OPENBLAS_THREAD_TIMEOUT');"
+        " cli.main = lambda: print(imported, os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules);"
+        " cli.entry_point()"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     unset = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     env["OPENBLAS_THREAD_TIMEOUT"] = "4"
     user = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert (unset.stdout.split(), user.stdout.split()) == (["16", "False"], ["4", "False"])
+    assert (unset.stdout.split(), user.stdout.split()) == (["None", "16", "False"], ["4", "4", "False"])
