@@ -10,7 +10,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure  # imported for drawing only where pictures are drawn
 
 CHECKPOINT, LOCK = "checkpoint.npz", ".lock"
-CHECKPOINT_META = {"position", "history", "rng", "norm", "config"}
 WEIGHTS, CONFIG, METRICS, HISTORY, CURVES = (
     "weights.npz",
     "config.yaml",
@@ -352,21 +351,21 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """The trainer's arrays and a JSON mapping (positions, history, RNG states) in one file."""
+    """The trainer's arrays and its JSON mapping (Trainer.state) in one file, with its format."""
     meta = meta | {"format_version": FORMAT_VERSION}
     write_atomic(path, lambda f: np.savez(f, **arrays, meta=np.array(json.dumps(meta))))
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+def load_checkpoint(path: Path, required: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and the mapping of the checkpoint at `path`, of this format and holding the
+    `required` keys (train.CHECKPOINT_KEYS), or a RunDirError that says why not."""
     arrays = _read_npz(path, RunDirError, "no checkpoint to resume from", "checkpoint")
     try:
         meta = json.loads(str(arrays.pop("meta")))
     except (KeyError, ValueError) as e:
         raise RunDirError(f"{path}: not a readable checkpoint ({e})") from None
-    if not isinstance(meta, dict) or not meta.keys() >= CHECKPOINT_META:
-        raise RunDirError(
-            f"{path}: not a readable checkpoint (it needs {', '.join(sorted(CHECKPOINT_META))})"
-        )
+    if not isinstance(meta, dict) or not meta.keys() >= set(required):
+        raise RunDirError(f"{path}: not a readable checkpoint (it needs {', '.join(sorted(required))})")
     version = meta.get("format_version", FORMAT_VERSION)  # the first checkpoints did not say
     if version != FORMAT_VERSION:
         raise RunDirError(

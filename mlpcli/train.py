@@ -38,6 +38,8 @@ class EpochRecord:
     clipped: int = 0  # batches whose gradient was clipped (train.clip); runs before it lack it
 
 
+# what a checkpoint's mapping must hold (Trainer.state; "schedule" is missing from the first ones)
+CHECKPOINT_KEYS = ("position", "history", "rng", "norm", "config")
 HISTORY_COLUMNS = [spec.name for spec in fields(EpochRecord)]
 REQUIRED_COLUMNS = [spec.name for spec in fields(EpochRecord) if spec.default is MISSING]  # in every run's
 
@@ -311,8 +313,10 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """Arrays and a JSON-ready mapping that `restore` turns back into this exact state."""
+    def state(self, config: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything a checkpoint holds (CHECKPOINT_KEYS): arrays, and a JSON-ready mapping that
+        `restore` turns back into this exact state, with the input normalisation and the run's
+        whole `config` (the trainer holds only its sections) to build the trainer again from."""
         p = self.position
         arrays = {"params": self.model.params, "kept_params": self.kept_params}
         arrays |= {f"optimizer_{name}": array for name, array in self.optimizer.state().items()}
@@ -327,6 +331,8 @@ class Trainer:
             },
             "rng": {name: rng.bit_generator.state for name, rng in self._rngs().items()},
             "schedule": asdict(self.schedule),
+            "norm": asdict(self.norm),
+            "config": config,
         }
         return arrays, json.loads(json.dumps(meta))  # as it will be read back: plain JSON
 

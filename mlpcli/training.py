@@ -1,9 +1,9 @@
-"""What `mlp train`, `mlp eval`, `mlp plot` and `mlp gradcheck` do, from a resolved config to
-files in a run directory. The CLI parses options and calls these; these call the library and
-report through `echo`."""
+"""What `mlp train` does: from a resolved config (or a run's checkpoint, resumed) to the files
+of a run directory, said through `echo` as it goes (the epoch lines' table is here). The CLI
+parses options and calls these; these call the library."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from mlpcli.errors import (
 )
 from mlpcli.evaluate import evaluate
 from mlpcli.output import Echo
-from mlpcli.train import HISTORY_COLUMNS, EpochRecord, Stop, Trainer
+from mlpcli.train import CHECKPOINT_KEYS, HISTORY_COLUMNS, EpochRecord, Stop, Trainer
 
 
 def default_run_dir(config: Config) -> Path:
@@ -74,7 +74,7 @@ def resume_run(
 ) -> dict:
     """Continue the run in `out` from its checkpoint, with its saved config and `overrides`."""
     with artifacts.run_directory(out, "resume") as out:
-        arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT)
+        arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT, CHECKPOINT_KEYS)
         before, config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
         splits = load_splits(config.data, config.train.seed)
         model = models.build_model(config.model, splits.train.image_shape, N_CLASSES)
@@ -178,98 +178,128 @@ def _train(
 ) -> dict:
     """Fit, writing a checkpoint as configured; then test, save, report. On a stop request:
     a checkpoint, the weights kept so far, and TrainingInterrupted."""
-    model, norm = trainer.model, trainer.norm
-    if splits.source.note:
-        echo(splits.source.note)
-    echo(str(model))
-    echo(f"{len(splits.train)} training and {len(splits.validation)} validation examples")
-
-    def checkpoint() -> None:
-        arrays, meta = trainer.state()
-        meta |= {"norm": asdict(norm), "config": config.to_dict()}
-        artifacts.write_text(out / artifacts.CONFIG, save_config(config))  # the run's files change together
-        artifacts.save_checkpoint(out / artifacts.CHECKPOINT, arrays, meta)
-
-    def on_epoch(record: EpochRecord) -> bool:
-        echo(format_epoch(record, trainer.history.kept_epoch == record.epoch, bool(config.train.clip)))
-        artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, trainer.history.rows())
-        if record.epoch == 1:  # from now on the directory is this run's: an overwritten run's results go
-            for name in (*RESULTS, *artifacts.EVALUATIONS):
-                (out / name).unlink(missing_ok=True)
-        return prune(record)
-
-    data = {"data": splits.source.to_dict()}
-
-    def so_far() -> dict:  # what metrics.json says of a run that did not finish
-        return {"epochs": len(trainer.history.epochs), "kept_epoch": trainer.history.kept_epoch} | data
-
-    if not trainer.finished:
-        echo(epoch_heading(bool(config.train.clip)))
+    run = _Training(out, config, splits, trainer, echo, prune)
+    run.introduce()
     try:
-        finished = trainer.fit(on_epoch, progress, should_stop, checkpoint)
+        finished = trainer.fit(run.on_epoch, progress, should_stop, run.checkpoint)
     except DivergedError as e:
-        _save(out, config, trainer, {"status": "diverged", "error": str(e)} | so_far())
+        run.save_unfinished("diverged", error=str(e))
         raise
     except RunAborted:  # raised by on_epoch's caller (a sweep whose storage failed)
-        checkpoint()
-        _save(out, config, trainer, {"status": "interrupted"} | so_far())
+        run.save_unfinished("interrupted")
         raise
     if not finished:
-        checkpoint()
-        _save(out, config, trainer, {"status": "interrupted"} | so_far())
-        p = trainer.position
+        run.save_unfinished("interrupted")
+        raise run.interrupted()
+    return run.finish(progress)
+
+
+@dataclass
+class _Training:
+    """The run directory `out` while `trainer` trains it: what it says and writes, and when."""
+
+    out: Path
+    config: Config
+    splits: Splits
+    trainer: Trainer
+    echo: Echo
+    prune: Callable[[EpochRecord], bool]
+
+    def introduce(self) -> None:
+        if self.splits.source.note:
+            self.echo(self.splits.source.note)
+        self.echo(str(self.trainer.model))
+        self.echo(f"{len(self.splits.train)} training and {len(self.splits.validation)} validation examples")
+        if not self.trainer.finished:
+            self.echo(epoch_heading(bool(self.config.train.clip)))
+
+    def checkpoint(self) -> None:
+        arrays, meta = self.trainer.state(self.config.to_dict())
+        artifacts.write_text(
+            self.out / artifacts.CONFIG, save_config(self.config)
+        )  # the files change together
+        artifacts.save_checkpoint(self.out / artifacts.CHECKPOINT, arrays, meta)
+
+    def on_epoch(self, record: EpochRecord) -> bool:
+        """The epoch's line and history.csv; whether to prune the run here."""
+        history = self.trainer.history
+        self.echo(format_epoch(record, history.kept_epoch == record.epoch, bool(self.config.train.clip)))
+        artifacts.write_history(self.out / artifacts.HISTORY, HISTORY_COLUMNS, history.rows())
+        if record.epoch == 1:  # from now on the directory is this run's: an overwritten run's results go
+            for name in (*RESULTS, *artifacts.EVALUATIONS):
+                (self.out / name).unlink(missing_ok=True)
+        return self.prune(record)
+
+    def save_unfinished(self, status: str, **more: str) -> None:
+        """A run that stopped before its end: what it has so far (and, unless it diverged, a
+        checkpoint to resume from)."""
+        if status != "diverged":
+            self.checkpoint()
+        history = self.trainer.history
+        so_far = {"epochs": len(history.epochs), "kept_epoch": history.kept_epoch}
+        self.save({"status": status, **more} | so_far | {"data": self.splits.source.to_dict()})
+
+    def interrupted(self) -> TrainingInterrupted:
+        p = self.trainer.position
         saved = (
             "saved a checkpoint and the weights kept so far"
-            if trainer.history.kept_epoch
+            if self.trainer.history.kept_epoch
             else "no epoch has finished, so nothing has been learnt yet and no weights.npz was written;"
             " saved a checkpoint"
         )
-        raise TrainingInterrupted(
+        return TrainingInterrupted(
             f"stopped in epoch {p.epoch + 1}, after {p.batch} of its batches; {saved}.\n"
-            f"Resume with: mlp train --resume {out}"
+            f"Resume with: mlp train --resume {self.out}"
         )
-    history, kept = trainer.history, trainer.history.kept
-    report = evaluate(model, norm.apply(splits.test.images), splits.test.labels, progress)
-    metrics = {
-        "status": "pruned" if history.pruned else "stopped early" if history.stopped_early else "completed",
-        "test_accuracy": report.accuracy,
-        "test_loss": report.loss,
-        "keep": config.train.keep,
-        "kept_epoch": history.kept_epoch,
-        "epochs": len(history.epochs),
-        "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
-        "kept_val_accuracy": kept.val_accuracy if kept else None,
-        "kept_val_loss": kept.val_loss if kept else None,
-    } | data
-    _save(out, config, trainer, metrics)
-    echo(
-        f"test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} (weights of epoch {history.kept_epoch})"
-    )
-    echo(f"saved {out}/")
-    return metrics
 
+    def finish(self, progress: bool | None) -> dict:
+        """Test the kept weights, save everything, report; metrics.json's dict."""
+        trainer, history, kept = self.trainer, self.trainer.history, self.trainer.history.kept
+        test = self.splits.test
+        report = evaluate(trainer.model, trainer.norm.apply(test.images), test.labels, progress)
+        metrics = {
+            "status": "pruned"
+            if history.pruned
+            else "stopped early"
+            if history.stopped_early
+            else "completed",
+            "test_accuracy": report.accuracy,
+            "test_loss": report.loss,
+            "keep": self.config.train.keep,
+            "kept_epoch": history.kept_epoch,
+            "epochs": len(history.epochs),
+            "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
+            "kept_val_accuracy": kept.val_accuracy if kept else None,
+            "kept_val_loss": kept.val_loss if kept else None,
+            "data": self.splits.source.to_dict(),
+        }
+        self.save(metrics)
+        accuracy, loss = report.accuracy, report.loss
+        self.echo(f"test accuracy {accuracy:.4f}, loss {loss:.4f} (weights of epoch {history.kept_epoch})")
+        self.echo(f"saved {self.out}/")
+        return metrics
 
-def _save(out: Path, config: Config, trainer: Trainer, metrics: dict) -> None:
-    """config.yaml, weights.npz (the weights kept so far; none before an epoch has finished),
-    history.csv, metrics.json and curves.png; an earlier evaluation's files go, as they spoke
-    of the weights replaced."""
-    artifacts.write_text(out / artifacts.CONFIG, save_config(config))
-    old = list(artifacts.EVALUATIONS)
-    if trainer.history.kept_epoch:
-        kept = trainer.model.copy(trainer.kept_params)
-        saved = artifacts.Saved(kept, trainer.norm, config.data.name, trainer.history.kept_epoch)
-        artifacts.save_weights(out / artifacts.WEIGHTS, saved)
-    else:
-        old.append(artifacts.WEIGHTS)  # no epoch finished: no weights that could pass for trained ones
-    for name in old:
-        (out / name).unlink(missing_ok=True)
-    history = trainer.history
-    artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, history.rows())
-    artifacts.write_json(out / artifacts.METRICS, metrics)
-    from mlpcli import plots  # matplotlib: only once there is something to draw
+    def save(self, metrics: dict) -> None:
+        """config.yaml, weights.npz (the weights kept so far; none before an epoch has
+        finished), history.csv, metrics.json and curves.png; an earlier evaluation's files go,
+        as they spoke of the weights replaced."""
+        out, config, trainer, history = self.out, self.config, self.trainer, self.trainer.history
+        artifacts.write_text(out / artifacts.CONFIG, save_config(config))
+        old = list(artifacts.EVALUATIONS)
+        if history.kept_epoch:
+            kept = trainer.model.copy(trainer.kept_params)
+            saved = artifacts.Saved(kept, trainer.norm, config.data.name, history.kept_epoch)
+            artifacts.save_weights(out / artifacts.WEIGHTS, saved)
+        else:
+            old.append(artifacts.WEIGHTS)  # no epoch finished: no weights that could pass for trained ones
+        for name in old:
+            (out / name).unlink(missing_ok=True)
+        artifacts.write_history(out / artifacts.HISTORY, HISTORY_COLUMNS, history.rows())
+        artifacts.write_json(out / artifacts.METRICS, metrics)
+        from mlpcli import plots  # matplotlib: only once there is something to draw
 
-    title = curves_title(out.name, config.data.name, metrics)
-    artifacts.save_figure(out / artifacts.CURVES, plots.curves(history.rows(), history.kept_epoch, title))
+        title = curves_title(out.name, config.data.name, metrics)
+        artifacts.save_figure(out / artifacts.CURVES, plots.curves(history.rows(), history.kept_epoch, title))
 
 
 def curves_title(name: str, dataset: str, metrics: dict) -> str:

@@ -19,6 +19,7 @@ from mlpcli import optim, training
 from mlpcli.artifacts import load_checkpoint
 from mlpcli.config import load_config
 from mlpcli.errors import TrainingInterrupted
+from mlpcli.train import CHECKPOINT_KEYS
 
 
 def settings(idx_dir: Path, epochs: int = 4, extra: tuple[str, ...] = ()) -> list[str]:
@@ -191,7 +192,7 @@ def test_an_interrupted_run_keeps_its_best_weights_for_eval(idx_dir, tmp_path):
     assert f", the weights of epoch {kept} of a run interrupted after 2 epochs on the mnist test split" in (
         result.output
     )
-    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    arrays, meta = load_checkpoint(out / "checkpoint.npz", CHECKPOINT_KEYS)
     assert meta["position"]["epoch"] == 2 and meta["position"]["batch"] == 5 and len(arrays["order"]) == 1000
 
 
@@ -318,7 +319,7 @@ def test_sigterm_exits_143_with_a_checkpoint(big_idx_dir, tmp_path):
     child = start_training(big_idx_dir, tmp_path / "run", epochs=30)
     _, stderr = signal_after_first_epoch(child, signal.SIGTERM)
     assert child.returncode == 143, stderr
-    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[1]["position"]["epoch"] >= 1
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz", CHECKPOINT_KEYS)[1]["position"]["epoch"] >= 1
 
 
 @posix_signals
@@ -329,14 +330,16 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_files(big_idx_dir, tmp_p
     _, stderr = signal_after_first_epoch(child, signal.SIGINT, signal.SIGINT, wait_for=out / "checkpoint.npz")
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr
-    load_checkpoint(out / "checkpoint.npz")  # whole: the epoch-end checkpoint, or the stop's own
+    load_checkpoint(
+        out / "checkpoint.npz", CHECKPOINT_KEYS
+    )  # whole: the epoch-end checkpoint, or the stop's own
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
 
 
 def test_a_checkpoint_of_another_format_is_refused_and_one_without_a_format_resumes(idx_dir, tmp_path):
     out = tmp_path / "stopped"
     interrupted(idx_dir, out, 40)
-    _, meta = load_checkpoint(out / "checkpoint.npz")
+    _, meta = load_checkpoint(out / "checkpoint.npz", CHECKPOINT_KEYS)
     assert meta["format_version"] == 1
     with np.load(out / "checkpoint.npz") as npz:
         saved = dict(npz)
