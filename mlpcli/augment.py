@@ -26,6 +26,25 @@ def is_off(config: AugmentConfig) -> bool:
     return not (config.shift or config.rotate or config.scale or config.flip)
 
 
+def check(config: AugmentConfig, image_shape: tuple[int, int]) -> None:
+    """The ConfigError of data.augment keys that cannot work together on images of `image_shape`."""
+    rows, cols = image_shape
+    if config.shift >= min(rows, cols):
+        raise ConfigError(
+            f"data.augment.shift = {config.shift} could move a {rows}×{cols} image out of its frame:"
+            f" it must be below {min(rows, cols)}"
+        )
+    transformations = _size_of_bank(config)
+    bank_bytes = transformations * rows * cols * np.dtype(np.intp).itemsize
+    if bank_bytes > MAX_BANK_BYTES:
+        raise ConfigError(
+            f"data.augment: rotate {config.rotate:g}, scale {config.scale:g}"
+            f"{' and flip' if config.flip else ''} make {transformations:,} transformations, whose maps"
+            f" would take {bank_bytes / 2**20:,.0f} MiB (at most {MAX_BANK_BYTES // 2**20} MiB):"
+            " lower data.augment.rotate or data.augment.scale"
+        )
+
+
 class Augmenter:
     """Random transformations of uint8 batches of images (rows, cols) flattened to rows."""
 
@@ -33,20 +52,7 @@ class Augmenter:
         self, config: AugmentConfig, image_shape: tuple[int, int], batch_size: int, rng: np.random.Generator
     ):
         rows, cols = image_shape
-        if config.shift >= min(rows, cols):
-            raise ConfigError(
-                f"data.augment.shift = {config.shift} could move a {rows}×{cols} image out of its frame:"
-                f" it must be below {min(rows, cols)}"
-            )
-        transformations = _size_of_bank(config)
-        bank_bytes = transformations * rows * cols * np.dtype(np.intp).itemsize
-        if bank_bytes > MAX_BANK_BYTES:
-            raise ConfigError(
-                f"data.augment: rotate {config.rotate:g}, scale {config.scale:g}"
-                f"{' and flip' if config.flip else ''} make {transformations:,} transformations, whose maps"
-                f" would take {bank_bytes / 2**20:,.0f} MiB (at most {MAX_BANK_BYTES // 2**20} MiB):"
-                " lower data.augment.rotate or data.augment.scale"
-            )
+        check(config, image_shape)
         self.shift, self.image_shape, self.rng = config.shift, image_shape, rng
         # every source pixel lies within the image or at most shift + 1 outside it, where the
         # frame is background; after a shift of up to `shift` it still lies within the frame

@@ -495,7 +495,9 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
     type=click.Choice(["mlp", "rnn"]),
     default="mlp",
     show_default=True,
-    help="rnn: the vanilla RNN's back-propagation through time instead.",
+    help="rnn: back-propagation through time of equations.md §6's RNN (one sequence, an output"
+    " at every step) instead; the RNN that model.kind: rnn trains is checked with --config"
+    " configs/mnist_rnn.yaml.",
 )
 @click.option(
     "--all",

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from mlpcli import models
 from mlpcli.config import Config
 from mlpcli.data import MNIST_SHAPE, N_CLASSES
-from mlpcli.models import build_model
 from mlpcli.nn.base import Network
 from mlpcli.nn.losses import SoftmaxCrossEntropy
 from mlpcli.nn.mlp import MLP
@@ -228,8 +228,9 @@ def relu_pattern(model: Network) -> Callable[[], np.ndarray]:
 
 def check_config(config: Config, settings: GradcheckSettings) -> list[Row]:
     """The model a config describes, at MNIST's image size: an MLP, or an RNN over its 28 rows."""
+    models.check_config(config, MNIST_SHAPE, N_CLASSES)  # what training it would meet, said first
     rng = np.random.default_rng(settings.seed)
-    model = build_model(config.model, MNIST_SHAPE, N_CLASSES, rng, np.float64)  # at MNIST's size
+    model = models.build_model(config.model, MNIST_SHAPE, N_CLASSES, rng, np.float64)  # at MNIST's size
     return check_network(model, rng, config.train.weight_decay, settings)
 
 

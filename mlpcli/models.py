@@ -1,12 +1,15 @@
 """From a config's model section to a network of the kind model.kind names (nn/kinds.py). A
 model section whose keys contradict each other, or that makes a network larger than this
-machine's memory can train, is a ConfigError before the network is allocated."""
+machine's memory can train, is a ConfigError before the network is allocated; so is any
+config whose keys cannot work together (check_config: mlp train, mlp sweep before any trial
+and mlp gradcheck --config all ask it)."""
 
 import os
 
 import numpy as np
 
-from mlpcli.config import ModelConfig
+from mlpcli import augment, train
+from mlpcli.config import Config, ModelConfig
 from mlpcli.errors import ConfigError
 from mlpcli.nn.base import Network
 from mlpcli.nn.kinds import KINDS
@@ -16,8 +19,27 @@ from mlpcli.nn.kinds import KINDS
 # network the kept weights are saved from
 TRAINING_COPIES = 7
 GIB = 2**30
-CHECKED_KEYS = ("model.kind", "model.hidden", "model.dropout")  # what check_model reads of a config
+CHECKED_KEYS = (  # what check_config reads of a config: the keys that can contradict each other
+    "model.kind",
+    "model.hidden",
+    "model.dropout",
+    "train.keep",
+    "train.patience",
+    *(f"data.augment.{key}" for key in ("shift", "rotate", "scale", "flip")),
+)
 CGROUP_LIMIT = "/sys/fs/cgroup/memory.max"  # a Linux container's memory, when it has a limit
+
+
+def check_config(
+    config: Config, image_shape: tuple[int, int], n_classes: int, n_train: int | None = None
+) -> None:
+    """The ConfigError of keys that cannot work together, for images of `image_shape` and
+    `n_classes` classes (and, given their count `n_train`, that many training examples):
+    the model's (check_model), training's (train.check) and augmentation's (augment.check).
+    Every key it reads is in CHECKED_KEYS."""
+    check_model(config.model, image_shape, n_classes)
+    train.check(config.train, n_train)
+    augment.check(config.data.augment, image_shape)
 
 
 def build_model(

@@ -25,8 +25,8 @@ def flush_denormals(buffer: np.ndarray) -> None:
     denormals), where every arithmetic pass over it runs many times slower. Dropping such an
     entry changes the step it feeds by less than 1e-32: less than half a float32 step of any
     weight above 1e-24 in size. Weights go denormal too, where weight decay pulls a dead
-    unit's weights towards 0; on some CPUs (Intel's, here) a matrix product with denormal
-    entries runs 100× slower. Setting such a weight to 0 moves it by less than 1.2e-38."""
+    unit's weights towards 0; on some CPUs a matrix product with denormal entries runs many
+    times slower (docs/speed.md measures it). Setting such a weight to 0 moves it by less than 1.2e-38."""
     np.copyto(buffer, 0, where=np.abs(buffer) < np.finfo(buffer.dtype).tiny)
 
 

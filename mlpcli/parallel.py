@@ -16,7 +16,7 @@ import numpy as np
 
 PARTS = 4
 ALIGN = 16  # parts start on a multiple of 16 elements (64 bytes of float32)
-MIN_SIZE = 1 << 18  # shorter buffers are done whole: the hand-overs (~0.1 ms) would cost more
+MIN_SIZE = 1 << 18  # shorter buffers are done whole: handing parts over would cost more than it saves
 
 
 class Worker:

@@ -92,12 +92,12 @@ def _history(path: Path) -> list[dict]:
     return rows
 
 
-RUN_FILES = (artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.WEIGHTS, artifacts.CHECKPOINT)
+MARKS = (artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.WEIGHTS, artifacts.CHECKPOINT)
 
 
 def is_run(path: Path) -> bool:
     """Whether `path` is a run directory: a directory with any file a run writes."""
-    return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
+    return path.is_dir() and any((path / name).exists() for name in MARKS)
 
 
 def run_paths(folder: Path) -> list[Path]:

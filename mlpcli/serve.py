@@ -8,7 +8,7 @@ equations carried one layer further give ∂m/∂x: which pixels push towards k 
 saturates (ŷ_k = 1 in float32), and its gradient with it.
 
 It serves only what it means to: its own three page files, the runs it lists (found under
-one folder, or one run) and their RUN_FILES. Bodies are capped at MAX_BODY bytes and images
+one folder, or one run) and their SERVED_FILES. Bodies are capped at MAX_BODY bytes and images
 at MAX_PIXELS, checked from the header before decoding. Nothing is written, nothing started.
 """
 
@@ -44,7 +44,7 @@ MAX_BODY = 4 * 2**20  # bytes of a request body: a photo from a phone fits
 MAX_PIXELS = 4000 * 3000  # of an image (a phone's photo), read from its header before decoding;
 # one image is prepared at a time (make_app's limiter), so memory stays bounded: ~0.5 GB at the cap
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow's raster formats served
-RUN_FILES = (
+SERVED_FILES = (
     artifacts.CURVES,
     artifacts.CONFUSION,
     artifacts.MISTAKES,
@@ -61,9 +61,9 @@ PAGE = {  # the page's own files: path → (file in mlpcli/web, media type)
 
 @dataclass
 class Model:
-    """A run's saved model, loaded once and shared by every request. The forward and backward
-    passes keep their activations and gradients in the model, so one request at a time runs
-    them (`lock`): a few hundred microseconds beside the image's preparation."""
+    """A run's saved model, loaded once and shared by every request. Its network keeps a pass's
+    activations and gradients in buffers it reuses (Network's buffer rules), so one request at
+    a time runs it (`lock`), and what a request keeps of them it copies."""
 
     saved: artifacts.Saved
     lock: threading.Lock
@@ -231,7 +231,7 @@ def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
     async def run_file(request: Request) -> Response:
         name, file = request.path_params["name"], request.path_params["file"]
         path = await run_in_threadpool(catalogue.path, name)
-        if file not in RUN_FILES or not (path / file).is_file():
+        if file not in SERVED_FILES or not (path / file).is_file():
             raise HTTPException(404, f"run {name!r} has no file {file!r} to serve")
         return FileResponse(path / file)
 
@@ -277,7 +277,7 @@ def describe(run: runs.Run) -> dict:
     row = run.cells([])
     return row | {
         "classes": CLASS_NAMES.get(str(row["dataset"]), CLASS_NAMES["mnist"]),
-        "files": [name for name in RUN_FILES if (run.path / name).is_file()],
+        "files": [name for name in SERVED_FILES if (run.path / name).is_file()],
     }
 
 

@@ -39,7 +39,7 @@ from mlpcli.config import (
 )
 from mlpcli.data import MNIST_SHAPE, N_CLASSES, locate
 from mlpcli.errors import ConfigError, DivergedError, MlpError, RunAborted, TrainingInterrupted
-from mlpcli.models import CHECKED_KEYS, check_model
+from mlpcli.models import CHECKED_KEYS, check_config
 from mlpcli.tables import text_table
 from mlpcli.train import EpochRecord, Stop
 
@@ -126,7 +126,7 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
         )
     fixed = {parse_override(item)[0] for item in overrides}
     params = [_param(str(key), value, base, fixed) for key, value in space.items()]
-    _check_models(params, base)
+    _check_combinations(params, base)
     seed = raw.get("seed")
     if seed is not None and (
         not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED
@@ -205,18 +205,18 @@ def _check_value(key: str, value: Any, base: dict) -> None:
         raise ConfigError(f"sweep space: {key} reaches a value the config refuses: {e}") from None
 
 
-def _check_models(params: list[Param], base: dict) -> None:
-    """Every model the swept keys that check_model reads can make together (each choice, and
-    each end of a range) must be one that can be built: checked without building it, so a
-    width of a million costs nothing here."""
-    shaping = [p for p in params if p.key in CHECKED_KEYS]
-    for combination in itertools.product(*(p.choices or (p.low, p.high) for p in shaping)):
-        chosen = list(zip((p.key for p in shaping), combination))
+def _check_combinations(params: list[Param], base: dict) -> None:
+    """Every config the swept keys that check_config reads can make together (each choice, and
+    each end of a range), with the base config's other keys, must be one that can train:
+    checked without building a network, so a width of a million costs nothing here."""
+    together = [p for p in params if p.key in CHECKED_KEYS]
+    for combination in itertools.product(*(p.choices or (p.low, p.high) for p in together)):
+        chosen = list(zip((p.key for p in together), combination))
         try:
-            check_model(from_dict(with_values(base, chosen)).model, MNIST_SHAPE, N_CLASSES)
+            check_config(from_dict(with_values(base, chosen)), MNIST_SHAPE, N_CLASSES)
         except ConfigError as e:
-            together = " and ".join(f"{key} = {value}" for key, value in chosen)
-            said = f"with {together}, the model cannot be built: " if len(chosen) > 1 else ""
+            values = " and ".join(f"{key} = {value}" for key, value in chosen)
+            said = f"with {values}, trials cannot run: " if len(chosen) > 1 else ""
             raise ConfigError(f"sweep space: {said}{e}") from None
 
 

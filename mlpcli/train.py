@@ -121,6 +121,20 @@ def clip_by_norm(grads: np.ndarray, clip: float) -> bool:
     return True
 
 
+def check(config: TrainConfig, n_train: int | None = None) -> None:
+    """The ConfigError of train.* keys that cannot work together (or, given the training
+    examples' count `n_train`, with the data)."""
+    if config.keep == "last" and config.patience:
+        raise ConfigError(
+            f"train.patience = {config.patience} can never stop a run that keeps its last epoch"
+            " (train.keep = last): set train.patience=0 or another train.keep"
+        )
+    if n_train is not None and config.batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size = {config.batch_size} is larger than the training data ({n_train} examples)"
+        )
+
+
 class Trainer:
     """Epochs over `train`: shuffled mini-batches, forward, the delta equations backward, an
     optimizer step; validation, early stopping and the kept weights after each epoch. Owns
@@ -137,16 +151,7 @@ class Trainer:
         rng: np.random.Generator,
         augment: AugmentConfig | None = None,
     ):
-        if config.keep == "last" and config.patience:
-            raise ConfigError(
-                f"train.patience = {config.patience} can never stop a run that keeps its last epoch"
-                " (train.keep = last): set train.patience=0 or another train.keep"
-            )
-        if config.batch_size > len(train):
-            raise ConfigError(
-                f"train.batch_size = {config.batch_size} is larger than the training data"
-                f" ({len(train)} examples)"
-            )
+        check(config, len(train))
         self.model, self.train, self.norm, self.config = model, train, norm, config
         self.validation = validation
         self.X_validation = norm.apply(validation.images)

@@ -56,6 +56,7 @@ def train_run(
     with artifacts.run_directory(out, "overwrite" if overwrite else "new") as out:
         splits = load_splits(config.data, config.train.seed)
         _check_dataset(splits, config.data)
+        models.check_config(config, splits.train.image_shape, N_CLASSES, len(splits.train))
         norm = Normalisation.of(splits.train.images)
         init_rng, fit_rng = np.random.default_rng(config.train.seed).spawn(2)
         model = models.build_model(config.model, splits.train.image_shape, N_CLASSES, init_rng)
@@ -77,6 +78,7 @@ def resume_run(
         arrays, meta = artifacts.load_checkpoint(out / artifacts.CHECKPOINT, CHECKPOINT_KEYS)
         before, config = resumed_config(meta.get("config"), overrides, out / artifacts.CHECKPOINT)
         splits = load_splits(config.data, config.train.seed)
+        models.check_config(config, splits.train.image_shape, N_CLASSES, len(splits.train))
         model = models.build_model(config.model, splits.train.image_shape, N_CLASSES)
         try:
             norm = Normalisation(**meta["norm"])

@@ -479,7 +479,7 @@ BUGS = [
     Bug(
         "sweep-models-unchecked",
         "sweep.py",
-        "            check_model(from_dict(with_values(base, chosen)).model, MNIST_SHAPE, N_CLASSES)",
+        "            check_config(from_dict(with_values(base, chosen)), MNIST_SHAPE, N_CLASSES)",
         "            from_dict(with_values(base, chosen))",
     ),
     Bug(

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import mlp
 
 from mlpcli.cli import main
 from mlpcli.gradcheck import GradcheckSettings, check_tensors, compare, relu_pattern, worst_entries
@@ -135,3 +136,12 @@ def test_the_worst_entry_shown_is_a_failing_one_when_any_fails():
     row = compare("c", "t", analytic, numeric, GradcheckSettings())  # entry 1: relative 0.048, fails
     assert not row.passed and row.worst == (1,) and row.by_abs == 1
     assert "> 1e-06 and |a − n| > 1e-09: FAIL" in worst_entries([row], GradcheckSettings())
+
+
+def test_gradcheck_of_a_config_that_cannot_train_says_so_first(tmp_path):
+    """The same check of keys that fail together as mlp train and mlp sweep ask (check_config)."""
+    config = tmp_path / "config.yaml"
+    config.write_text("model: {hidden: [8]}\ntrain: {keep: last, patience: 3}\n")
+    result = mlp("gradcheck", "--config", config)
+    assert result.exit_code == 1, result.output
+    assert "train.patience = 3 can never stop a run that keeps its last epoch" in result.output

@@ -110,8 +110,24 @@ def study_of(out: Path, storage: str | None = None):
         (
             {"model.kind": {"choices": ["mlp", "rnn"]}, "model.hidden": {"choices": [[128], [128, 128]]}},
             [],
-            "with model.hidden = [128, 128] and model.kind = rnn, the model cannot be built: model.kind = rnn"
+            "with model.hidden = [128, 128] and model.kind = rnn, trials cannot run: model.kind = rnn"
             " has one recurrent layer, so model.hidden is its one width, such as [128] (it is [128, 128])",
+        ),
+        (  # keys of different sections that only fail together, with the base config's own
+            {"train.patience": {"low": 0, "high": 5}},
+            ["train.keep=last"],
+            "sweep space: train.patience = 5 can never stop a run that keeps its last epoch",
+        ),
+        (
+            {"data.augment.rotate": {"choices": [0, 90]}, "data.augment.scale": {"low": 0.0, "high": 0.99}},
+            ["data.augment.flip=true"],
+            "with data.augment.rotate = 90 and data.augment.scale = 0.99, trials cannot run: data.augment:"
+            " rotate 90, scale 0.99 and flip make",
+        ),
+        (
+            {"data.augment.shift": {"choices": [0, 2, 30]}},
+            [],
+            "sweep space: data.augment.shift = 30 could move a 28×28 image out of its frame",
         ),
     ],
 )

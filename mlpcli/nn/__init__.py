@@ -1,1 +1,2 @@
-"""The math core: each file reads beside ../shared/docs/equations.md (the project's docs/equations.md)."""
+"""The math core: each file reads beside the project's docs/equations.md. nn/base.py says what
+every kind of network is to its callers; nn/kinds.py lists the kinds."""
