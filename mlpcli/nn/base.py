@@ -9,7 +9,7 @@ nn/kinds.py; nothing outside nn/ (and models.py, which turns a config into a net
 which kind it holds."""
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -17,8 +17,19 @@ from mlpcli.nn.activations import ACTIVATIONS, Activation
 from mlpcli.nn.layers import scratch
 from mlpcli.nn.losses import Output
 
-if TYPE_CHECKING:
-    from mlpcli.config import ModelConfig  # read, never imported: nn/ stands below the config
+
+class ModelSection(Protocol):
+    """What a kind reads of a config's model section (config.ModelConfig, which nn/ stands
+    below and never imports)."""
+
+    hidden: list[int]
+    dropout: float
+    activation: str
+    output: str
+    output_activation: str
+    init: str
+    recurrent_init: str
+
 
 Spec = dict[str, Any]  # what rebuilds a network: sizes, activation, output, … (Network.spec)
 Layout = dict[str, tuple[int, ...]]  # tensor name → shape, in the flat buffer's order
@@ -49,7 +60,7 @@ class Network:
     # --- what each kind fills in -------------------------------------------------------------
 
     @classmethod
-    def spec_from_config(cls, m: "ModelConfig", image_shape: tuple[int, int], n_classes: int) -> Spec:
+    def spec_from_config(cls, m: ModelSection, image_shape: tuple[int, int], n_classes: int) -> Spec:
         """The spec of the network the model section `m` describes for images of `image_shape`
         (rows, columns) and `n_classes` classes; a ConfigError when its keys contradict each other."""
         raise NotImplementedError
@@ -66,7 +77,7 @@ class Network:
         """The network `spec` describes, its weights all zero (to be initialised or loaded)."""
         raise NotImplementedError
 
-    def initialise(self, rng: np.random.Generator, m: "ModelConfig") -> None:
+    def initialise(self, rng: np.random.Generator, m: ModelSection) -> None:
         """Draw the weights as the model section `m` says (model.init, …)."""
         raise NotImplementedError
 

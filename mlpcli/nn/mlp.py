@@ -10,7 +10,7 @@ import numpy as np
 
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.base import Layout, Network, Spec
+from mlpcli.nn.base import Layout, ModelSection, Network, Spec
 from mlpcli.nn.layers import Dense, dropout_mask, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
@@ -50,7 +50,7 @@ class MLP(Network):
         self.buffers: dict[str, np.ndarray] = {}  # reused from batch to batch (layers.scratch)
 
     @classmethod
-    def spec_from_config(cls, m, image_shape: tuple[int, int], n_classes: int) -> Spec:
+    def spec_from_config(cls, m: ModelSection, image_shape: tuple[int, int], n_classes: int) -> Spec:
         """An image's pixels in, `m.hidden`'s widths, a class out."""
         if m.dropout and not m.hidden:
             raise ConfigError(
@@ -77,7 +77,7 @@ class MLP(Network):
         outputs = spec["activation"], spec["output"], spec["output_activation"]
         return cls(spec["sizes"], *outputs, dropout, dtype)
 
-    def initialise(self, rng: np.random.Generator, m) -> None:
+    def initialise(self, rng: np.random.Generator, m: ModelSection) -> None:
         self.init(rng, m.init)
 
     @property

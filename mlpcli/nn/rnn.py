@@ -15,7 +15,7 @@ import numpy as np
 
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
-from mlpcli.nn.base import Layout, Network, Spec
+from mlpcli.nn.base import Layout, ModelSection, Network, Spec
 from mlpcli.nn.layers import dropout_mask, scratch
 from mlpcli.nn.losses import SoftmaxCrossEntropy, make_output
 from mlpcli.nn.mlp import INITS
@@ -144,7 +144,7 @@ class RNN(Network):
         self.mask: np.ndarray | None = None  # dropout mask of h^(T)
 
     @classmethod
-    def spec_from_config(cls, m, image_shape: tuple[int, int], n_classes: int) -> Spec:
+    def spec_from_config(cls, m: ModelSection, image_shape: tuple[int, int], n_classes: int) -> Spec:
         """An image's rows as the steps, `m.hidden`'s one width as the units, a class out."""
         if len(m.hidden) != 1:
             raise ConfigError(
@@ -173,7 +173,7 @@ class RNN(Network):
         outputs = spec["activation"], spec["output"], spec["output_activation"]
         return cls(T, n_inputs // T, H, K, *outputs, dropout, dtype)
 
-    def initialise(self, rng: np.random.Generator, m) -> None:
+    def initialise(self, rng: np.random.Generator, m: ModelSection) -> None:
         self.init(rng, m.init, m.recurrent_init)
 
     @property
