@@ -55,7 +55,8 @@ def did_you_mean(given: Any, choices: Sequence[str]) -> str:
     return f"; did you mean {close!r}?" if close is not None else ""
 
 
-# model.kind: a kind in nn/kinds.py, looked up when checked (so also one registered later)
+# model.kind: a kind in nn/kinds.py, looked up when checked (so one registered later passes; the
+# words of the message and --help name the kinds there were at import)
 REGISTERED_KIND = Check(lambda v: v in KINDS, "one of " + ", ".join(KINDS), tuple(KINDS))
 POSITIVE = Check(lambda v: v > 0, "> 0")
 NON_NEGATIVE = Check(lambda v: v >= 0, ">= 0")

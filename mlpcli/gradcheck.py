@@ -9,6 +9,9 @@ has a meaningless relative error. A wrong derivative errs by far more than `atol
 
 A ReLU whose pre-activation changes sign between θ+ε and θ-ε (a kink crossed by the step)
 makes the numerical value meaningless there: such entries are counted as kinks, not failures.
+
+`run_checks` is what `mlp gradcheck` checks (a config's model, or fixed small nets), and
+`step_size_hint` says when a failure is the step's, not the backprop's.
 """
 
 from collections.abc import Callable
@@ -226,7 +229,7 @@ def relu_pattern(model: Network) -> Callable[[], np.ndarray]:
     return lambda: np.concatenate([(a > 0).ravel() for a in model.hidden_outputs])
 
 
-def check_config(config: Config, settings: GradcheckSettings) -> list[Row]:
+def check_configured(config: Config, settings: GradcheckSettings) -> list[Row]:
     """The model a config describes, at MNIST's image size: an MLP, or an RNN over its 28 rows."""
     models.check_config(config, MNIST_SHAPE, N_CLASSES)  # what training it would meet, said first
     rng = np.random.default_rng(settings.seed)
@@ -458,5 +461,5 @@ def run_checks(
         jacobian_rows, example = check_jacobians(settings)
         rows += jacobian_rows
     if not rows:
-        rows = check_config(config, settings)
+        rows = check_configured(config, settings)
     return rows, example

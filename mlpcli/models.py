@@ -1,15 +1,16 @@
 """From a config's model section to a network of the kind model.kind names (nn/kinds.py). A
 model section whose keys contradict each other, or that makes a network larger than this
 machine's memory can train, is a ConfigError before the network is allocated; so is any
-config whose keys cannot work together (check_config: mlp train, mlp sweep before any trial
-and mlp gradcheck --config all ask it)."""
+config whose keys cannot work together (check_config: mlp train and its --resume, mlp sweep
+before any trial and mlp gradcheck --config all ask it)."""
 
 import os
+from dataclasses import fields
 
 import numpy as np
 
 from mlpcli import augment, train
-from mlpcli.config import Config, ModelConfig
+from mlpcli.config import AugmentConfig, Config, ModelConfig
 from mlpcli.errors import ConfigError
 from mlpcli.nn.base import Network
 from mlpcli.nn.kinds import KINDS
@@ -19,13 +20,11 @@ from mlpcli.nn.kinds import KINDS
 # network the kept weights are saved from
 TRAINING_COPIES = 7
 GIB = 2**30
-CHECKED_KEYS = (  # what check_config reads of a config: the keys that can contradict each other
-    "model.kind",
-    "model.hidden",
-    "model.dropout",
+CHECKED_KEYS = (  # the keys check_config reads that can contradict each other (a kind may read any model key)
+    *(f"model.{key.name}" for key in fields(ModelConfig)),
     "train.keep",
     "train.patience",
-    *(f"data.augment.{key}" for key in ("shift", "rotate", "scale", "flip")),
+    *(f"data.augment.{key.name}" for key in fields(AugmentConfig)),
 )
 CGROUP_LIMIT = "/sys/fs/cgroup/memory.max"  # a Linux container's memory, when it has a limit
 
@@ -36,7 +35,7 @@ def check_config(
     """The ConfigError of keys that cannot work together, for images of `image_shape` and
     `n_classes` classes (and, given their count `n_train`, that many training examples):
     the model's (check_model), training's (train.check) and augmentation's (augment.check).
-    Every key it reads is in CHECKED_KEYS."""
+    CHECKED_KEYS are the keys it reads, but for train.batch_size (with the count)."""
     check_model(config.model, image_shape, n_classes)
     train.check(config.train, n_train)
     augment.check(config.data.augment, image_shape)

@@ -227,16 +227,16 @@ def plot_runs(paths: list[Path], out: Path, echo: Echo) -> None:
     draw is left out, with a word; none to draw at all is an error."""
     from mlpcli import plots
 
-    found = [run_ for path in paths for run_ in (find_runs(path) if path.is_dir() else [])]
+    found = [run for path in paths for run in (find_runs(path) if path.is_dir() else [])]
     missing = [path for path in paths if not path.is_dir()]
     if missing:
         raise RunDirError(f"{missing[0]}: no such run directory")
-    drawn = [run_ for run_ in found if run_.history]
-    for run_ in found:
-        if not run_.history:
-            echo(f"left out {run_.path}: nothing to plot ({'; '.join(run_.problems) or 'no epoch finished'})")
+    drawn = [run for run in found if run.history]
+    for run in found:
+        if not run.history:
+            echo(f"left out {run.path}: nothing to plot ({'; '.join(run.problems) or 'no epoch finished'})")
     if not drawn:
         raise RunDirError(f"nothing to plot: no epoch finished in {', '.join(map(str, paths))}")
-    curves = list(zip(labels(drawn), (run_.history for run_ in drawn)))
+    curves = list(zip(labels(drawn), (run.history for run in drawn)))
     title = f"{len(drawn)} run{'s' if len(drawn) != 1 else ''}"
     artifacts.save_figure(out, plots.compare(curves, title))

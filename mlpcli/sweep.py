@@ -99,8 +99,8 @@ class Spec:
 def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = None) -> Spec:
     """The spec file at `path`, every swept key checked against the config schema before any
     trial: a ConfigError (naming the key) for an unknown key, a range that does not fit the
-    key's type or allowed values, values of several keys that make a model together that
-    cannot be built, or an empty space."""
+    key's type or allowed values, values of several keys that cannot train together
+    (models.check_config), or an empty space."""
     raw = read_yaml(path, "sweep spec")
     unknown = [key for key in raw if key not in SPEC_KEYS]
     if set(unknown) & {"data", "model", "train"}:

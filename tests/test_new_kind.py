@@ -103,7 +103,7 @@ KIND = ["--set", "model.kind=linear", "--set", "model.hidden=[]", "--set", "mode
 
 
 def test_a_kind_registered_in_nn_alone_goes_through_every_command(linear_kind, mnist_dir, tmp_path):
-    run = tmp_path / "runs" / "linear"
+    run = tmp_path / "runs" / "toy"
     data = ["--set", "data.source=idx", "--set", f"data.dir={mnist_dir}", "--set", "data.augment.shift=0"]
     trained = mlp("train", *KIND, *data, "--set", "train.epochs=1", "--out", run)
     assert trained.exit_code == 0, trained.output
@@ -120,7 +120,10 @@ def test_a_kind_registered_in_nn_alone_goes_through_every_command(linear_kind, m
     assert predicted.exit_code == 0, predicted.output
     assert json.loads(predicted.output)[0]["predictions"][0]["class"] == 7
     listed = mlp("runs", run.parent)
-    assert listed.exit_code == 0 and "linear" in listed.output, listed.output
+    row = next(line for line in listed.output.splitlines() if line.startswith("toy"))
+    assert listed.exit_code == 0 and "completed" in row and f"{metrics['test_accuracy']:.4f}" in row, (
+        listed.output
+    )
 
     checked = mlp("gradcheck", *KIND, "--json")
     assert checked.exit_code == 0, checked.output
@@ -129,7 +132,7 @@ def test_a_kind_registered_in_nn_alone_goes_through_every_command(linear_kind, m
     assert {row["check"] for row in rows} == {"linear 784-10 softmax_cross_entropy"}
 
     with Served(run.parent) as url:
-        request = urllib.request.Request(f"{url}/api/predict?run=linear", DIGIT.read_bytes(), method="POST")
+        request = urllib.request.Request(f"{url}/api/predict?run=toy", DIGIT.read_bytes(), method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = json.load(response)
     assert answer["predictions"][0]["class"] == 7 and answer["activations"] == [] and answer["states"] is None

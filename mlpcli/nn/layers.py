@@ -9,6 +9,11 @@ returns holds until the layer's next call.
 
 import numpy as np
 
+INITS = {  # the std of a weight matrix's entries drawn at random, by the scheme's name
+    "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),  # for relu layers
+    "xavier": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),  # for sigmoid / tanh
+}
+
 
 def scratch(buffers: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """The buffer `name` of `buffers`, cut to `shape`: reused from call to call, and made anew

@@ -11,14 +11,9 @@ import numpy as np
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.base import Layout, ModelSection, Network, Spec
-from mlpcli.nn.layers import Dense, dropout_mask, scratch
+from mlpcli.nn.layers import INITS, Dense, dropout_mask, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
-
-INITS = {
-    "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),  # std of W for relu layers
-    "xavier": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),  # std for sigmoid / tanh
-}
 
 
 class MLP(Network):

@@ -11,14 +11,15 @@ One sequence at a time; row t of `xs` is x^(t) and row t of `ys` is y^(t), a one
 soft label. h^(0) = 0. Note L is a sum over time steps, not a mean.
 """
 
+import numbers
+
 import numpy as np
 
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.base import Layout, ModelSection, Network, Spec
-from mlpcli.nn.layers import dropout_mask, scratch
+from mlpcli.nn.layers import INITS, dropout_mask, scratch
 from mlpcli.nn.losses import SoftmaxCrossEntropy, make_output
-from mlpcli.nn.mlp import INITS
 from mlpcli.nn.params import carve, flat_size
 
 SOFTMAX_CE = SoftmaxCrossEntropy()
@@ -161,7 +162,12 @@ class RNN(Network):
         sizes, steps = spec["sizes"], spec.get("steps")
         if len(sizes) != 3:
             raise ValueError(f"an rnn's sizes are [inputs, units, outputs], not {sizes}")
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or sizes[0] % steps:
+        if (
+            not isinstance(steps, numbers.Integral)
+            or isinstance(steps, bool)
+            or steps < 1
+            or sizes[0] % steps
+        ):
             found = "missing" if steps is None else repr(steps)
             raise ValueError(f"an rnn's steps should divide its {sizes[0]} inputs, found {found}")
         (_, H, K), D = sizes, sizes[0] // steps
