@@ -131,8 +131,8 @@ class Catalogue:
 
 def _test_accuracy(path: Path) -> float:
     try:
-        return float(artifacts.read_json(path / artifacts.METRICS).get("test_accuracy") or 0)
-    except (OSError, ValueError, TypeError):
+        return float(artifacts.read_metrics(path).get("test_accuracy") or 0)
+    except (ValueError, TypeError):  # a value that is no number
         return 0.0
 
 

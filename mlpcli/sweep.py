@@ -374,6 +374,21 @@ class Surplus(Exception):
     """A trial asked for while another worker asked for the last one: not run."""
 
 
+@contextlib.contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """While the sweep runs: Optuna's log at ERROR (its failed trials' tracebacks; our lines say
+    what failed) and its experimental warnings (the heartbeat's) ignored; both as they were after."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+@_optuna_quiet()
 def sweep(
     spec_path: Path,
     out: Path,
@@ -391,38 +406,6 @@ def sweep(
     trial whose worker stopped beating for 3 heartbeats is failed and run again once.
     DIR/best.yaml, sweep.json and the pictures are rewritten after each trial. Returns the
     summary; TrainingInterrupted when `should_stop()` said so (the trial under way, failed)."""
-    with _optuna_quiet():
-        return _sweep(
-            spec_path, out, echo, trials, storage, overrides, study_name, should_stop, progress, heartbeat
-        )
-
-
-@contextlib.contextmanager
-def _optuna_quiet() -> Iterator[None]:
-    """While the sweep runs: Optuna's log at ERROR (its failed trials' tracebacks; our lines say
-    what failed) and its experimental warnings (the heartbeat's) ignored; both as they were after."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-
-
-def _sweep(
-    spec_path: Path,
-    out: Path,
-    echo: Callable[[str], None],
-    trials: int | None,
-    storage: str | None,
-    overrides: tuple[str, ...],
-    study_name: str,
-    should_stop: Stop,
-    progress: bool | None,
-    heartbeat: int,
-) -> dict:
     spec = _data_once(read_spec(spec_path, overrides, trials), echo)
     if storage is None:
         artifacts.make_directory(out)  # the study's own file goes in it
@@ -670,6 +653,21 @@ def write_results(study, out: Path, summary: dict) -> None:
     draw(study, out)
 
 
+@contextlib.contextmanager
+def _pyplot_on_agg() -> Iterator[None]:
+    """pyplot's backend Agg (no window, no display needed) while the block runs, as it was after."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    plt.switch_backend("agg")
+    try:
+        yield
+    finally:
+        plt.switch_backend(backend)
+
+
+@_pyplot_on_agg()
 def draw(study, out: Path) -> dict:
     """history.png (each trial's objective, the best so far), importances.png (each parameter's
     share of the objective's variance, by Optuna's default evaluator) and slices.png (the
@@ -677,18 +675,6 @@ def draw(study, out: Path) -> dict:
     cannot make yet is left out. Returns the figures drawn, by file name. Optuna draws through
     pyplot: its backend is Agg (no window, no display needed) while they are drawn, as it was
     after."""
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    backend = matplotlib.get_backend()
-    plt.switch_backend("agg")
-    try:
-        return _drawn(study, out)
-    finally:
-        plt.switch_backend(backend)
-
-
-def _drawn(study, out: Path) -> dict:
     import matplotlib
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as plots

@@ -188,9 +188,11 @@ def _train(
         run.save_unfinished("diverged", error=str(e))
         raise
     except RunAborted:  # raised by on_epoch's caller (a sweep whose storage failed)
+        run.checkpoint()
         run.save_unfinished("interrupted")
         raise
     if not finished:
+        run.checkpoint()
         run.save_unfinished("interrupted")
         raise run.interrupted()
     return run.finish(progress)
@@ -233,10 +235,7 @@ class _Training:
         return self.prune(record)
 
     def save_unfinished(self, status: str, **more: str) -> None:
-        """A run that stopped before its end: what it has so far (and, unless it diverged, a
-        checkpoint to resume from)."""
-        if status != "diverged":
-            self.checkpoint()
+        """A run that stopped before its end: what it has so far."""
         history = self.trainer.history
         so_far = {"epochs": len(history.epochs), "kept_epoch": history.kept_epoch}
         self.save({"status": status, **more} | so_far | {"data": self.splits.source.to_dict()})

@@ -8,7 +8,6 @@ A kind of network is a subclass that fills in the methods marked so and is regis
 nn/kinds.py; nothing outside nn/ (and models.py, which turns a config into a network) asks
 which kind it holds."""
 
-import math
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from mlpcli.nn.activations import ACTIVATIONS, Activation
 from mlpcli.nn.layers import scratch
 from mlpcli.nn.losses import Output
+from mlpcli.nn.params import flat_size
 
 
 class ModelSection(Protocol):
@@ -122,7 +122,7 @@ class Network:
 
     @classmethod
     def parameter_count(cls, spec: Spec) -> int:
-        return sum(math.prod(shape) for shape in cls.layout_of(spec).values())
+        return flat_size(list(cls.layout_of(spec).values()))
 
     def reads(self, image_shape: tuple[int, int]) -> bool:
         """Whether it reads images of `image_shape` (rows, columns): as that many values, or
