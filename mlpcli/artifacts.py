@@ -5,7 +5,9 @@ atomically: to a temporary file beside it, then renamed over it."""
 import csv
 import io
 import json
+import math
 import os
+import stat
 import time
 import uuid
 import zipfile
@@ -14,15 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlpcli import locks
-from mlpcli.config import closest
+from mlpcli.config import YAML_LIMIT, closest, exhausted, yaml_mapping
 from mlpcli.data import CLASS_NAMES as DATASETS
 from mlpcli.data import Normalisation
-from mlpcli.errors import MlpError, RunDirError, WeightsError
+from mlpcli.errors import MlpError, RunDirError, RunFileError, WeightsError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.base import Network
 from mlpcli.nn.kinds import KINDS
@@ -41,6 +43,21 @@ WEIGHTS, CONFIG, METRICS, HISTORY, CURVES = (
     "curves.png",
 )
 EVAL, CONFUSION, MISTAKES = "eval.json", "confusion.png", "mistakes.png"  # of the test split
+# The most mlpcli reads of each run file, in bytes: far above what a run writes (config.yaml
+# and metrics.json ~1 KB, eval.json ~100 KB, history.csv ~100 bytes an epoch, each picture
+# ~100 KB), far below what would hurt a reader of a folder made to exhaust its memory.
+CONFIG_LIMIT = YAML_LIMIT  # 1 MB, as any config mlpcli reads
+JSON_LIMIT = 16 * 10**6  # metrics.json, eval.json
+MAX_NESTING = 32  # of their lists and mappings: mlp's own nest three deep
+HISTORY_LIMIT = 16 * 10**6
+PICTURE_LIMIT = 16 * 10**6  # curves.png, confusion.png, mistakes.png
+# weights.npz, on disk and in what its arrays declare: the default network's is 2.7 MB; 1 GB
+# holds 250 million float32 parameters, a network NumPy would train for weeks on MNIST
+WEIGHTS_LIMIT = 10**9
+# checkpoint.npz: the parameters four times over (the weights, the kept weights, Adam's two
+# moments), and the epoch's order of training examples (8 bytes each) within the fifth
+CHECKPOINT_LIMIT = 5 * WEIGHTS_LIMIT
+SMALL_ENTRY_LIMIT = 10**4  # bytes: a weights file's sizes, words and numbers (a thousand layers' widths)
 FORMAT_VERSION = 1
 # what np.load and zipfile raise on a damaged or foreign file
 UNREADABLE = (
@@ -153,20 +170,130 @@ def write_json(path: Path, value: dict) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
+def run_file(path: Path, limit: int) -> Path:
+    """`path` itself, when it is a regular file of at most `limit` bytes in its run directory
+    (`path.parent`; a link only when it leads to a file inside that directory): a run folder
+    is untrusted data, an archive's or a shared drive's. FileNotFoundError when nothing is
+    there; a RunFileError that says why otherwise. Decided from the file's status alone,
+    nothing opened (a FIFO would wait for a writer for ever)."""
+    _checked_status(path, limit)
+    return path
+
+
+def read_run_bytes(path: Path, limit: int) -> bytes:
+    """The bytes of the run file `path` (run_file's checks), never more than `limit`."""
+    with _opened(path, limit) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew since it was checked
+        raise RunFileError(f"{path.name} grew past {_amount(limit)} while it was read")
+    return data
+
+
+def read_run_text(path: Path, limit: int, errors: str = "strict") -> str:
+    """The text of the run file `path` (read_run_bytes), decoded from UTF-8 with `errors`."""
+    return read_run_bytes(path, limit).decode("utf-8", errors)
+
+
+def _checked_status(path: Path, limit: int) -> os.stat_result:
+    """The status of the file `path` names (of its target, for a link), once it passes run_file."""
+    status = os.lstat(path)
+    if stat.S_ISLNK(status.st_mode):
+        try:
+            target = path.resolve(strict=True)
+        except RuntimeError:  # a loop of links (an OSError from Python 3.13)
+            raise RunFileError(f"{path.name} is a link that leads round in a loop") from None
+        if path.parent.resolve() not in target.parents:
+            raise RunFileError(f"{path.name} is a link to a file outside the run")
+        status = os.stat(target)
+    _check_status(path.name, status, limit)
+    return status
+
+
+NOT_FILES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _check_status(name: str, status: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        what = next((words for test, words in NOT_FILES if test(status.st_mode)), "of another kind")
+        raise RunFileError(f"{name} is not a regular file ({what})")
+    if status.st_size > limit:
+        raise RunFileError(f"{name} is {_amount(status.st_size)}; mlpcli reads {name} up to {_amount(limit)}")
+
+
+@contextmanager
+def _opened(path: Path, limit: int) -> Iterator[IO[bytes]]:
+    """The run file `path` (run_file's checks) open for reading, checked again once open: the
+    file may have been swapped since. O_NONBLOCK: a FIFO swapped in is opened without waiting
+    for a writer, then refused."""
+    checked = _checked_status(path, limit)
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(descriptor, "rb") as f:
+        status = os.fstat(descriptor)
+        if (status.st_dev, status.st_ino) != (checked.st_dev, checked.st_ino):
+            raise RunFileError(f"{path.name} was replaced while it was read")
+        _check_status(path.name, status, limit)
+        yield f
+
+
+def _amount(size: int) -> str:
+    """A number of bytes as a person reads it: 3.2 GB, 16.0 MB, 512 bytes."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def _parsed(path: Path, parse: Callable[..., Any], *args: Any) -> Any:
+    """parse(*args) of the run file `path`'s text; a document made to exhaust the parser (nested
+    past Python's stack) is a RunFileError, as a refused file is."""
+    try:
+        return parse(*args)
+    except (RecursionError, MemoryError) as e:
+        raise RunFileError(f"{path.name} unreadable ({exhausted(e)})") from None
+
+
 def read_json(path: Path) -> dict:
-    """A JSON file holding a mapping (metrics.json, eval.json); ValueError if it holds another."""
-    value = json.loads(path.read_text(encoding="utf-8"))
+    """A run's JSON file holding a mapping (metrics.json, eval.json); ValueError if it holds
+    another, RunFileError if it is refused (run_file) or nested too deeply."""
+    value = _parsed(path, json.loads, read_run_text(path, JSON_LIMIT))
     if not isinstance(value, dict):
         raise ValueError(f"{path}: not a mapping")
+    if _deeper_than(value, MAX_NESTING):  # parsed, it would still exhaust whoever walks it
+        raise RunFileError(f"{path.name} unreadable (nested too deeply)")
     return value
 
 
+def _deeper_than(value: Any, depth: int) -> bool:
+    """Whether lists and mappings nest more than `depth` deep in `value` (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > depth:
+                return True
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def read_metrics(folder: Path) -> dict:
-    """The run's metrics.json, or {} when it is missing or unreadable."""
+    """The run's metrics.json, or {} when it is missing, unreadable or refused: the metrics
+    only add to what the weights say."""
     try:
         return read_json(folder / METRICS)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RunFileError):
         return {}
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The mapping of a run's config.yaml at `path`: a ConfigError for YAML that is bad, a
+    RunFileError for a file refused (run_file) or nested too deeply."""
+    return _parsed(path, yaml_mapping, read_run_text(path, CONFIG_LIMIT), path)
 
 
 def evaluation_files(split: str) -> tuple[str, str, str]:
@@ -273,44 +400,158 @@ def weights_file(target: Path) -> Path:
     )
 
 
-def load_weights(path: str | Path) -> Saved:
-    """Rebuild the model saved at `path` (a weights file or a run directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / WEIGHTS
-    arrays = _read_npz(path, WeightsError, "no such weights file", "weights file")
-    return _model_from(path, arrays)
+@dataclass(frozen=True)
+class _Entry:
+    """An array of an .npz archive as its .npy header declares it, none of its data read."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def size(self) -> int:
+        """Its bytes, header and data, as its zip entry declares them (and its header agrees)."""
+        return self.info.file_size
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    def read(self, archive: zipfile.ZipFile) -> np.ndarray:
+        with archive.open(self.info) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
 
 
-def _read_npz(path: Path, error: type[MlpError], missing: str, kind: str) -> dict[str, np.ndarray]:
-    """Every array of the .npz file at `path`, read without pickle; `error` when it is missing
-    or unreadable."""
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+NUMBERS_OR_TEXT = "biufU"  # the kinds of dtype mlp writes: numbers, and words (activation, meta)
+
+
+@contextmanager
+def _npz(
+    path: Path, limit: int, error: type[MlpError], missing: str, kind: str
+) -> Iterator[tuple[zipfile.ZipFile, dict[str, _Entry]]]:
+    """The .npz archive at `path`, a run file (run_file) of at most `limit` bytes, and its
+    arrays by name (_entries), which declare at most `limit` bytes in all; `error` when it is
+    missing or unreadable. No array's data is read."""
     try:
-        if path.is_file() and not zipfile.is_zipfile(path):  # np.load would try pickle, and say so
-            raise error(f"{path}: not a readable {kind} (that is an .npz archive, and this is none)")
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+        with _opened(path, limit) as f:
+            try:
+                archive = zipfile.ZipFile(f)
+            except zipfile.BadZipFile:
+                raise error(
+                    f"{path}: not a readable {kind} (that is an .npz archive, and this is none)"
+                ) from None
+            with archive:
+                entries = _entries(path, archive, error, kind)
+                declared = sum(entry.size for entry in entries.values())
+                if declared > limit:
+                    raise error(
+                        f"{path}: its arrays declare {_amount(declared)}; mlpcli reads {path.name}"
+                        f" up to {_amount(limit)}"
+                    )
+                yield archive, entries
     except FileNotFoundError:
         raise error(f"{path}: {missing}") from None
     except UNREADABLE as e:
         raise error(f"{path}: not a readable {kind} ({e})") from None
 
 
-def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
-    meta = ("format_version", "sizes", "activation", "output", "output_activation", "input_mean", "input_std")
-    missing = [name for name in meta if name not in arrays]
+def _entries(path: Path, archive: zipfile.ZipFile, error: type[MlpError], kind: str) -> dict[str, _Entry]:
+    """Each array of `archive` by name, from its .npy header alone. np.load allocates what a
+    header declares: a header that declares other than its zip entry's size is refused."""
+    entries = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if name == info.filename:
+            raise error(f"{path}: not a readable {kind} (it holds {info.filename!r}, which is no array)")
+        if name in entries:
+            raise error(f"{path}: not a readable {kind} (it holds {name} twice)")
+        with archive.open(info) as f:
+            read_header = NPY_HEADERS.get(np.lib.format.read_magic(f))
+            if read_header is None:
+                raise error(
+                    f"{path}: not a readable {kind} ({name} is of a .npy format this mlp does not read)"
+                )
+            shape, _, dtype = read_header(f)
+            header = f.tell()
+        if dtype.hasobject:
+            raise error(
+                f"{path}: not a readable {kind} (Object arrays cannot be loaded when allow_pickle=False):"
+                f" {name} holds Python objects"
+            )
+        if dtype.kind not in NUMBERS_OR_TEXT:
+            raise error(f"{path}: {name} holds {dtype}, neither numbers nor words")
+        entry = _Entry(info, shape, dtype)
+        if header + entry.nbytes != info.file_size:
+            raise error(
+                f"{path}: {name}'s header declares {_amount(entry.nbytes)} of data; its entry in the"
+                f" archive holds {_amount(info.file_size)} in all"
+            )
+        entries[name] = entry
+    return entries
+
+
+def load_weights(path: str | Path) -> Saved:
+    """Rebuild the model saved at `path` (a weights file or a run directory). Every entry is
+    checked from its header first; the small ones that give the layout are read before any
+    tensor, and a tensor only once its header fits the layout."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS
+    weights = _npz(path, WEIGHTS_LIMIT, WeightsError, "no such weights file", "weights file")
+    with weights as (archive, entries):
+        small = _read_small(path, archive, entries, SMALL_ENTRIES)
+        kind, names = _kind_of(path, small)
+        small |= _read_small(path, archive, entries, kind.SPEC_INTS)
+        spec, layout = _layout(path, kind, names, small)
+        _check_tensors(path, entries, layout, [*SMALL_ENTRIES, *kind.SPEC_INTS], kind.kind)
+        tensors = {name: entries[name].read(archive) for name in layout}
+    return _model_from(path, kind.from_spec(spec), tensors, small, names["dataset"])
+
+
+REQUIRED_ENTRIES = (
+    "format_version",
+    "sizes",
+    "activation",
+    "output",
+    "output_activation",
+    "input_mean",
+    "input_std",
+)
+# what a weights file holds beside its tensors (and its kind's SPEC_INTS): read before them
+SMALL_ENTRIES = tuple(dict.fromkeys((*REQUIRED_ENTRIES, *TEXT_ENTRIES, "epoch")))
+
+
+def _read_small(
+    path: Path, archive: zipfile.ZipFile, entries: dict[str, _Entry], names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The arrays of the entries `names` that `archive` holds, each refused unless small."""
+    present = [name for name in names if name in entries]
+    for name in present:
+        if entries[name].size > SMALL_ENTRY_LIMIT:
+            raise WeightsError(
+                f"{path}: {name} is {_amount(entries[name].size)}; in a weights file it is at most"
+                f" {_amount(SMALL_ENTRY_LIMIT)}"
+            )
+    return {name: entries[name].read(archive) for name in present}
+
+
+def _kind_of(path: Path, small: dict[str, np.ndarray]) -> tuple[type[Network], dict[str, str]]:
+    """The kind of network the small entries of the weights file at `path` describe, and its
+    words (TEXT_ENTRIES), each checked."""
+    missing = [name for name in REQUIRED_ENTRIES if name not in small]
     if missing:
         raise WeightsError(f"{path}: missing {', '.join(missing)}; is it an mlp weights file?")
-    version = arrays["format_version"]
+    version = small["format_version"]
     if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
         raise WeightsError(
             f"{path}: a weights file of format {version.tolist()!r}; this mlp reads format"
             f" {FORMAT_VERSION} (was it written by another version of mlp?)"
         )
-    sizes = arrays["sizes"]
+    sizes = small["sizes"]
     if sizes.ndim != 1 or len(sizes) < 2 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
         raise WeightsError(f"{path}: sizes {sizes!r} is not a list of layer widths")
-    names = {key: str(arrays.get(key, default)) for key, default in TEXT_ENTRIES.items()}
+    names = {key: str(small.get(key, default)) for key, default in TEXT_ENTRIES.items()}
     if names["kind"] not in KINDS:
         raise WeightsError(
             f"{path}: holds a model of kind {names['kind']!r}; this mlp knows {', '.join(KINDS)}"
@@ -323,31 +564,51 @@ def _model_from(path: Path, arrays: dict[str, np.ndarray]) -> Saved:
         or names["dataset"] not in DATASETS
     ):
         raise WeightsError(f"{path}: unknown activation, output or dataset {names}")
-    kind = KINDS[names["kind"]]
-    spec = {"sizes": [int(width) for width in sizes]} | {name: names[name] for name in SPEC_TEXTS}
-    spec |= {name: arrays[name].tolist() if name in arrays else None for name in kind.SPEC_INTS}
+    return KINDS[names["kind"]], names
+
+
+def _layout(
+    path: Path, kind: type[Network], names: dict[str, str], small: dict[str, np.ndarray]
+) -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """The spec of the network of `kind` the small entries describe, and its tensors' shapes."""
+    spec = {"sizes": [int(width) for width in small["sizes"]]} | {name: names[name] for name in SPEC_TEXTS}
+    spec |= {name: small[name].tolist() if name in small else None for name in kind.SPEC_INTS}
     try:
-        layout = kind.layout_of(spec)
+        return spec, kind.layout_of(spec)
     except ValueError as e:
         raise WeightsError(f"{path}: {e}") from None
-    for name, shape in layout.items():  # before allocating
-        array = arrays.get(name)
-        if array is None or array.shape != shape or array.dtype.kind != "f":
-            found = "missing" if array is None else f"{array.dtype} {array.shape}"
+
+
+def _check_tensors(
+    path: Path, entries: dict[str, _Entry], layout: dict, small: Sequence[str], kind: str
+) -> None:
+    """The tensors' headers fit the `layout`, and the file holds nothing else but `small`."""
+    for name, shape in layout.items():
+        entry = entries.get(name)
+        if entry is None or entry.shape != shape or entry.dtype.kind != "f":
+            found = "missing" if entry is None else f"{entry.dtype} {entry.shape}"
             raise WeightsError(f"{path}: {name} should be floats of shape {shape}, found {found}")
-    scalars = [arrays[key] for key in ("input_mean", "input_std")]
+    unknown = sorted(entries.keys() - layout.keys() - set(small))
+    if unknown:
+        raise WeightsError(f"{path}: holds {', '.join(unknown)}, which no {kind} weights file holds")
+
+
+def _model_from(
+    path: Path, model: Network, tensors: dict[str, np.ndarray], small: dict[str, np.ndarray], dataset: str
+) -> Saved:
+    """`model` with the `tensors` in it, and what the `small` entries say beside them."""
+    scalars = [small[key] for key in ("input_mean", "input_std")]
     if any(a.shape != () or a.dtype.kind != "f" for a in scalars):
         raise WeightsError(f"{path}: input_mean and input_std should be single numbers")
-    model = kind.from_spec(spec)
     for name, (target, _) in model.tensors().items():
-        target[...] = arrays[name]
+        target[...] = tensors[name]
     norm = Normalisation(float(scalars[0]), float(scalars[1]))
     if not np.isfinite(model.params).all() or not np.isfinite([norm.mean, norm.std]).all() or norm.std <= 0:
         raise WeightsError(f"{path}: holds non-finite values")
-    epoch = arrays.get("epoch")
+    epoch = small.get("epoch")
     if epoch is not None and (epoch.shape != () or epoch.dtype.kind not in "iu" or epoch < 1):
         raise WeightsError(f"{path}: epoch {epoch.tolist()!r} is not an epoch number")
-    return Saved(model, norm, names["dataset"], None if epoch is None else int(epoch))
+    return Saved(model, norm, dataset, None if epoch is None else int(epoch))
 
 
 def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
@@ -358,11 +619,15 @@ def save_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> No
 
 def load_checkpoint(path: Path, required: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the mapping of the checkpoint at `path`, of this format and holding the
-    `required` keys (train.CHECKPOINT_KEYS), or a RunDirError that says why not."""
-    arrays = _read_npz(path, RunDirError, "no checkpoint to resume from", "checkpoint")
+    `required` keys (train.CHECKPOINT_KEYS), or a RunDirError that says why not. Every entry
+    is checked from its header (_check_checkpoint) before any is read."""
+    checkpoint = _npz(path, CHECKPOINT_LIMIT, RunDirError, "no checkpoint to resume from", "checkpoint")
+    with checkpoint as (archive, entries):
+        _check_checkpoint(path, entries)
+        arrays = {name: entry.read(archive) for name, entry in entries.items()}
     try:
-        meta = json.loads(str(arrays.pop("meta")))
-    except (KeyError, ValueError) as e:
+        meta = _parsed(path, json.loads, str(arrays.pop("meta")))
+    except ValueError as e:
         raise RunDirError(f"{path}: not a readable checkpoint ({e})") from None
     if not isinstance(meta, dict) or not meta.keys() >= set(required):
         raise RunDirError(f"{path}: not a readable checkpoint (it needs {', '.join(sorted(required))})")
@@ -373,3 +638,26 @@ def load_checkpoint(path: Path, required: Sequence[str]) -> tuple[dict[str, np.n
             " (was it written by another version of mlp?)"
         )
     return arrays, meta
+
+
+CHECKPOINT_ENTRIES = ("params", "kept_params", "order", "meta")  # and the optimizer's, optimizer_*
+
+
+def _check_checkpoint(path: Path, entries: dict[str, _Entry]) -> None:
+    """The checkpoint holds the entries a trainer writes (Trainer.state) and no others: its
+    meta (within JSON_LIMIT), its params, and beside them copies of the params' size at most
+    (the kept params, the optimizer's state) and the epoch's order of examples."""
+    for name in ("meta", "params"):
+        if name not in entries:
+            raise RunDirError(f"{path}: not a readable checkpoint (it holds no {name})")
+    unknown = sorted(
+        name for name in entries if name not in CHECKPOINT_ENTRIES and not name.startswith("optimizer_")
+    )
+    if unknown:
+        raise RunDirError(f"{path}: holds {', '.join(unknown)}, which no checkpoint holds")
+    if entries["meta"].nbytes > JSON_LIMIT:
+        meta = _amount(entries["meta"].nbytes)
+        raise RunDirError(f"{path}: its meta is {meta}; a checkpoint's is at most {_amount(JSON_LIMIT)}")
+    for name, entry in entries.items():
+        if name not in ("meta", "order") and entry.nbytes > entries["params"].nbytes:
+            raise RunDirError(f"{path}: {name} declares more than the params it goes with")

@@ -159,21 +159,49 @@ def with_values(raw: dict[str, Any], values: Iterable[tuple[str, Any]]) -> dict[
     return raw
 
 
+YAML_LIMIT = 10**6  # bytes: the most read of a config or sweep spec (they are ~1 KB)
+
+
 def read_yaml(path: str | Path, what: str = "config") -> dict[str, Any]:
     """Read a YAML mapping with `yaml.safe_load`; anything else is a ConfigError that calls
-    the file `what` it is (a config, a sweep spec)."""
+    the file `what` it is (a config, a sweep spec). Read up to YAML_LIMIT bytes and no more,
+    from whatever `path` is (a link, or a pipe: `--config <(…)`)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as e:
+        with open(path, "rb") as f:
+            data = f.read(YAML_LIMIT + 1)
+    except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e}") from None
+    if len(data) > YAML_LIMIT:
+        raise ConfigError(
+            f"{what} {path} is larger than the {YAML_LIMIT // 10**6} MB mlpcli reads of a {what}"
+        )
+    try:
+        return yaml_mapping(data.decode("utf-8"), path, what)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e}") from None
+    except (RecursionError, MemoryError) as e:
+        raise ConfigError(f"{what} {path} is unreadable ({exhausted(e)})") from None
+
+
+def yaml_mapping(text: str, source: str | Path, what: str = "config") -> dict[str, Any]:
+    """The YAML mapping `text` (of the file `source`, a `what`); anything else is a
+    ConfigError. A document nested deeper than Python's stack goes raises RecursionError,
+    left to the caller to say whose file it is."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{what} {path} is not valid YAML: {_yaml_problem(e, lines=True)}") from None
+        raise ConfigError(f"{what} {source} is not valid YAML: {_yaml_problem(e, lines=True)}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{what} {path} must be a mapping of sections, not {_kind(raw)}")
+        raise ConfigError(f"{what} {source} must be a mapping of sections, not {_kind(raw)}")
     return raw
+
+
+def exhausted(error: RecursionError | MemoryError) -> str:
+    """What a document made to exhaust its parser did, in words (JSON or YAML nested past
+    Python's recursion limit, or larger than memory once parsed)."""
+    return "nested too deeply" if isinstance(error, RecursionError) else "too large to hold in memory"
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -42,3 +42,12 @@ class ImageError(MlpError):
 
 class ImageTooLarge(ImageError):
     """An image with more pixels than the reader was told to decode."""
+
+
+class ImageTooSlow(ImageError):
+    """An image whose decoding took longer than the reader was told to allow."""
+
+
+class RunFileError(MlpError):
+    """A file of a run directory that mlpcli refuses to read: a link out of the run, no
+    regular file (a FIFO, a device), larger than any run writes, or nested too deeply to parse."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli import artifacts
-from mlpcli.config import Config, read_yaml, with_overrides
+from mlpcli.config import Config, with_overrides
 from mlpcli.data import (
     CLASS_NAMES,
     N_CLASSES,
@@ -297,7 +297,10 @@ def _run_config(dataset: str, saved_config: Path, overrides: Sequence[str]) -> C
     the weights' dataset as its data.name unless the file names one, then `overrides`. A run
     that read the copy of MNIST shipped with mlpcli because tfds could not be reached reads
     it again (the same files), without trying the network first."""
-    raw = read_yaml(saved_config) if saved_config.exists() else {}
+    try:
+        raw = artifacts.read_config(saved_config)
+    except FileNotFoundError:  # weights alone, or a run that has lost its config
+        raw = {}
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{saved_config}: its data section must be a mapping, not {type(data).__name__}")

@@ -3,12 +3,13 @@ a half-written or damaged run is reported as such), the config keys that differ 
 them, a table a person reads, and their learning curves on one figure (`mlp runs`, `mlp plot`)."""
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpcli import artifacts, locks
-from mlpcli.config import flat_items, from_dict, read_yaml
-from mlpcli.errors import MlpError, RunDirError
+from mlpcli.config import flat_items, from_dict
+from mlpcli.errors import MlpError, RunDirError, RunFileError
 from mlpcli.output import Echo
 from mlpcli.tables import text_table
 from mlpcli.train import HISTORY_COLUMNS, REQUIRED_COLUMNS
@@ -68,21 +69,21 @@ def read_run(path: Path) -> Run:
             setattr(run, attribute, read(path / name))
         except FileNotFoundError:
             run.problems.append(f"no {name}")
+        except RunFileError as e:  # says the file and why
+            run.problems.append(str(e))
         except (OSError, ValueError, TypeError, KeyError, MlpError, csv.Error) as e:
             run.problems.append(f"{name} unreadable ({type(e).__name__})")
     return run
 
 
 def _config(path: Path) -> dict[str, object]:
-    if not path.exists():
-        raise FileNotFoundError(path)
-    return flat_items(from_dict(read_yaml(path)))
+    return flat_items(from_dict(artifacts.read_config(path)))
 
 
 def _history(path: Path) -> list[dict]:
     """history.csv's rows, each checked to hold every column as a number (ValueError if not)."""
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    text = artifacts.read_run_text(path, artifacts.HISTORY_LIMIT)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     for row in rows:
         if any(row.get(column) is None for column in REQUIRED_COLUMNS):
             raise ValueError("a column is missing")
