@@ -446,7 +446,13 @@ def sweep(
 
 @main.command(short_help="A web page to draw a digit on and see the network answer, and why.")
 @click.argument("target", default="runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=lambda ctx, param, value: _address(value),
+    help="The address to listen on: 127.0.0.1 is this machine alone; 0.0.0.0 every address it has.",
+)
 @click.option(
     "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
 )
@@ -461,9 +467,10 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
     \b
       mlp serve runs/ --open
       curl --data-binary @digit.png 'http://127.0.0.1:8000/api/predict?run=mnist'
+      curl -F file=@photo.jpg 'http://127.0.0.1:8000/api/predict'
 
-    It listens on 127.0.0.1 only, unless --host says otherwise. Needs Starlette and uvicorn:
-    the serve extra (from a clone: pip install -e ".[serve]").
+    It listens on 127.0.0.1 only, unless --host says otherwise. Ctrl-C stops it (exit code
+    130). Needs Starlette and uvicorn: the serve extra (from a clone: pip install -e ".[serve]").
     """
     try:
         from mlpcli import serve as server
@@ -474,7 +481,7 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
     with _errors():
         count = len(runs.run_paths(target))  # what it serves; each is read when asked for
         sock = server.listening_socket(host, port)
-    if host not in server.LOOPBACK:
+    if not server.is_loopback(host):
         say(f"warning: listening on {host}: anyone who can reach this port can use it", err=True)
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}/"
@@ -484,8 +491,22 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
     if open_browser:
         import webbrowser
 
-        webbrowser.open(url)
-    server.serve(target, sock, host)
+        if not webbrowser.open(url):
+            say(f"no web browser found to open: open {url} in one", err=True)
+    try:
+        server.serve(target, sock, host)
+    except KeyboardInterrupt:
+        say("stopped", err=True)
+        raise SystemExit(128 + signal.SIGINT) from None
+
+
+def _address(host: str) -> str:
+    """--host's value, which must name an address: an empty one would listen on every one."""
+    if not host.strip():
+        raise click.BadParameter(
+            "name an address to listen on: 127.0.0.1 (this machine alone) or 0.0.0.0 (every address)"
+        )
+    return host
 
 
 @main.command(short_help="Prove the hand-derived gradients against central differences.")

@@ -8,12 +8,18 @@ grain (a photo's paper) is taken off before the ink is found, and a stroke far t
 MNIST's pen at 28×28 is redrawn with it. Pillow decodes and resamples; the rest is NumPy.
 """
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from mlpcli.errors import ImageError, ImageTooLarge
+from mlpcli.errors import ImageError, ImageTooLarge, ImageTooSlow
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FIELD, BOX = 28, 20  # MNIST's image side, and the box its digits are scaled to fit
 MIN_CONTRAST = 32  # grey levels between background and ink below which an image counts as blank
@@ -26,6 +32,11 @@ NOISE = 4  # standard deviations of the border's noise that count as background,
 # to 10 pixels on drawings of 200 to 1000 pixels, which measure 0.06–0.45 before)
 PEN, THIN = 3.0, 0.9
 MIN_LENGTH = 4  # pixels of stroke at the box's scale, below which the ink is specks, not a digit
+# the longer side an image is reduced to before its digit is found: a digit filling a tenth of
+# it is still 5× the box, and a pen line of 3 pixels on a 2000-pixel drawing moves the 28×28
+# input by 4 grey levels in the mean (1024 px is also the side the page shrinks uploads to)
+WORK_SIDE = 1024
+BLOCK = 4096  # bytes Pillow decodes between two looks at the clock
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")  # Pillow's 16- and 32-bit integer and float modes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 
@@ -35,29 +46,30 @@ def read_image(
     name: str | None = None,
     max_pixels: int | None = None,
     formats: tuple[str, ...] | None = None,
+    seconds: float | None = None,
 ) -> np.ndarray:
     """The image at `source` (a path, or an open binary file called `name`) as grey levels
     (rows, cols) in 0–255, float: transparency is white, and 16-bit or floating-point images
-    are scaled from their own range. With `max_pixels`, a larger image is refused (ImageTooLarge)
-    from its header, before it is decoded; with `formats`, only those of Pillow's formats are
-    read (a server's: no EPS, which Pillow hands to Ghostscript)."""
+    are scaled from their own range. An image larger than WORK_SIDE on its longer side is
+    reduced to it (a JPEG decoded at a smaller scale, then box-averaged): to_mnist needs no
+    more, and memory and time stay bounded by it. With `max_pixels`, a larger image is refused
+    (ImageTooLarge) from its header, before it is decoded; with `seconds`, decoding that takes
+    longer is stopped (ImageTooSlow); with `formats`, only those of Pillow's formats are read
+    (a server's: no EPS, which Pillow hands to Ghostscript)."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # only the commands that read images
 
-    path = source if hasattr(source, "read") else Path(source)
-    name = name or str(path)
+    name = name or str(source)
     try:
-        with Image.open(path, formats=formats) as image:
+        with _opened(source) as file, Image.open(_Timed(file, seconds, name), formats=formats) as image:
             if max_pixels is not None and image.width * image.height > max_pixels:
                 raise ImageTooLarge(
-                    f"{name}: {image.width}×{image.height} pixels is more than the {max_pixels:,} read here"
+                    f"{name}: this image is {image.width * image.height / 1e6:.0f} MP"
+                    f" ({image.width}×{image.height} pixels); mlpcli reads up to {max_pixels / 1e6:.0f} MP"
                 )
-            image = ImageOps.exif_transpose(image)
-            if image.mode in WIDE_MODES:
-                return _stretched(np.asarray(image, dtype=np.float64))
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                white = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(white, image.convert("RGBA"))
-            return np.asarray(image.convert("L"), dtype=np.float64)
+            image.draft("L", (WORK_SIDE, WORK_SIDE))  # a JPEG: grey, at 1/2, 1/4 or 1/8 scale
+            image.decodermaxblock = BLOCK  # Pillow decodes a block at a time: the clock is read between
+            image.load()
+            return _grey(ImageOps.exif_transpose(image), name)
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{name}: too large to read safely ({e})") from None
     except FileNotFoundError:
@@ -66,8 +78,61 @@ def read_image(
         raise ImageError(f"{name}: is a directory, not an image") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image Pillow can read") from None
+    except MemoryError:
+        raise ImageTooLarge(f"{name}: too large to read in the memory there is") from None
     except (OSError, ValueError, SyntaxError) as e:  # truncated or damaged files
         raise ImageError(f"{name}: cannot read the image ({e})") from None
+
+
+@contextmanager
+def _opened(source: str | Path | IO[bytes]) -> Iterator[IO[bytes]]:
+    """`source` as an open binary file (a path is opened, and closed after)."""
+    if hasattr(source, "read"):
+        yield source
+    else:
+        with open(source, "rb") as file:
+            yield file
+
+
+class _Timed:
+    """A binary file whose reads fail (ImageTooSlow) once `seconds` have passed since it was
+    made: Pillow decodes as it reads, so a file that is slow to decode for its size (a
+    progressive JPEG of thousands of scans) is stopped between one block and the next."""
+
+    def __init__(self, file: IO[bytes], seconds: float | None, name: str):
+        self.file, self.name = file, name
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.seconds = seconds
+
+    def read(self, size: int = -1) -> bytes:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ImageTooSlow(f"{self.name}: took more than {self.seconds:g} s to decode; is it damaged?")
+        return self.file.read(size)
+
+    def __getattr__(self, attribute: str):  # seek, tell, …: the file's own
+        return getattr(self.file, attribute)
+
+
+def _grey(image: "Image.Image", name: str) -> np.ndarray:
+    """The decoded `image` as grey levels 0–255 (see read_image), no larger than WORK_SIDE."""
+    from PIL import Image
+
+    if image.mode in WIDE_MODES:
+        values = np.asarray(_reduced(image.convert("F")), dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError(f"{name}: holds values that are not numbers (infinity or NaN)")
+        return _stretched(values)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        white = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+    return np.asarray(_reduced(image.convert("L")), dtype=np.float64)
+
+
+def _reduced(image: "Image.Image") -> "Image.Image":
+    """`image` (grey or float) box-averaged by the smallest whole factor that brings its
+    longer side to WORK_SIDE or less."""
+    factor = -(-max(image.size) // WORK_SIDE)
+    return image.reduce(factor) if factor > 1 else image
 
 
 def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:

@@ -39,6 +39,12 @@ class Prediction:
         return line if self.score_name == "probability" else f"{line}   (mse scores, not probabilities)"
 
 
+NOT_FINITE = (
+    "the network's output is not finite (NaN or infinity): the run's weights or input normalisation"
+    " are broken; train it again"
+)
+
+
 def image_files(paths: Sequence[Path]) -> list[Path]:
     """`paths`, each folder among them replaced by the image files in it (by name), so that a
     folder of drawings is classified as its files are; a folder with none stays, to be
@@ -103,7 +109,10 @@ def predict_images(
         if save_inputs is not None:
             seen = save_inputs / _unused_name(save_inputs, Path(path).stem, used)
             artifacts.save_image(seen, pixels)
-        scores = model.output.scores(model.forward(saved.norm.apply(pixels.reshape(1, -1))))[0]
+        with np.errstate(all="ignore"):  # broken weights overflow: said once, below
+            scores = model.output.scores(model.forward(saved.norm.apply(pixels.reshape(1, -1))))[0]
+        if not np.isfinite(scores).all():
+            raise WeightsError(f"{target}: {NOT_FINITE}")
         ranked = np.argsort(-scores, kind="stable")[:top]
         ranks = [(int(k), names[k], float(scores[k])) for k in ranked]
         predictions.append(Prediction(str(path), ranks, None, model.output.score_name, seen and str(seen)))

@@ -8,12 +8,16 @@ equations carried one layer further give ∂m/∂x: which pixels push towards k 
 saturates (ŷ_k = 1 in float32), and its gradient with it.
 
 It serves only what it means to: its own three page files, the runs it lists (found under
-one folder, or one run) and their SERVED_FILES. Bodies are capped at MAX_BODY bytes and images
-at MAX_PIXELS, checked from the header before decoding. Nothing is written, nothing started.
+one folder, or one run) and their SERVED_FILES, each a regular file of its run. Bodies are
+capped at MAX_BODY bytes and images at MAX_PIXELS, checked from the header before decoding,
+and decoding at DECODE_SECONDS; a client may hold no more than mlpcli.connections allows.
+Nothing is written, nothing started.
 """
 
 import errno
 import io
+import ipaddress
+import json
 import math
 import os
 import re
@@ -22,36 +26,47 @@ import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlpcli import artifacts, predict, runs
 from mlpcli.data import CLASS_NAMES, one_hot
-from mlpcli.errors import ImageError, ImageTooLarge, MlpError
+from mlpcli.errors import ImageError, ImageTooLarge, MlpError, RunFileError
 from mlpcli.images import read_image, to_mnist
 from mlpcli.nn.base import Network
 
-MAX_BODY = 4 * 2**20  # bytes of a request body: a photo from a phone fits
-MAX_PIXELS = 4000 * 3000  # of an image (a phone's photo), read from its header before decoding;
-# one image is prepared at a time (make_app's limiter), so memory stays bounded: ~0.5 GB at the cap
+if TYPE_CHECKING:
+    import uvicorn
+
+MAX_BODY = 32 * 2**20  # bytes of a request body: a phone's photo as it is taken fits
+DRAINED = 4 * MAX_BODY  # bytes of a body over the cap read (and dropped) before the 413, so
+# that a client that sends its whole body before it reads (urllib) receives the answer
+MAX_PIXELS = 50_000_000  # of an image, read from its header before decoding: a 50 MP camera's
+# photos; JPEGs are decoded at a smaller scale, and the image reduced to images.WORK_SIDE at
+# once, so two at a time (make_app's limiter) stay within ~0.5 GB each at the cap
+DECODE_SECONDS = 3.0  # a 32 MB PNG decodes in under a second; one that takes longer is damaged or made to
+SHOWN_DIGITS = 4  # significant digits of the gradient and activations an answer gives
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow's raster formats served
-SERVED_FILES = (
-    artifacts.CURVES,
-    artifacts.CONFUSION,
-    artifacts.MISTAKES,
-    artifacts.CONFIG,
-    artifacts.METRICS,
-    artifacts.EVAL,
-)  # what a listed run's files may be fetched of
+SERVED_FILES = {  # what a listed run's files may be fetched of: name → (media type, most bytes)
+    artifacts.CURVES: ("image/png", artifacts.PICTURE_LIMIT),
+    artifacts.CONFUSION: ("image/png", artifacts.PICTURE_LIMIT),
+    artifacts.MISTAKES: ("image/png", artifacts.PICTURE_LIMIT),
+    artifacts.CONFIG: ("application/yaml", artifacts.CONFIG_LIMIT),
+    artifacts.METRICS: ("application/json", artifacts.JSON_LIMIT),
+    artifacts.EVAL: ("application/json", artifacts.JSON_LIMIT),
+}
 PAGE = {  # the page's own files: path → (file in mlpcli/web, media type)
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
@@ -71,11 +86,12 @@ class Model:
 
 class Catalogue:
     """The runs under `target` (a folder of runs, or one run), read afresh for each listing,
-    and their models, each loaded once per weights file."""
+    and their models, each loaded once per weights file: a file that fails to load is not
+    tried again until it changes (its error is kept instead)."""
 
     def __init__(self, target: Path):
         self.target = target
-        self.models: dict[tuple[str, int], Model] = {}
+        self.models: dict[tuple[str, int, int], Model | str] = {}
         self.loading = threading.Lock()
 
     def listing(self) -> dict[str, runs.Run]:
@@ -115,18 +131,22 @@ class Catalogue:
 
     def _loaded(self, path: Path) -> Model:
         try:
-            key = (path.name, (path / artifacts.WEIGHTS).stat().st_mtime_ns)
+            weights = (path / artifacts.WEIGHTS).stat()
         except FileNotFoundError:
             raise HTTPException(409, f"run {path.name!r} has no weights yet") from None
+        key = (path.name, weights.st_mtime_ns, weights.st_size)
         with self.loading:
             if key not in self.models:
                 try:
                     loaded = Model(predict.load_model(path), threading.Lock())
                 except MlpError as e:
-                    raise HTTPException(409, str(e)) from None
+                    loaded = str(e)
                 self.models = {k: m for k, m in self.models.items() if k[0] != key[0]}  # older weights
                 self.models[key] = loaded
-            return self.models[key]
+            found = self.models[key]
+        if isinstance(found, str):
+            raise HTTPException(409, found)
+        return found
 
 
 def _test_accuracy(path: Path) -> float:
@@ -142,10 +162,11 @@ def explain(model: Model, pixels: np.ndarray, top: int) -> dict:
     and the hidden layers' activations."""
     saved = model.saved
     network, names = saved.model, CLASS_NAMES[saved.dataset]
-    X = saved.norm.apply(pixels.reshape(1, -1))
-    with model.lock:
-        Z = network.forward(X)
+    with model.lock, np.errstate(all="ignore"):  # broken weights overflow: refused below
+        Z = network.forward(saved.norm.apply(pixels.reshape(1, -1)))
         scores = network.output.scores(Z)[0]
+        if not np.isfinite(scores).all():
+            raise HTTPException(409, predict.NOT_FINITE)
         layers = hidden_layers(network)
         order = np.argsort(-scores, kind="stable")  # k = order[0], the runner-up j = order[1]
         delta = one_hot(order[:1], len(scores), Z.dtype) - one_hot(order[1:2], len(scores), Z.dtype)
@@ -157,7 +178,7 @@ def explain(model: Model, pixels: np.ndarray, top: int) -> dict:
     return {
         "predictions": found.to_dict()["predictions"],
         "input": pixels.tolist(),
-        "gradient": gradient.reshape(pixels.shape).tolist(),
+        "gradient": shown(gradient.reshape(pixels.shape)).tolist(),
         "runner_up": {"class": int(order[1]), "name": names[order[1]]},
         **layers,
         "dataset": saved.dataset,
@@ -169,23 +190,72 @@ def hidden_layers(network: Network) -> dict:
     activations and its name; an RNN's are its last state h^(T), the one read out, and
     `states`, its hidden state after each row, h^(1…T) (null for an MLP)."""
     activations, names, states = network.hidden_outputs_shown()
-    states = None if states is None else [state.tolist() for state in states]
-    return {"activations": [a.tolist() for a in activations], "layer_names": names, "states": states}
+    states = None if states is None else shown(np.stack(states)).tolist()
+    return {"activations": [shown(a).tolist() for a in activations], "layer_names": names, "states": states}
+
+
+def shown(values: np.ndarray, digits: int = SHOWN_DIGITS) -> np.ndarray:
+    """`values` rounded to `digits` significant digits of the largest of them: what a picture
+    can show, and half the JSON (and half its time) of every digit of float32."""
+    largest = float(np.abs(values).max(initial=0.0))
+    if not math.isfinite(largest) or largest == 0:
+        return values
+    return np.round(values.astype(np.float64), digits - 1 - math.floor(math.log10(largest)))
+
+
+async def image_body(request: Request) -> bytes:
+    """The image file a request sends: its body, or the file of a multipart form (curl -F,
+    an HTML form)."""
+    body = await capped_body(request)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _form_file(request.headers, body)
+    return body
 
 
 async def capped_body(request: Request) -> bytes:
-    """The request's body, or a 413 as soon as it passes MAX_BODY (by its declared length, or
-    as it arrives)."""
+    """The request's body, or a 413 when it is larger than MAX_BODY: at once when its declared
+    length says so and the client waits to be told to send it (Expect: 100-continue) or it
+    is larger than DRAINED; otherwise once it is read, up to DRAINED bytes, the rest dropped."""
+    too_large = HTTPException(
+        413, f"the file is larger than {MAX_BODY / 2**20:.0f} MB, the most mlpcli reads"
+    )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
+    waits = request.headers.get("expect", "").lower() == "100-continue"
+    if declared.isdigit() and int(declared) > (MAX_BODY if waits else DRAINED):
+        raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAINED:
+                break
+            if size <= MAX_BODY:
+                chunks.append(chunk)
+    except ClientDisconnect:  # closed by the client, or by mlpcli.connections for being too slow
+        raise HTTPException(400, "the body did not arrive whole") from None
+    if size > MAX_BODY:
+        raise too_large
     return b"".join(chunks)
+
+
+class _FormInMemory(MultiPartParser):
+    spool_max_size = MAX_BODY  # an uploaded file stays in memory: the body is within the cap
+
+
+async def _form_file(headers: Headers, body: bytes) -> bytes:
+    """The first file of the multipart form `body`."""
+
+    async def stream():
+        yield body
+
+    try:
+        form = await _FormInMemory(headers, stream(), max_files=1, max_fields=16).parse()
+    except MultiPartException as e:
+        raise HTTPException(400, f"the form: {e.message}") from None
+    uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not uploads:
+        raise HTTPException(400, "the form holds no file: send the image as one (curl -F file=@digit.png)")
+    return await uploads[0].read()
 
 
 def prepared(body: bytes) -> np.ndarray:
@@ -193,7 +263,7 @@ def prepared(body: bytes) -> np.ndarray:
     if not body:
         raise HTTPException(400, "send the image file as the request body (PNG or JPEG)")
     try:
-        grey = read_image(io.BytesIO(body), "the image", MAX_PIXELS, FORMATS)
+        grey = read_image(io.BytesIO(body), "the image", MAX_PIXELS, FORMATS, DECODE_SECONDS)
         return to_mnist(grey, "the image")
     except ImageTooLarge as e:
         raise HTTPException(413, str(e)) from None
@@ -205,9 +275,9 @@ def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
     """The app over the runs under `target`; `hosts`: the Host headers it answers (None: any),
     so that a page elsewhere cannot reach a loopback server through DNS rebinding."""
     catalogue = Catalogue(target.resolve())  # resolved: `mlp serve .` inside a run names it
-    # one prediction at a time, beside the event loop: the work holds Python's lock (the GIL)
-    # nearly throughout, and more threads only contend for it (benchmarks/serve.py)
-    workers = anyio.CapacityLimiter(1)
+    # an image prepared on each core, beside the event loop (Pillow's decoding lets go of
+    # Python's lock); the network itself runs one request at a time (Model.lock)
+    workers = anyio.CapacityLimiter(2)
 
     async def page(request: Request) -> Response:
         name, media_type = PAGE[request.url.path]
@@ -222,30 +292,47 @@ def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
     async def list_runs(request: Request) -> JSONResponse:
         return JSONResponse(finite({"runs": await run_in_threadpool(described)}))
 
+    def one(name: str) -> dict:
+        run = catalogue.run(name)
+        try:
+            text = artifacts.read_run_text(run.path / artifacts.CONFIG, artifacts.CONFIG_LIMIT, "replace")
+        except (OSError, RunFileError):  # missing, or refused: the run's problems say which
+            text = None
+        return describe(run) | {"config": text, "metrics": run.metrics}
+
     async def one_run(request: Request) -> JSONResponse:
-        run = await run_in_threadpool(catalogue.run, request.path_params["name"])
-        config = run.path / artifacts.CONFIG
-        text = config.read_text(encoding="utf-8", errors="replace") if config.exists() else None
-        return JSONResponse(finite(describe(run) | {"config": text, "metrics": run.metrics}))
+        return JSONResponse(finite(await run_in_threadpool(one, request.path_params["name"])))
+
+    def file_of(name: str, file: str) -> Response:
+        if file not in SERVED_FILES:
+            raise HTTPException(404, f"run {name!r} has no file {file!r} to serve")
+        media_type, limit = SERVED_FILES[file]
+        try:  # read, not streamed from its path: what was checked is what is sent
+            return Response(
+                artifacts.read_run_bytes(catalogue.path(name) / file, limit), media_type=media_type
+            )
+        except FileNotFoundError:
+            raise HTTPException(404, f"run {name!r} has no file {file!r} to serve") from None
+        except (OSError, RunFileError) as e:
+            raise HTTPException(404, f"run {name!r}: {e}") from None
 
     async def run_file(request: Request) -> Response:
-        name, file = request.path_params["name"], request.path_params["file"]
-        path = await run_in_threadpool(catalogue.path, name)
-        if file not in SERVED_FILES or not (path / file).is_file():
-            raise HTTPException(404, f"run {name!r} has no file {file!r} to serve")
-        return FileResponse(path / file)
+        return await run_in_threadpool(file_of, request.path_params["name"], request.path_params["file"])
 
-    async def predict_image(request: Request) -> JSONResponse:
+    async def predict_image(request: Request) -> Response:
         top = request.query_params.get("top", "3")
         if not re.fullmatch("[0-9]{1,2}", top) or not 1 <= int(top) <= 10:
             raise HTTPException(400, "top must be a whole number from 1 to 10")
-        body = await capped_body(request)
+        body = await image_body(request)
         run = request.query_params.get("run")
-        return JSONResponse(await anyio.to_thread.run_sync(answer, body, run, int(top), limiter=workers))
+        answered = await anyio.to_thread.run_sync(answer, body, run, int(top), limiter=workers)
+        return Response(answered, media_type="application/json")
 
-    def answer(body: bytes, run: str | None, top: int) -> dict:
+    def answer(body: bytes, run: str | None, top: int) -> bytes:
+        """The answer's JSON, written here rather than on the event loop, which it would hold."""
         pixels = prepared(body)  # first: a bad body is the client's fault, whatever the run
-        return explain(catalogue.model(run), pixels, top)
+        found = explain(catalogue.model(run), pixels, top)
+        return json.dumps(found, allow_nan=False, separators=(",", ":")).encode()
 
     async def error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail, "status": exc.status_code}, exc.status_code)
@@ -277,11 +364,24 @@ def describe(run: runs.Run) -> dict:
     row = run.cells([])
     return row | {
         "classes": CLASS_NAMES.get(str(row["dataset"]), CLASS_NAMES["mnist"]),
-        "files": [name for name in SERVED_FILES if (run.path / name).is_file()],
+        "files": [name for name, (_, limit) in SERVED_FILES.items() if _servable(run.path / name, limit)],
     }
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+def _servable(path: Path, limit: int) -> bool:
+    try:
+        artifacts.run_file(path, limit)
+    except (OSError, RunFileError):
+        return False
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address of this machine alone (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, or nothing
+        return False
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -305,13 +405,24 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(target: Path, sock: socket.socket, host: str) -> None:
-    """Serve `target`'s runs on the bound `sock` until Ctrl-C; on a loopback `host`, only to
-    requests that name a loopback host."""
+    """Serve `target`'s runs on the bound `sock` until Ctrl-C (a KeyboardInterrupt, once every
+    connection is closed)."""
+    server(target, host).run(sockets=[sock])
+
+
+def server(target: Path, host: str) -> "uvicorn.Server":
+    """The uvicorn server of `target`'s runs, with mlpcli.connections' limits; on a loopback
+    `host`, answering only requests that name a loopback host."""
     import uvicorn
 
-    hosts = ["127.0.0.1", "localhost", "::1", "[::1]"] if host in LOOPBACK else None
-    config = uvicorn.Config(make_app(target, hosts), log_level="warning", limit_concurrency=LIMIT)
-    uvicorn.Server(config).run(sockets=[sock])
+    from mlpcli import connections
 
-
-LIMIT = 256  # connections at once, beyond which uvicorn answers 503
+    hosts = ["127.0.0.1", "localhost", "::1", "[::1]", host] if is_loopback(host) else None
+    config = uvicorn.Config(
+        make_app(target, hosts),
+        http=connections.GuardedProtocol,
+        log_level="warning",
+        limit_concurrency=connections.LIMIT + 1,  # a 503 only when LIMIT connections are all answered
+        timeout_graceful_shutdown=2,  # for a request being answered
+    )
+    return uvicorn.Server(config)

@@ -157,12 +157,15 @@ def held_lock(run_dir: Path, pid: int = 4242):
         os.close(descriptor)  # which releases the lock, as the end of a process does
 
 
-def start_serve(*args: str, port: int = 0, cwd: Path | None = None):
-    """`mlp serve ARGS --port PORT` in a child process; the child and the URL it prints."""
+def start_serve(*args: str, port: int = 0, cwd: Path | None = None, **popen):
+    """`mlp serve ARGS --port PORT` in a child process (`popen`: more of Popen's arguments);
+    the child and the URL it prints."""
     import subprocess
 
     command = [*MLP_COMMAND, "serve", *map(str, args), "--port", str(port)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, **popen
+    )
     line = child.stdout.readline()
     assert " at http://" in line, line + child.stderr.read()
     return child, line.split(" at ")[1].split()[0].rstrip("/")

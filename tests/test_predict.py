@@ -159,9 +159,9 @@ def test_dark_ink_on_dim_paper_and_sixteen_bit_images(tmp_path):
 
 
 def test_ink_too_sparse_to_keep_is_an_error_not_a_crash(tmp_path):
-    sheet = Image.new("L", (12000, 40), 255)
-    sheet.putpixel((5, 20), 0)
-    sheet.putpixel((11990, 20), 0)  # two specks 12,000 pixels apart
+    sheet = Image.new("L", (12000, 48), 255)
+    for left in (0, 11988):  # two specks 12,000 pixels apart, each a pixel once the sheet is reduced
+        sheet.paste(0, (left, 24, left + 12, 36))
     with pytest.raises(ImageError, match="too thin or sparse"):
         ink_of(sheet, tmp_path)
 

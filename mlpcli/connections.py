@@ -1,0 +1,99 @@
+"""How much of `mlp serve` one client may hold: uvicorn's HTTP protocol (httptools) with the
+limits uvicorn leaves out. uvicorn's only timer runs between a response and the next request,
+its header parser has no size limit, and once it holds LIMIT connections it answers every new
+request with a 503, so connections that send nothing, or a request a byte at a time, could
+shut everyone else out for as long as they stay open. Here:
+- a request's head must arrive within HEAD_SECONDS of its first byte (or of the connection),
+  and the whole request within REQUEST_SECONDS; a client too slow is disconnected;
+- a head larger than MAX_HEAD bytes is answered 431 and the connection closed;
+- at LIMIT connections, a new one closes the connection that has waited longest for a
+  request to arrive: only connections whose request is being answered are never closed;
+- on shutdown (Ctrl-C), connections waiting for a request close at once.
+"""
+
+import asyncio
+import time
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEAD_SECONDS = 10.0
+REQUEST_SECONDS = 60.0  # a body of serve.MAX_BODY at half a megabyte a second
+MAX_HEAD = 64 * 2**10  # bytes of request line and headers; browsers send under 8 KiB
+LIMIT = 256  # connections at once
+TOO_LARGE_HEAD = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """One connection, as uvicorn's httptools protocol handles it, with the limits above.
+    `waiting_since` is when it began to wait for the request it has not yet received whole
+    (None while that request is answered)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.head_bytes, self.in_head, self.deadline = 0, True, None
+        self._wait(HEAD_SECONDS)
+        waiting = [c for c in self.connections if isinstance(c, GuardedProtocol) and c.waiting_since]
+        if len(self.connections) > LIMIT and waiting:
+            longest = min(waiting, key=lambda c: c.waiting_since)
+            longest.transport.close()
+            self.connections.discard(longest)  # now, not when it is gone: uvicorn counts them
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_head:
+            self.head_bytes += len(data)
+        super().data_received(data)
+        if self.in_head and self.head_bytes > MAX_HEAD and not self.transport.is_closing():
+            self.transport.write(TOO_LARGE_HEAD)
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_bytes, self.in_head = 0, True
+        self._wait(HEAD_SECONDS)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self._wait(REQUEST_SECONDS)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self.cycle.response_complete:  # answered before its body ended: the next request's wait
+            self._wait(HEAD_SECONDS)
+        else:
+            self._stop_waiting()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # uvicorn's keep-alive timer now runs until the next byte
+        if not self.pipeline and self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        if self.waiting_since is not None:
+            self.transport.close()
+        else:
+            super().shutdown()
+
+    def _wait(self, seconds: float) -> None:
+        """Close the connection unless what it is waiting for arrives within `seconds`."""
+        if getattr(self, "deadline", None) is not None:
+            self.deadline.cancel()
+        else:
+            self.waiting_since = time.monotonic()
+        self.deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _stop_waiting(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.deadline, self.waiting_since = None, None
+
+    def _too_slow(self) -> None:
+        self.deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
