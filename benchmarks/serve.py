@@ -4,6 +4,7 @@ kept-alive connections; prints predictions a second and latency percentiles. The
 `mlp serve RUN` in its own process; the clients share the machine with it (2 cores here).
 
     python benchmarks/serve.py runs/mnist --clients 16 --seconds 20
+    python benchmarks/serve.py runs/mnist --fresh --workers 1     a connection a request, one process
 """
 
 import argparse
@@ -37,7 +38,7 @@ def drawings(n: int) -> list[bytes]:
     return bodies
 
 
-def start_server(run: str) -> tuple[subprocess.Popen, str, int]:
+def start_server(run: str, workers: int | None) -> tuple[subprocess.Popen, str, int]:
     command = [
         sys.executable,
         "-c",
@@ -46,6 +47,7 @@ def start_server(run: str) -> tuple[subprocess.Popen, str, int]:
         run,
         "--port",
         "0",
+        *(["--workers", str(workers)] if workers else []),
     ]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     url = server.stdout.readline().split(" at ")[1].split()[0]
@@ -85,9 +87,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--fresh", action="store_true", help="a new connection for each request")
+    parser.add_argument("--workers", type=int, help="mlp serve's --workers (default: its own)")
     args = parser.parse_args()
     bodies = drawings(200)
-    server, host, port = start_server(args.run)
+    server, host, port = start_server(args.run, args.workers)
     try:
         client(host, port, bodies, time.perf_counter() + 2, ([], []), False)  # warm: the model loads
         latencies, errors = [], []

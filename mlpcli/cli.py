@@ -457,7 +457,14 @@ def sweep(
     "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser.")
-def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes answering requests; each answers one at a time (2: both cores of a small machine).",
+)
+def serve(target: Path, host: str, port: int, open_browser: bool, workers: int) -> None:
     """Serve the runs under TARGET (default: runs/; a run directory: that run alone) on a local
     web page: draw a digit (or drop an image) and see the network's answer live, the 28×28
     image it saw, which pixels pushed it towards its answer and which away (the gradient from
@@ -494,7 +501,7 @@ def serve(target: Path, host: str, port: int, open_browser: bool) -> None:
         if not webbrowser.open(url):
             say(f"no web browser found to open: open {url} in one", err=True)
     try:
-        server.serve(target, sock, host)
+        server.serve(target, sock, host, workers)
     except KeyboardInterrupt:
         say("stopped", err=True)
         raise SystemExit(128 + signal.SIGINT) from None

@@ -15,12 +15,14 @@ Nothing is written, nothing started.
 """
 
 import errno
+import functools
 import io
 import ipaddress
 import json
 import math
 import os
 import re
+import signal
 import socket
 import threading
 from dataclasses import dataclass
@@ -404,25 +406,60 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(target: Path, sock: socket.socket, host: str) -> None:
-    """Serve `target`'s runs on the bound `sock` until Ctrl-C (a KeyboardInterrupt, once every
-    connection is closed)."""
-    server(target, host).run(sockets=[sock])
+def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> None:
+    """Serve `target`'s runs on the bound `sock` until Ctrl-C (then a KeyboardInterrupt, once
+    every connection is closed), in `workers` processes: each answers one request at a time,
+    so two use both cores of a small machine (uvicorn's supervisor starts and watches them)."""
+    if workers == 1:
+        server(target, host).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        interrupted = False
+
+        def handle_int(self) -> None:
+            self.interrupted = True
+            super().handle_int()
+
+    handlers = {signum: signal.getsignal(signum) for signum in SUPERVISED_SIGNALS}
+    try:  # the supervisor's own signal handlers, for as long as it runs
+        supervisor = Supervisor(uvicorn_config(target, host, workers), [sock])
+        supervisor.run()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if supervisor.interrupted:
+        raise KeyboardInterrupt
+
+
+SUPERVISED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
+)
 
 
 def server(target: Path, host: str) -> "uvicorn.Server":
-    """The uvicorn server of `target`'s runs, with mlpcli.connections' limits; on a loopback
-    `host`, answering only requests that name a loopback host."""
+    """The uvicorn server of `target`'s runs in this process."""
+    import uvicorn
+
+    return uvicorn.Server(uvicorn_config(target, host))
+
+
+def uvicorn_config(target: Path, host: str, workers: int = 1) -> "uvicorn.Config":
+    """uvicorn's configuration for `target`'s runs, with mlpcli.connections' limits; on a
+    loopback `host`, answering only requests that name a loopback host. The app is made in
+    each worker process (a factory: the app itself cannot be sent to another process)."""
     import uvicorn
 
     from mlpcli import connections
 
     hosts = ["127.0.0.1", "localhost", "::1", "[::1]", host] if is_loopback(host) else None
-    config = uvicorn.Config(
-        make_app(target, hosts),
+    return uvicorn.Config(
+        functools.partial(make_app, target, hosts),
+        factory=True,
+        workers=workers,
         http=connections.GuardedProtocol,
         log_level="warning",
         limit_concurrency=connections.LIMIT + 1,  # a 503 only when LIMIT connections are all answered
         timeout_graceful_shutdown=2,  # for a request being answered
     )
-    return uvicorn.Server(config)

@@ -769,6 +769,19 @@ BUGS = [
         "",
     ),
     Bug(
+        "failed-loads-tried-again",
+        "serve.py",
+        "                except MlpError as e:\n                    loaded = str(e)",
+        "                except MlpError as e:\n                    raise HTTPException(409, str(e)) from None",
+    ),
+    Bug("serve-on-one-core", "cli.py", '"--workers",\n    default=2,', '"--workers",\n    default=1,'),
+    Bug(
+        "ctrl-c-not-told",
+        "serve.py",
+        "            self.interrupted = True",
+        "            self.interrupted = False",
+    ),
+    Bug(
         "host-check-on-three-names-only",
         "serve.py",
         "if is_loopback(host) else None",

@@ -75,6 +75,20 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
     return False
 
 
+def workers(pid: int) -> list[int]:
+    """The worker processes `mlp serve`'s process `pid` started (Linux's /proc), or [pid] when
+    it answers alone; not multiprocessing's resource tracker beside them."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = [int(child) for child in f.read().split()]
+    spawned = [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+    return spawned or [pid]
+
+
+def peak_memory(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+
+
 def address(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("http://").split(":")
     return host, int(port)
@@ -100,13 +114,13 @@ def quick_server(runs_dir, monkeypatch):  # noqa: F811
 # --- clients that hold on -------------------------------------------------------------------
 
 
-def test_connections_that_send_nothing_cannot_shut_others_out(server, drawn):  # noqa: F811
+def test_connections_that_send_nothing_cannot_shut_others_out(quick_server, drawn):  # noqa: F811
     """uvicorn answers 503 to everyone once it holds its limit of connections; those waiting
-    for a request give way to new ones instead."""
-    idle = [socket.create_connection(address(server)) for _ in range(connections.LIMIT + 40)]
+    for a request give way to new ones instead (one process: the limit is each worker's)."""
+    idle = [socket.create_connection(address(quick_server)) for _ in range(connections.LIMIT + 40)]
     try:
         started = time.monotonic()
-        assert post(server, drawn[0][1].read_bytes())[0] == 200
+        assert post(quick_server, drawn[0][1].read_bytes())[0] == 200
         assert time.monotonic() - started < 5
     finally:
         for sock in idle:
@@ -275,8 +289,7 @@ def test_a_long_thin_image_is_read_in_little_time_and_memory(runs_dir):  # noqa:
         started = time.monotonic()
         status, answer = post(url, buffer.getvalue())
         assert status in (200, 422) and time.monotonic() - started < 3, answer
-        with open(f"/proc/{child.pid}/status") as f:
-            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+        peak = max(peak_memory(pid) for pid in workers(child.pid))
         assert peak < 400 * 2**20, f"{peak / 2**20:.0f} MB"
     finally:
         child.terminate()
@@ -395,3 +408,35 @@ def test_an_image_of_infinities_is_reported_and_the_others_read(runs_dir, tmp_pa
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "infinite.tif: holds values that are not numbers" in result.output
     assert "seven.jpg: 7" in result.output
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts the server's processes in /proc")
+def test_two_worker_processes_answer_by_default_and_one_on_request(runs_dir, drawn):  # noqa: F811
+    for asked, expected in (((), 2), (("--workers", "1"), 1)):
+        child, url = start_serve(runs_dir, *asked)
+        try:
+            answers = [post(url, path.read_bytes())[0] for path in drawn[0][:8]]
+            assert answers == [200] * 8
+            started = workers(child.pid)
+            assert len(started) == expected and (expected > 1 or started == [child.pid])
+        finally:
+            child.terminate()
+            child.wait(30)
+
+
+def test_weights_that_fail_to_load_are_not_read_again_until_they_change(runs_dir, tmp_path, monkeypatch):  # noqa: F811
+    run = tmp_path / "runs" / "broken"
+    shutil.copytree(runs_dir / "mnist", run)
+    (run / "weights.npz").write_bytes(b"PK\x03\x04 not a whole archive")
+    loads = []
+    monkeypatch.setattr(
+        serve.predict,
+        "load_model",
+        lambda path, load=serve.predict.load_model: loads.append(path) or load(path),
+    )
+    catalogue = serve.Catalogue(tmp_path / "runs")
+    for _ in range(3):
+        assert "not a readable weights file" in catalogue.unservable(run)
+    assert len(loads) == 1
+    shutil.copy(runs_dir / "mnist" / "weights.npz", run / "weights.npz")
+    assert catalogue.unservable(run) is None and len(loads) == 2
