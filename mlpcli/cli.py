@@ -462,7 +462,8 @@ def sweep(
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Processes answering requests; each answers one at a time (2: both cores of a small machine).",
+    help="Processes answering requests; in each the network answers one at a time (2: both cores"
+    " of a small machine).",
 )
 def serve(target: Path, host: str, port: int, open_browser: bool, workers: int) -> None:
     """Serve the runs under TARGET (default: runs/; a run directory: that run alone) on a local
@@ -488,7 +489,7 @@ def serve(target: Path, host: str, port: int, open_browser: bool, workers: int) 
     with _errors():
         count = len(runs.run_paths(target))  # what it serves; each is read when asked for
         sock = server.listening_socket(host, port)
-    if not server.is_loopback(host):
+    if not server.is_loopback(sock.getsockname()[0]):
         say(f"warning: listening on {host}: anyone who can reach this port can use it", err=True)
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}/"

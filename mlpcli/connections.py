@@ -27,73 +27,93 @@ TOO_LARGE_HEAD = (
 
 class GuardedProtocol(HttpToolsProtocol):
     """One connection, as uvicorn's httptools protocol handles it, with the limits above.
-    `waiting_since` is when it began to wait for the request it has not yet received whole
-    (None while that request is answered)."""
+    `waiting_since` is when it began to wait for a request (None while one is answered);
+    `deadline` drops it unless what it waits for arrives in time; `stalled` drops it when its
+    client has read nothing of an answer for REQUEST_SECONDS."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_bytes, self.in_head = 0, True
+        self.waiting_since: float | None = None
+        self.deadline: asyncio.TimerHandle | None = None
+        self.stalled: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.head_bytes, self.in_head, self.deadline = 0, True, None
-        self._wait(HEAD_SECONDS)
+        self.waiting_since = time.monotonic()
+        self._expect(HEAD_SECONDS)
         waiting = [c for c in self.connections if isinstance(c, GuardedProtocol) and c.waiting_since]
         if len(self.connections) > LIMIT and waiting:
             longest = min(waiting, key=lambda c: c.waiting_since)
-            longest.transport.close()
+            longest.transport.abort()  # not close(): that would wait to send what is buffered
             self.connections.discard(longest)  # now, not when it is gone: uvicorn counts them
 
     def data_received(self, data: bytes) -> None:
-        if self.in_head:
+        if self.in_head:  # a head not yet whole: what the parser holds of it
             self.head_bytes += len(data)
         super().data_received(data)
-        if self.in_head and self.head_bytes > MAX_HEAD and not self.transport.is_closing():
-            self.transport.write(TOO_LARGE_HEAD)
-            self.transport.close()
+        if self.in_head and self.head_bytes > MAX_HEAD:
+            self._refuse_head()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.head_bytes, self.in_head = 0, True
-        self._wait(HEAD_SECONDS)
+        self._expect(HEAD_SECONDS)
 
     def on_headers_complete(self) -> None:
-        self.in_head = False
-        self._wait(REQUEST_SECONDS)
+        self.in_head, self.head_bytes = False, 0
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEAD:
+            self._refuse_head()  # a head that came whole in one read
+            return
+        self._expect(REQUEST_SECONDS)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        if self.cycle.response_complete:  # answered before its body ended: the next request's wait
-            self._wait(HEAD_SECONDS)
-        else:
-            self._stop_waiting()
+        self.in_head = True  # what comes next is the next request's head
+        self._stop_expecting()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.waiting_since = None  # being answered
+        else:  # answered before its body ended: the next request's wait
+            self._expect(HEAD_SECONDS)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # uvicorn's keep-alive timer now runs until the next byte
-        if not self.pipeline and self.waiting_since is None:
-            self.waiting_since = time.monotonic()
+        if self.cycle is None or self.cycle.response_complete:  # no pipelined request started
+            self.waiting_since = self.waiting_since or time.monotonic()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.stalled = self.loop.call_later(REQUEST_SECONDS, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.stalled is not None:
+            self.stalled.cancel()
+            self.stalled = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_waiting()
+        self._stop_expecting()
+        if self.stalled is not None:
+            self.stalled.cancel()
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
         if self.waiting_since is not None:
-            self.transport.close()
+            self.transport.abort()
         else:
             super().shutdown()
 
-    def _wait(self, seconds: float) -> None:
-        """Close the connection unless what it is waiting for arrives within `seconds`."""
-        if getattr(self, "deadline", None) is not None:
-            self.deadline.cancel()
-        else:
-            self.waiting_since = time.monotonic()
-        self.deadline = self.loop.call_later(seconds, self._too_slow)
+    def _refuse_head(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(TOO_LARGE_HEAD)
+            self.transport.close()
 
-    def _stop_waiting(self) -> None:
+    def _expect(self, seconds: float) -> None:
+        """Drop the connection unless what it waits for arrives within `seconds`."""
+        self._stop_expecting()
+        self.deadline = self.loop.call_later(seconds, self.transport.abort)  # not close(): nothing waits
+
+    def _stop_expecting(self) -> None:
         if self.deadline is not None:
             self.deadline.cancel()
-        self.deadline, self.waiting_since = None, None
-
-    def _too_slow(self) -> None:
-        self.deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
+            self.deadline = None

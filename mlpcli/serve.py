@@ -56,8 +56,8 @@ MAX_BODY = 32 * 2**20  # bytes of a request body: a phone's photo as it is taken
 DRAINED = 4 * MAX_BODY  # bytes of a body over the cap read (and dropped) before the 413, so
 # that a client that sends its whole body before it reads (urllib) receives the answer
 MAX_PIXELS = 50_000_000  # of an image, read from its header before decoding: a 50 MP camera's
-# photos; JPEGs are decoded at a smaller scale, and the image reduced to images.WORK_SIDE at
-# once, so two at a time (make_app's limiter) stay within ~0.5 GB each at the cap
+# photos; JPEGs are decoded at a smaller scale and every image reduced to images.WORK_SIDE at
+# once: ~0.2 GB for a grey 50 MP PNG, ~0.6 GB for a transparent one, two at a time a worker
 DECODE_SECONDS = 3.0  # a 32 MB PNG decodes in under a second; one that takes longer is damaged or made to
 SHOWN_DIGITS = 4  # significant digits of the gradient and activations an answer gives
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # Pillow's raster formats served
@@ -93,15 +93,19 @@ class Catalogue:
 
     def __init__(self, target: Path):
         self.target = target
-        self.models: dict[tuple[str, int, int], Model | str] = {}
+        self.models: dict[tuple[str, int, int, int], Model | str] = {}
         self.loading = threading.Lock()
 
     def listing(self) -> dict[str, runs.Run]:
-        return {run.path.name: run for run in runs.find_runs(self.target)}
+        return {path.name: runs.read_run(path) for path in self.run_paths()}
+
+    def run_paths(self) -> list[Path]:
+        """The run directories under the target, but those that lead out of it (a link)."""
+        return [path for path in runs.run_paths(self.target) if path.resolve().is_relative_to(self.target)]
 
     def path(self, name: str) -> Path:
         """The listed run directory `name`, or a 404: a name is looked up, never joined to a path."""
-        found = {path.name: path for path in runs.run_paths(self.target)}.get(name)
+        found = {path.name: path for path in self.run_paths()}.get(name)
         if found is None:
             raise HTTPException(404, f"no run {name!r} here; GET /api/runs lists them")
         return found
@@ -114,7 +118,7 @@ class Catalogue:
         whose weights take 28×28 images."""
         if name is not None:
             return self._loaded(self.path(name))
-        ready = [path for path in runs.run_paths(self.target) if (path / artifacts.WEIGHTS).exists()]
+        ready = [path for path in self.run_paths() if (path / artifacts.WEIGHTS).exists()]
         for path in sorted(ready, key=lambda path: -_test_accuracy(path)):
             try:
                 return self._loaded(path)
@@ -136,7 +140,11 @@ class Catalogue:
             weights = (path / artifacts.WEIGHTS).stat()
         except FileNotFoundError:
             raise HTTPException(409, f"run {path.name!r} has no weights yet") from None
-        key = (path.name, weights.st_mtime_ns, weights.st_size)
+        except OSError as e:  # a loop of links, no permission
+            raise HTTPException(
+                409, f"run {path.name!r}: its weights cannot be read ({e.strerror})"
+            ) from None
+        key = (path.name, weights.st_ino, weights.st_mtime_ns, weights.st_size)
         with self.loading:
             if key not in self.models:
                 try:
@@ -200,7 +208,7 @@ def shown(values: np.ndarray, digits: int = SHOWN_DIGITS) -> np.ndarray:
     """`values` rounded to `digits` significant digits of the largest of them: what a picture
     can show, and half the JSON (and half its time) of every digit of float32."""
     largest = float(np.abs(values).max(initial=0.0))
-    if not math.isfinite(largest) or largest == 0:
+    if not math.isfinite(largest) or largest < np.finfo(np.float32).tiny:  # nothing to round
         return values
     return np.round(values.astype(np.float64), digits - 1 - math.floor(math.log10(largest)))
 
@@ -209,7 +217,7 @@ async def image_body(request: Request) -> bytes:
     """The image file a request sends: its body, or the file of a multipart form (curl -F,
     an HTML form)."""
     body = await capped_body(request)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         return await _form_file(request.headers, body)
     return body
 
@@ -233,6 +241,8 @@ async def capped_body(request: Request) -> bytes:
                 break
             if size <= MAX_BODY:
                 chunks.append(chunk)
+            else:  # drained: not kept
+                chunks.clear()
     except ClientDisconnect:  # closed by the client, or by mlpcli.connections for being too slow
         raise HTTPException(400, "the body did not arrive whole") from None
     if size > MAX_BODY:
@@ -408,12 +418,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> None:
     """Serve `target`'s runs on the bound `sock` until Ctrl-C (then a KeyboardInterrupt, once
-    every connection is closed), in `workers` processes: each answers one request at a time,
-    so two use both cores of a small machine (uvicorn's supervisor starts and watches them)."""
+    every connection is closed), in `workers` processes: in each, the network answers one
+    request at a time, so two use both cores of a small machine (uvicorn's supervisor starts
+    and watches them; a lost terminal, SIGHUP, stops them as SIGTERM does)."""
+    bound = sock.getsockname()[0]
     if workers == 1:
-        server(target, host).run(sockets=[sock])
+        server(target, host, bound).run(sockets=[sock])
         return
-    from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess
 
     class Supervisor(Multiprocess):
         interrupted = False
@@ -422,9 +434,12 @@ def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> Non
             self.interrupted = True
             super().handle_int()
 
-    handlers = {signum: signal.getsignal(signum) for signum in SUPERVISED_SIGNALS}
+        def handle_hup(self) -> None:  # uvicorn's own restarts the workers
+            self.should_exit.set()
+
+    handlers = {signum: signal.getsignal(signum) for signum in SIGNALS}
     try:  # the supervisor's own signal handlers, for as long as it runs
-        supervisor = Supervisor(uvicorn_config(target, host, workers), [sock])
+        supervisor = Supervisor(uvicorn_config(target, host, bound, workers), [sock])
         supervisor.run()
     finally:
         for signum, handler in handlers.items():
@@ -433,30 +448,27 @@ def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> Non
         raise KeyboardInterrupt
 
 
-SUPERVISED_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
-)
-
-
-def server(target: Path, host: str) -> "uvicorn.Server":
+def server(target: Path, host: str, bound: str | None = None) -> "uvicorn.Server":
     """The uvicorn server of `target`'s runs in this process."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn_config(target, host))
+    return uvicorn.Server(uvicorn_config(target, host, bound or host))
 
 
-def uvicorn_config(target: Path, host: str, workers: int = 1) -> "uvicorn.Config":
-    """uvicorn's configuration for `target`'s runs, with mlpcli.connections' limits; on a
-    loopback `host`, answering only requests that name a loopback host. The app is made in
-    each worker process (a factory: the app itself cannot be sent to another process)."""
+def uvicorn_config(target: Path, host: str, bound: str, workers: int = 1) -> "uvicorn.Config":
+    """uvicorn's configuration for `target`'s runs, with mlpcli.connections' limits; listening
+    on a loopback address (`bound`, the socket's: --host may be any name of it), answering only
+    requests that name a loopback host, `host` or `bound`. The app is made in each worker
+    process (a factory: the app itself cannot be sent to another process)."""
     import uvicorn
 
     from mlpcli import connections
 
-    hosts = ["127.0.0.1", "localhost", "::1", "[::1]", host] if is_loopback(host) else None
+    names = ["127.0.0.1", "localhost", "::1", "[::1]", host.lower(), bound, f"[{bound}]"]
     return uvicorn.Config(
-        functools.partial(make_app, target, hosts),
+        functools.partial(make_app, target, names if is_loopback(bound) else None),
         factory=True,
+        ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
         workers=workers,
         http=connections.GuardedProtocol,
         log_level="warning",

@@ -722,14 +722,14 @@ BUGS = [
     Bug(
         "body-waits-without-end",
         "connections.py",
-        "        self.in_head = False\n        self._wait(REQUEST_SECONDS)",
-        "        self.in_head = False\n        self._stop_waiting()",
+        "        self._expect(REQUEST_SECONDS)\n        super().on_headers_complete()",
+        "        self._stop_expecting()\n        super().on_headers_complete()",
     ),
     Bug(
         "shutdown-waits-for-idle-connections",
         "connections.py",
-        "        if self.waiting_since is not None:\n            self.transport.close()",
-        "        if self.waiting_since is None:\n            self.transport.close()",
+        "        if self.waiting_since is not None:\n            self.transport.abort()",
+        "        if self.waiting_since is None:\n            self.transport.abort()",
     ),
     Bug(
         "large-body-refused-unread",
@@ -774,6 +774,30 @@ BUGS = [
         "                except MlpError as e:\n                    loaded = str(e)",
         "                except MlpError as e:\n                    raise HTTPException(409, str(e)) from None",
     ),
+    Bug(
+        "stalled-reader-kept",
+        "connections.py",
+        "self.stalled = self.loop.call_later(REQUEST_SECONDS, self.transport.abort)",
+        "self.stalled = None",
+    ),
+    Bug(
+        "head-measured-by-reads-only",
+        "connections.py",
+        "for name, value in self.headers) > MAX_HEAD:",
+        "for name, value in self.headers) > 16 * MAX_HEAD:",
+    ),
+    Bug(
+        "hup-restarts-workers",
+        "serve.py",
+        "uvicorn's own restarts the workers\n            self.should_exit.set()",
+        "uvicorn's own restarts the workers\n            super().handle_hup()",
+    ),
+    Bug(
+        "runs-linked-from-outside-served",
+        "serve.py",
+        "if path.resolve().is_relative_to(self.target)",
+        "if path.is_relative_to(self.target)",
+    ),
     Bug("serve-on-one-core", "cli.py", '"--workers",\n    default=2,', '"--workers",\n    default=1,'),
     Bug(
         "ctrl-c-not-told",
@@ -784,8 +808,8 @@ BUGS = [
     Bug(
         "host-check-on-three-names-only",
         "serve.py",
-        "if is_loopback(host) else None",
-        'if host in ("127.0.0.1", "localhost", "::1") else None',
+        "names if is_loopback(bound) else None",
+        'names if bound in ("127.0.0.1", "::1") else None',
     ),
 ]
 

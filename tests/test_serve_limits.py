@@ -160,13 +160,52 @@ def test_a_head_sent_a_byte_at_a_time_is_dropped(quick_server):
     slow.close()
 
 
-def test_a_head_over_its_cap_gets_431_and_the_server_lives_on(server, drawn):  # noqa: F811
-    head = b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Padding: " + b"a" * (4 * 2**20)
+@pytest.mark.parametrize(
+    "padding, end",
+    [(4 * 2**20, b""), (100_000, b"\r\n\r\n")],
+    ids=["4 MiB never ended: refused as it comes", "100 kB whole in one read"],
+)
+def test_a_head_over_its_cap_gets_431_and_the_server_lives_on(server, drawn, padding, end):  # noqa: F811
+    head = b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Padding: " + b"a" * padding + end
     with socket.create_connection(address(server), timeout=30) as sock:
         with contextlib.suppress(OSError):  # answered and closed before the rest was sent
             sock.sendall(head)
         assert sock.recv(100).startswith(b"HTTP/1.1 431")
     assert post(server, drawn[0][1].read_bytes())[0] == 200
+
+
+def test_a_client_that_reads_no_answer_is_dropped(quick_server):
+    """Answers pile up in the server while a client sends requests and reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(address(quick_server))
+    sock.settimeout(5)
+    with contextlib.suppress(OSError):
+        sock.sendall(b"GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3000)
+    time.sleep(connections.REQUEST_SECONDS + 3)
+    with pytest.raises(OSError):  # reset by the server: no send gets through
+        for _ in range(3):
+            sock.send(b"x")
+            time.sleep(0.2)
+    sock.close()
+
+
+def test_an_upgrade_request_is_answered_as_any_other(server):  # noqa: F811
+    host, port = address(server)
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    connection.request(
+        "GET", "/api/runs", headers=upgrade | {"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    )
+    assert connection.getresponse().status == 200
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP: POSIX")
+def test_a_lost_terminal_stops_the_server(runs_dir):  # noqa: F811
+    child, _ = start_serve(runs_dir)
+    time.sleep(2)  # its workers started
+    child.send_signal(signal.SIGHUP)
+    assert child.wait(timeout=10) is not None
 
 
 @pytest.mark.skipif(os.name == "nt", reason="Ctrl-C as SIGINT")
@@ -355,6 +394,12 @@ def hostile_runs(runs_dir, tmp_path_factory):  # noqa: F811
     (deep / "config.yaml").write_text("a: " + "[" * 5000)
     nested = copy("nested")  # parsed, but deeper than the JSON answer could be written
     (nested / "metrics.json").write_text('{"test_accuracy": 0.9, "a": ' + "[" * 900 + "]" * 900 + "}")
+    outside = tmp_path_factory.mktemp("outside") / "run"  # a run elsewhere, linked into the folder
+    shutil.copytree(good, outside)
+    (folder / "linked").symlink_to(outside)
+    loop = copy("loop")
+    (loop / "weights.npz").unlink()
+    (loop / "weights.npz").symlink_to(loop / "weights.npz")
     nan = copy("nan")
     arrays = dict(np.load(nan / "weights.npz", allow_pickle=False))
     np.savez(nan / "weights.npz", **(arrays | {"input_std": np.array(1e-300, arrays["input_std"].dtype)}))
@@ -368,7 +413,8 @@ def test_run_folders_from_elsewhere_are_read_as_untrusted(hostile_runs):
         status, body = get(url, "/api/runs")
         assert status == 200 and time.monotonic() - started < 10
         listed = {run["run"]: run for run in json.loads(body)["runs"]}
-        assert set(listed) == {"good", "passwd", "zero", "fifo", "deep", "nested", "nan"}
+        assert set(listed) == {"good", "passwd", "zero", "fifo", "deep", "nested", "loop", "nan"}
+        assert "cannot be read" in listed["loop"]["unservable"]
         assert b"root:" not in body and "curves.png" not in listed["passwd"]["files"]
         for name in ("passwd", "zero"):
             status, one = get(url, f"/api/runs/{name}")
