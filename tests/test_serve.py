@@ -50,8 +50,11 @@ def server(runs_dir):
         yield url
 
 
-def post(url: str, body: bytes, query: str = "run=mnist&top=10") -> tuple[int, dict]:
-    request = urllib.request.Request(f"{url}/api/predict?{query}", data=body, method="POST")
+def post(
+    url: str, body: bytes, query: str = "run=mnist&top=10", content_type: str | None = None
+) -> tuple[int, dict]:
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = urllib.request.Request(f"{url}/api/predict?{query}", data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.load(response)

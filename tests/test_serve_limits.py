@@ -12,8 +12,6 @@ import signal
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -263,27 +261,15 @@ def form(fields: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def post_form(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"{url}/api/predict?run=mnist&top=10",
-        data=body,
-        method="POST",
-        headers={"Content-Type": content_type},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
-
-
 def test_a_form_upload_is_read_as_its_file(server, drawn):  # noqa: F811
     digit = drawn[0][0].read_bytes()
-    status, answer = post_form(server, *form({"note": (None, b"hello"), "file": ("digit.png", digit)}))
+    body, content_type = form({"note": (None, b"hello"), "file": ("digit.png", digit)})
+    status, answer = post(server, body, content_type=content_type)
     assert status == 200 and answer == post(server, digit)[1]
-    status, answer = post_form(server, *form({"note": (None, b"hello")}))
+    body, content_type = form({"note": (None, b"hello")})
+    status, answer = post(server, body, content_type=content_type)
     assert status == 400 and "holds no file" in answer["error"]
-    status, answer = post_form(server, b"--nonsense", "multipart/form-data; boundary=x")
+    status, answer = post(server, b"--nonsense", content_type="multipart/form-data; boundary=x")
     assert 400 <= status < 500 and answer["error"]
 
 
