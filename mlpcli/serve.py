@@ -14,6 +14,7 @@ and decoding at DECODE_SECONDS; a client may hold no more than mlpcli.connection
 Nothing is written, nothing started.
 """
 
+import dataclasses
 import errno
 import functools
 import io
@@ -24,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass
 from importlib.resources import files
@@ -43,7 +45,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlpcli import artifacts, predict, runs
+from mlpcli import artifacts, backprop, predict, runs
 from mlpcli.data import CLASS_NAMES, one_hot
 from mlpcli.errors import ImageError, ImageTooLarge, MlpError, RunFileError
 from mlpcli.images import read_image, to_mnist
@@ -84,6 +86,7 @@ class Model:
 
     saved: artifacts.Saved
     lock: threading.Lock
+    key: tuple[str, int, int, int]  # the run's name and its weights file's (inode, mtime, size)
 
 
 class Catalogue:
@@ -148,7 +151,7 @@ class Catalogue:
         with self.loading:
             if key not in self.models:
                 try:
-                    loaded = Model(predict.load_model(path), threading.Lock())
+                    loaded = Model(predict.load_model(path), threading.Lock(), key)
                 except MlpError as e:
                     loaded = str(e)
                 self.models = {k: m for k, m in self.models.items() if k[0] != key[0]}  # older weights
@@ -183,16 +186,23 @@ def explain(model: Model, pixels: np.ndarray, top: int) -> dict:
         grad_X = network.backward(delta, input_grad=True, param_grads=False)  # ∂m/∂x, δ^L = e_k - e_j
         gradient = grad_X[0] / saved.norm.std  # ∂m/∂pixel, as x = (pixel - mean) / std; a copy:
         # grad_X is the model's buffer, which the next request writes
-    ranked = [(int(c), names[c], float(scores[c])) for c in order[:top]]
-    found = predict.Prediction("", ranked, score_name=network.output.score_name)
     return {
-        "predictions": found.to_dict()["predictions"],
+        "predictions": ranked(scores, names, top, network.output.score_name),
         "input": pixels.tolist(),
         "gradient": shown(gradient.reshape(pixels.shape)).tolist(),
         "runner_up": {"class": int(order[1]), "name": names[order[1]]},
         **layers,
         "dataset": saved.dataset,
     }
+
+
+def ranked(scores: np.ndarray, names: list[str], top: int, score_name: str) -> list[dict]:
+    """The `top` classes by their scores, as mlp predict --json gives them."""
+    order = np.argsort(-scores, kind="stable")[:top]
+    found = predict.Prediction(
+        "", [(int(c), names[c], float(scores[c])) for c in order], score_name=score_name
+    )
+    return found.to_dict()["predictions"]
 
 
 def hidden_layers(network: Network) -> dict:
@@ -283,9 +293,10 @@ def prepared(body: bytes) -> np.ndarray:
         raise HTTPException(422, str(e)) from None
 
 
-def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
+def make_app(target: Path, hosts: list[str] | None = None, copies: Path | None = None) -> Starlette:
     """The app over the runs under `target`; `hosts`: the Host headers it answers (None: any),
-    so that a page elsewhere cannot reach a loopback server through DNS rebinding."""
+    so that a page elsewhere cannot reach a loopback server through DNS rebinding; `copies`:
+    the folder of the networks steps change (backprop.Copies; None: a temporary one)."""
     catalogue = Catalogue(target.resolve())  # resolved: `mlp serve .` inside a run names it
     # an image prepared on each core, beside the event loop (Pillow's decoding lets go of
     # Python's lock); the network itself runs one request at a time (Model.lock)
@@ -332,19 +343,16 @@ def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
         return await run_in_threadpool(file_of, request.path_params["name"], request.path_params["file"])
 
     async def predict_image(request: Request) -> Response:
-        top = request.query_params.get("top", "3")
-        if not re.fullmatch("[0-9]{1,2}", top) or not 1 <= int(top) <= 10:
-            raise HTTPException(400, "top must be a whole number from 1 to 10")
+        top = _top(request)
         body = await image_body(request)
         run = request.query_params.get("run")
-        answered = await anyio.to_thread.run_sync(answer, body, run, int(top), limiter=workers)
+        answered = await anyio.to_thread.run_sync(answer, body, run, top, limiter=workers)
         return Response(answered, media_type="application/json")
 
     def answer(body: bytes, run: str | None, top: int) -> bytes:
         """The answer's JSON, written here rather than on the event loop, which it would hold."""
         pixels = prepared(body)  # first: a bad body is the client's fault, whatever the run
-        found = explain(catalogue.model(run), pixels, top)
-        return json.dumps(found, allow_nan=False, separators=(",", ":")).encode()
+        return written(explain(catalogue.model(run), pixels, top))
 
     async def error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail, "status": exc.status_code}, exc.status_code)
@@ -354,9 +362,184 @@ def make_app(target: Path, hosts: list[str] | None = None) -> Starlette:
         Route("/api/runs/{name}", one_run),
         Route("/api/runs/{name}/{file}", run_file),
         Route("/api/predict", predict_image, methods=["POST"]),
+        *backprop_routes(catalogue, backprop.Copies(copies), workers),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)] if hosts else []
     return Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: error})
+
+
+def backprop_routes(
+    catalogue: Catalogue, copies: backprop.Copies, workers: anyio.CapacityLimiter
+) -> list[Route]:
+    """/api/backprop, /api/step and /api/reset: the backward pass of the image a request sends,
+    for a label, on the run or on the session's own copy of it, and steps on that copy."""
+
+    async def backprop_image(request: Request) -> Response:
+        top, label, session = _top(request), _label(request), _session(request, required=False)
+        body = await image_body(request)
+        run = request.query_params.get("run")
+        found = await anyio.to_thread.run_sync(shown_pass, body, run, label, top, session, limiter=workers)
+        return Response(found, media_type="application/json")
+
+    def shown_pass(body: bytes, run: str | None, label: int | None, top: int, session: str | None) -> bytes:
+        pixels = prepared(body)
+        model, steps = copy_of(catalogue.model(run), session)
+        found = explain(model, pixels, top)
+        label = _class_of(model, found["predictions"][0]["class"] if label is None else label)
+        network, norm = model.saved.model, model.saved.norm
+        with model.lock, np.errstate(all="ignore"):
+            seen = backprop.view(network, norm, pixels, label)
+        with np.errstate(all="ignore"):
+            checked = backprop.check(network, norm, pixels, label)
+        return written(found | _labelled(model, label) | pictures(seen) | {"check": checked, "steps": steps})
+
+    def copy_of(model: Model, session: str | None) -> tuple[Model, int]:
+        """The session's copy of the run (if it has one) and the steps it has taken; else the run."""
+        kept = None if session is None else copies.load(session, model.key)
+        if kept is None:
+            return model, 0
+        params, steps = kept
+        twin = model.saved.model.copy(params)
+        return Model(dataclasses.replace(model.saved, model=twin), threading.Lock(), model.key), steps
+
+    async def step_image(request: Request) -> Response:
+        top, label, lr = _top(request), _label(request), _lr(request)
+        session = _session(request, required=True)
+        body = await image_body(request)
+        run = request.query_params.get("run")
+        found = await anyio.to_thread.run_sync(one_step, body, run, label, lr, session, top, limiter=workers)
+        return Response(found, media_type="application/json")
+
+    def one_step(body: bytes, run: str | None, label: int | None, lr: float, session: str, top: int) -> bytes:
+        pixels = prepared(body)
+        model = catalogue.model(run)
+        network, norm = model.saved.model, model.saved.norm
+        if network.params.nbytes > backprop.COPY_BYTES:
+            raise HTTPException(
+                409,
+                f"run {model.key[0]!r}: its network is too large to copy for steps here"
+                f" ({network.params.size:,} parameters; at most {backprop.COPY_BYTES // 4:,})",
+            )
+        with copies.lock:
+            kept = copies.load(session, model.key)
+            params, steps = kept or (network.params, 0)
+            twin = network.copy(params)
+            with np.errstate(all="ignore"):
+                if label is None:
+                    label = int(np.argmax(twin.forward(norm.apply(pixels.reshape(1, -1)))[0]))
+                label = _class_of(model, label)
+                taken = backprop.step(twin, norm, pixels, label, lr)
+            if not (np.isfinite(taken["loss_after"]) and np.isfinite(twin.params).all()):
+                raise HTTPException(
+                    409,
+                    f"this step (η = {lr:g}) made the network's output not finite: reset, take a smaller η",
+                )
+            copies.save(session, model.key, twin.params, steps + 1)
+        names = CLASS_NAMES[model.saved.dataset]
+        return written(
+            _labelled(model, label)
+            | {
+                "lr": lr,
+                "loss_before": taken["loss_before"],
+                "loss_after": taken["loss_after"],
+                "predictions": ranked(taken["scores"], names, top, network.output.score_name),
+                "steps": steps + 1,
+                "fresh": kept is None,
+                "copies": backprop.COPIES,
+            }
+        )
+
+    async def reset(request: Request) -> JSONResponse:
+        session = _session(request, required=True)
+        dropped = await run_in_threadpool(copies.drop, session)
+        return JSONResponse({"session": session, "reset": dropped})
+
+    return [
+        Route("/api/backprop", backprop_image, methods=["POST"]),
+        Route("/api/step", step_image, methods=["POST"]),
+        Route("/api/reset", reset, methods=["POST"]),
+    ]
+
+
+def pictures(seen: dict) -> dict:
+    """backprop.view's arrays as JSON's lists: the deltas, σ' and r^(t) as computed, the pictures
+    to SHOWN_DIGITS."""
+    steps, norms = seen["step_deltas"], seen["step_norms"]
+    units = [
+        unit | {"gradient": shown(unit["gradient"]).tolist(), "weights": shown(unit["weights"]).tolist()}
+        for unit in seen["units"]
+    ]
+    return {
+        "loss": seen["loss"],
+        "deltas": [d.tolist() for d in seen["deltas"]],
+        "slopes": [s.tolist() for s in seen["slopes"]],
+        "input_gradient": shown(seen["input_gradient"]).tolist(),
+        "units": units,
+        "step_deltas": None if steps is None else steps.tolist(),
+        "step_norms": None if norms is None else norms.tolist(),
+    }
+
+
+def _labelled(model: Model, label: int) -> dict:
+    return {
+        "label": label,
+        "label_name": CLASS_NAMES[model.saved.dataset][label],
+        "output": str(model.saved.model.output),
+    }
+
+
+def _class_of(model: Model, label: int) -> int:
+    classes = model.saved.model.sizes[-1]
+    if label >= classes:
+        raise HTTPException(400, f"label {label} is not a class of run {model.key[0]!r}: 0 to {classes - 1}")
+    return label
+
+
+def _top(request: Request) -> int:
+    top = request.query_params.get("top", "3")
+    if not re.fullmatch("[0-9]{1,2}", top) or not 1 <= int(top) <= 10:
+        raise HTTPException(400, "top must be a whole number from 1 to 10")
+    return int(top)
+
+
+def _label(request: Request) -> int | None:
+    """label=K, the class the loss is taken for (None: the network's answer)."""
+    label = request.query_params.get("label")
+    if label is not None and not re.fullmatch("[0-9]{1,3}", label):
+        raise HTTPException(400, "label must be a class's number, such as 7 (or left out: the answer)")
+    return None if label is None else int(label)
+
+
+def _lr(request: Request) -> float:
+    """lr=η, the step's learning rate: 0 < η ≤ backprop.MAX_LR (default backprop.LR)."""
+    text = request.query_params.get("lr", str(backprop.LR))
+    try:
+        lr = float(text)
+    except ValueError:
+        lr = math.nan
+    if not 0 < lr <= backprop.MAX_LR:
+        raise HTTPException(
+            400, f"lr (the step's η) must be a number above 0 and at most {backprop.MAX_LR:g}, such as 0.1"
+        )
+    return lr
+
+
+SESSION = re.compile("[A-Za-z0-9_-]{8,64}")
+
+
+def _session(request: Request, required: bool) -> str | None:
+    """session=ID: whose copy of the network (8 to 64 letters, digits, - or _; the page makes one)."""
+    session = request.query_params.get("session")
+    if (session is None and required) or (session is not None and not SESSION.fullmatch(session)):
+        raise HTTPException(
+            400, "session must be 8 to 64 letters, digits, - or _: the page's own name for its copy"
+        )
+    return session
+
+
+def written(found: dict) -> bytes:
+    """An answer's JSON (no NaN: JSON has none)."""
+    return json.dumps(found, allow_nan=False, separators=(",", ":")).encode()
 
 
 def finite(value: object) -> object:
@@ -421,9 +604,14 @@ def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> Non
     every connection is closed), in `workers` processes: in each, the network answers one
     request at a time, so two use both cores of a small machine (uvicorn's supervisor starts
     and watches them; a lost terminal, SIGHUP, stops them as SIGTERM does)."""
+    with tempfile.TemporaryDirectory(prefix="mlpcli-copies-") as copies:  # the steps' copies, shared
+        _serve(target, sock, host, workers, Path(copies))
+
+
+def _serve(target: Path, sock: socket.socket, host: str, workers: int, copies: Path) -> None:
     bound = sock.getsockname()[0]
     if workers == 1:
-        server(target, host, bound).run(sockets=[sock])
+        server(target, host, bound, copies).run(sockets=[sock])
         return
     from uvicorn.supervisors.multiprocess import SIGNALS, Multiprocess
 
@@ -439,7 +627,7 @@ def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> Non
 
     handlers = {signum: signal.getsignal(signum) for signum in SIGNALS}
     try:  # the supervisor's own signal handlers, for as long as it runs
-        supervisor = Supervisor(uvicorn_config(target, host, bound, workers), [sock])
+        supervisor = Supervisor(uvicorn_config(target, host, bound, workers, copies), [sock])
         supervisor.run()
     finally:
         for signum, handler in handlers.items():
@@ -448,25 +636,28 @@ def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> Non
         raise KeyboardInterrupt
 
 
-def server(target: Path, host: str, bound: str | None = None) -> "uvicorn.Server":
+def server(target: Path, host: str, bound: str | None = None, copies: Path | None = None) -> "uvicorn.Server":
     """The uvicorn server of `target`'s runs in this process."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn_config(target, host, bound or host))
+    return uvicorn.Server(uvicorn_config(target, host, bound or host, copies=copies))
 
 
-def uvicorn_config(target: Path, host: str, bound: str, workers: int = 1) -> "uvicorn.Config":
+def uvicorn_config(
+    target: Path, host: str, bound: str, workers: int = 1, copies: Path | None = None
+) -> "uvicorn.Config":
     """uvicorn's configuration for `target`'s runs, with mlpcli.connections' limits; listening
     on a loopback address (`bound`, the socket's: --host may be any name of it), answering only
     requests that name a loopback host, `host` or `bound`. The app is made in each worker
-    process (a factory: the app itself cannot be sent to another process)."""
+    process (a factory: the app itself cannot be sent to another process), all of them keeping
+    the networks steps change in the folder `copies` (None: each its own)."""
     import uvicorn
 
     from mlpcli import connections
 
     names = ["127.0.0.1", "localhost", "::1", "[::1]", host.lower(), bound, f"[{bound}]"]
     return uvicorn.Config(
-        functools.partial(make_app, target, names if is_loopback(bound) else None),
+        functools.partial(make_app, target, names if is_loopback(bound) else None, copies),
         factory=True,
         ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
         workers=workers,

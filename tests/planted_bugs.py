@@ -811,6 +811,110 @@ BUGS = [
         "names if is_loopback(bound) else None",
         'names if bound in ("127.0.0.1", "::1") else None',
     ),
+    # --- the backward pass on the page (test_backprop.py) -----------------------------------
+    Bug(
+        "delta-without-hadamard",
+        N,
+        "            self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)\n",
+        "",
+    ),
+    Bug(
+        "deltas-kept-before-hadamard",
+        N,
+        "            self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)\n            self.deltas.insert(0, delta)",
+        "            self.deltas.insert(0, delta.copy())\n            self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)",
+    ),
+    Bug(
+        "step-deltas-reversed",
+        "nn/rnn.py",
+        "self.deltas, self.step_deltas = [delta], rs",
+        "self.deltas, self.step_deltas = [delta], rs[::-1]",
+    ),
+    Bug(
+        "step-writes-the-run",
+        "serve.py",
+        "            twin = network.copy(params)",
+        "            twin = network if kept is None else network.copy(params)",
+    ),
+    Bug(
+        "copies-in-the-served-folder",
+        "serve.py",
+        "*backprop_routes(catalogue, backprop.Copies(copies), workers)",
+        "*backprop_routes(catalogue, backprop.Copies(next(target.iterdir())), workers)",
+    ),
+    Bug(
+        "step-ascends",
+        "backprop.py",
+        "    network.params -= network.grads  # θ ← θ − η ∇C(θ)",
+        "    network.params += network.grads  # θ ← θ − η ∇C(θ)",
+    ),
+    Bug(
+        "step-lr-ignored",
+        "backprop.py",
+        "    network.grads *= network.grads.dtype.type(lr)",
+        "    network.grads *= network.grads.dtype.type(0.001)",
+    ),
+    Bug(
+        "step-label-ignored",
+        "backprop.py",
+        "    Y = _target(network, label, x.dtype)\n    before",
+        "    Y = _target(network, 0, x.dtype)\n    before",
+    ),
+    Bug(
+        "copies-uncapped",
+        "backprop.py",
+        "        for old in kept[COPIES:]:",
+        "        for old in kept[COPIES * 10 :]:",
+    ),
+    Bug(
+        "reset-keeps-the-copy",
+        "backprop.py",
+        "            self._path(session).unlink()",
+        "            self._path(session).stat()",
+    ),
+    Bug(
+        "units-least-first",
+        "backprop.py",
+        'largest = np.argsort(-np.abs(first_deltas), kind="stable")',
+        'largest = np.argsort(np.abs(first_deltas), kind="stable")',
+    ),
+    Bug(
+        "unit-gradient-of-another",
+        "backprop.py",
+        '"gradient": gradient[j].reshape(shape).copy()',
+        '"gradient": gradient[largest[0]].reshape(shape).copy()',
+    ),
+    Bug("input-gradient-not-per-pixel", "backprop.py", "(grad_x[0] / norm.std)", "(grad_x[0] * 1.0)"),
+    Bug(
+        "slopes-of-another-layer",
+        "backprop.py",
+        "for a in activations[: len(deltas) - 1]]",
+        "for a in activations[::-1][: len(deltas) - 1]]",
+    ),
+    Bug(
+        "copies-per-worker",
+        "serve.py",
+        "functools.partial(make_app, target, names if is_loopback(bound) else None, copies)",
+        "functools.partial(make_app, target, names if is_loopback(bound) else None)",
+    ),
+    Bug(
+        "copies-left-behind",
+        "serve.py",
+        '    with tempfile.TemporaryDirectory(prefix="mlpcli-copies-") as copies:',
+        '    if copies := tempfile.mkdtemp(prefix="mlpcli-copies-"):',
+    ),
+    Bug(
+        "lr-zero-taken",
+        "serve.py",
+        "    if not 0 < lr <= backprop.MAX_LR:",
+        "    if not 0 <= lr <= backprop.MAX_LR:",
+    ),
+    Bug(
+        "session-copy-not-shown",
+        "serve.py",
+        "        kept = None if session is None else copies.load(session, model.key)",
+        "        kept = None",
+    ),
 ]
 
 # the order the test files run in: the fast and pointed ones first, so a bug is caught sooner
@@ -819,7 +923,7 @@ ORDER = [
     "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
     "test_data.py", "test_config.py", "test_output.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py",
     "test_predict.py", "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_screen.py",
-    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_serve_limits.py",
+    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_backprop.py", "test_serve_limits.py",
     "test_download.py", "test_end_to_end.py", "test_docs.py",
 ]  # fmt: skip
 LEFT_OUT = {"test_terminal.py"}  # pipes and signals: no bug here reaches them, and they take a minute

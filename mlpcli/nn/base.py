@@ -56,6 +56,10 @@ class Network:
     dropout: float
     buffers: dict[str, np.ndarray]
     hidden_outputs: list[np.ndarray]  # the hidden activations of the last forward pass (buffers)
+    deltas: list[np.ndarray] = []  # δ^l = ∂C/∂z^l of the last backward pass, (B, units) a layer,
+    # the first layer's first and the output's last; buffers, as they were computed
+    step_deltas: np.ndarray | None = None  # r^(t) = ∂C/∂z^(t) of a kind with steps, (T, B, H); else None
+    INPUT_WEIGHTS: ClassVar[str | None] = None  # the tensor whose rows read the input, a unit a row
 
     # --- what each kind fills in -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from mlpcli.nn.params import carve, flat_size
 
 class MLP(Network):
     kind = "mlp"
+    INPUT_WEIGHTS = "W1"
 
     def __init__(
         self,
@@ -42,6 +43,8 @@ class MLP(Network):
         self.layers = [Dense(*tensors) for tensors in zip(Ws, bs, grad_Ws, grad_bs)]
         self.hidden_outputs: list[np.ndarray] = []  # a^l of each hidden layer, kept for backward
         self.masks: list[np.ndarray | None] = []  # dropout mask of each hidden layer
+        self.deltas: list[np.ndarray] = []  # δ^1, …, δ^L of the last backward pass
+        self.step_deltas = None
         self.buffers: dict[str, np.ndarray] = {}  # reused from batch to batch (layers.scratch)
 
     @classmethod
@@ -126,11 +129,13 @@ class MLP(Network):
         """Fill `grads` from δ^L = ∂C/∂Z^L (B, n_classes) by the delta recursion
         δ^l = ((W^{l+1})ᵀ δ^{l+1}) ⊙ σ'(z^l); return ∂C/∂X when `input_grad`.
         `param_grads=False`: the recursion alone, for ∂C/∂X only (`grads` is left as it is)."""
+        self.deltas = [delta]  # δ^L, then each δ^l in the buffer it is computed in
         for l in range(len(self.layers) - 1, 0, -1):
             delta = self.layers[l].backward(delta, param_grads=param_grads)  # (W^{l+1})ᵀ δ^{l+1}, row-wise
             if self.masks[l - 1] is not None:
                 delta *= self.masks[l - 1]  # through the dropout of a^l
             self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)
+            self.deltas.insert(0, delta)
         grad_input = self.layers[0].backward(delta, input_grad, param_grads)
         if param_grads:
             self.add_weight_decay(weight_decay)

@@ -112,6 +112,7 @@ class RNN(Network):
     batch (layers.scratch)."""
 
     kind = "rnn"
+    INPUT_WEIGHTS = "U"  # its rows read one row of the image
     SPEC_INTS = ("steps",)  # sizes [T·D, H, K] and T: the weights file's entries
 
     def __init__(
@@ -143,6 +144,8 @@ class RNN(Network):
         self.buffers: dict[str, np.ndarray] = {}
         self.xs = self.hs = self.h_read = np.zeros((0, 0, 0), dtype=dtype)  # kept by forward
         self.mask: np.ndarray | None = None  # dropout mask of h^(T)
+        self.deltas: list[np.ndarray] = []  # [δ] of the output, of the last backward pass
+        self.step_deltas: np.ndarray | None = None  # r^(1…T) of the last backward pass, (T, B, H)
 
     @classmethod
     def spec_from_config(cls, m: ModelSection, image_shape: tuple[int, int], n_classes: int) -> Spec:
@@ -268,6 +271,7 @@ class RNN(Network):
         for t in range(T - 1, 0, -1):  # rs[t - 1] is r^(t)
             np.matmul(rs[t], self.W, out=rs[t - 1])  # ∂C/∂h^(t) = Wᵀ r^(t+1), row-wise
             rs[t - 1] *= slopes[t - 1]  # r^(t) = ∂C/∂h^(t) ⊙ σ'(z^(t))
+        self.deltas, self.step_deltas = [delta], rs
         if param_grads:
             self._param_grads(delta, rs_flat.reshape(T * B, H), weight_decay)
         if not input_grad:
