@@ -1,10 +1,12 @@
 """mlp serve under load: CLIENTS concurrent clients post 280×280 PNG drawings (real MNIST test
-digits, enlarged, dark on white as the page's pad draws them) to /api/predict for SECONDS, over
-kept-alive connections; prints predictions a second and latency percentiles. The server is
+digits, enlarged, dark on white as the page's pad draws them) to /api/predict (or the backprop
+panel's /api/backprop or /api/step, for label 1, a session a client) for SECONDS, over
+kept-alive connections; prints answers a second and latency percentiles. The server is
 `mlp serve RUN` in its own process; the clients share the machine with it (2 cores here).
 
     python benchmarks/serve.py runs/mnist --clients 16 --seconds 20
     python benchmarks/serve.py runs/mnist --fresh --workers 1     a connection a request, one process
+    python benchmarks/serve.py runs/mnist --clients 1 --endpoint backprop    one learner's latency
 """
 
 import argparse
@@ -23,6 +25,12 @@ import numpy as np
 from PIL import Image
 
 from mlpcli.data import DataConfig, load_split
+
+ENDPOINTS = {
+    "predict": "/api/predict",
+    "backprop": "/api/backprop?label=1",
+    "step": "/api/step?label=1&lr=0.0001&session={session}",
+}
 
 
 def drawings(n: int) -> list[bytes]:
@@ -62,13 +70,15 @@ def connect(host: str, port: int) -> http.client.HTTPConnection:
     return connection
 
 
-def client(host: str, port: int, bodies: list[bytes], until: float, results: tuple, fresh: bool) -> None:
-    """Post `bodies` in turn until `until`, on one kept-alive connection (`fresh`: a new one
-    for each request), appending each latency to results' list of successes or errors."""
+def client(
+    host: str, port: int, bodies: list[bytes], until: float, results: tuple, fresh: bool, path: str
+) -> None:
+    """Post `bodies` in turn to `path` until `until`, on one kept-alive connection (`fresh`: a
+    new one for each request), appending each latency to results' list of successes or errors."""
     connection, i = connect(host, port), 0
     while time.perf_counter() < until:
         start = time.perf_counter()
-        connection.request("POST", "/api/predict", body=bodies[i % len(bodies)])
+        connection.request("POST", path, body=bodies[i % len(bodies)])
         response = connection.getresponse()
         response.read()
         results[response.status != 200].append(time.perf_counter() - start)
@@ -88,16 +98,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--fresh", action="store_true", help="a new connection for each request")
     parser.add_argument("--workers", type=int, help="mlp serve's --workers (default: its own)")
+    parser.add_argument("--endpoint", choices=list(ENDPOINTS), default="predict")
     args = parser.parse_args()
     bodies = drawings(200)
     server, host, port = start_server(args.run, args.workers)
     try:
-        client(host, port, bodies, time.perf_counter() + 2, ([], []), False)  # warm: the model loads
+        paths = [ENDPOINTS[args.endpoint].format(session=f"bench-client-{n}") for n in range(args.clients)]
+        client(
+            host, port, bodies, time.perf_counter() + 2, ([], []), False, paths[0]
+        )  # warm: the model loads
         latencies, errors = [], []
         until = time.perf_counter() + args.seconds
         threads = [
-            threading.Thread(target=client, args=(host, port, bodies, until, (latencies, errors), args.fresh))
-            for _ in range(args.clients)
+            threading.Thread(
+                target=client, args=(host, port, bodies, until, (latencies, errors), args.fresh, path)
+            )
+            for path in paths
         ]
         started, cpu = time.perf_counter(), time.process_time()
         for thread in threads:
@@ -117,7 +133,8 @@ def main() -> None:
         + (", a connection per request" if args.fresh else ", kept-alive connections")
     )
     print(
-        f"{len(latencies) / elapsed:.0f} predictions/s over {elapsed:.1f} s ({len(errors)} errors);"
+        f"{len(latencies) / elapsed:.0f} answers/s from /api/{args.endpoint} over {elapsed:.1f} s"
+        f" ({len(errors)} errors);"
         f" latency p50 {np.percentile(ms, 50):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms,"
         f" p99 {np.percentile(ms, 99):.1f} ms, mean {statistics.fmean(ms):.1f} ms;"
         f" PNG {statistics.fmean(map(len, bodies)) / 1024:.1f} KiB"

@@ -48,7 +48,7 @@ def view(network: Network, norm: Normalisation, pixels: np.ndarray, label: int) 
         "deltas": deltas,
         "slopes": slopes,
         "input_gradient": (grad_x[0] / norm.std).reshape(pixels.shape),  # ∂C/∂pixel, x = (pixel - mean)/std
-        "units": _units(network, deltas[0], pixels.shape),
+        "units": _units(network, deltas, pixels.shape),
         "step_deltas": steps,
         "step_norms": None if steps is None else np.linalg.norm(steps.astype(np.float64), axis=1),
     }
@@ -58,13 +58,15 @@ def _target(network: Network, label: int, dtype) -> np.ndarray:
     return one_hot(np.array([label]), network.sizes[-1], dtype)
 
 
-def _units(network: Network, first_deltas: np.ndarray, shape: tuple[int, int]) -> list[dict]:
+def _units(network: Network, deltas: list[np.ndarray], shape: tuple[int, int]) -> list[dict]:
     """The SHOWN_UNITS units of the first layer whose δ¹_j is largest, each with its gradient
     ∂C/∂W¹_j = δ¹_j xᵀ (from the backward pass's own dW) and its weights W¹_j as pictures;
-    none for a kind whose input weights' rows do not read the whole image (an RNN's U)."""
-    if network.INPUT_WEIGHTS is None:
+    none for a kind whose input weights' rows do not read the whole image (an RNN's U), or
+    that keeps no deltas."""
+    if network.INPUT_WEIGHTS is None or not deltas:
         return []
     weights, gradient = network.tensors()[network.INPUT_WEIGHTS]
+    first_deltas = deltas[0]
     if weights.shape[1] != shape[0] * shape[1] or len(first_deltas) != len(weights):
         return []
     largest = np.argsort(-np.abs(first_deltas), kind="stable")[:SHOWN_UNITS]

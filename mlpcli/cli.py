@@ -470,12 +470,15 @@ def serve(target: Path, host: str, port: int, open_browser: bool, workers: int) 
     web page: draw a digit (or drop an image) and see the network's answer live, the 28×28
     image it saw, which pixels pushed it towards its answer and which away (the gradient from
     its own backward pass), and its hidden layers; beside each run its curves, confusion
-    matrix, mistakes, config and metrics. The page's JSON API serves other tools too:
+    matrix, mistakes, config and metrics. Its backprop panel runs the backward pass for a
+    label you pick: every δ, a live gradient check, and SGD steps on the page's own copy of
+    the network (the run's files are never written). The page's JSON API serves other tools too:
 
     \b
       mlp serve runs/ --open
       curl --data-binary @digit.png 'http://127.0.0.1:8000/api/predict?run=mnist'
       curl -F file=@photo.jpg 'http://127.0.0.1:8000/api/predict'
+      curl --data-binary @digit.png 'http://127.0.0.1:8000/api/backprop?label=1'
 
     It listens on 127.0.0.1 only, unless --host says otherwise. Ctrl-C stops it (exit code
     130). Needs Starlette and uvicorn: the serve extra (from a clone: pip install -e ".[serve]").

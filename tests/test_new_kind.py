@@ -132,11 +132,27 @@ def test_a_kind_registered_in_nn_alone_goes_through_every_command(linear_kind, m
     assert {row["check"] for row in rows} == {"linear 784-10 softmax_cross_entropy"}
 
     with Served(run.parent) as url:
-        request = urllib.request.Request(f"{url}/api/predict?run=toy", DIGIT.read_bytes(), method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.load(response)
+        answer, shown, step = (
+            posted(f"{url}/api/{path}")
+            for path in (
+                "predict?run=toy",
+                "backprop?run=toy&label=1",
+                "step?run=toy&label=1&session=new-kind",
+            )
+        )
     assert answer["predictions"][0]["class"] == 7 and answer["activations"] == [] and answer["states"] is None
     assert np.shape(answer["gradient"]) == (28, 28)
+    # the backprop panel of a kind that keeps no deltas: its loss, ∂C/∂x, the check and a step
+    assert shown["deltas"] == [] and shown["units"] == [] and np.shape(shown["input_gradient"]) == (28, 28)
+    assert [row["tensor"] for row in shown["check"]] == ["A", "c"]
+    assert all(row["relative_error"] < 1e-6 for row in shown["check"]), shown["check"]
+    assert step["loss_before"] == pytest.approx(shown["loss"]) and step["loss_after"] < step["loss_before"]
+
+
+def posted(url: str) -> dict:
+    request = urllib.request.Request(url, DIGIT.read_bytes(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
 
 
 def test_a_kind_that_is_not_registered_is_a_config_error(tmp_path):
