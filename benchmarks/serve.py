@@ -1,6 +1,7 @@
 """mlp serve under load: CLIENTS concurrent clients post 280×280 PNG drawings (real MNIST test
 digits, enlarged, dark on white as the page's pad draws them) to /api/predict (or the backprop
-panel's /api/backprop or /api/step, for label 1, a session a client) for SECONDS, over
+panel's /api/backprop or /api/step, for label 1, a session a client; `copy`: /api/backprop on
+the session's copy, as the page asks after a step) for SECONDS, over
 kept-alive connections; prints answers a second and latency percentiles. The server is
 `mlp serve RUN` in its own process; the clients share the machine with it (2 cores here).
 
@@ -30,6 +31,7 @@ ENDPOINTS = {
     "predict": "/api/predict",
     "backprop": "/api/backprop?label=1",
     "step": "/api/step?label=1&lr=0.0001&session={session}",
+    "copy": "/api/backprop?label=1&session={session}",  # after a step: the session's copy answers
 }
 
 
@@ -103,10 +105,11 @@ def main() -> None:
     bodies = drawings(200)
     server, host, port = start_server(args.run, args.workers)
     try:
-        paths = [ENDPOINTS[args.endpoint].format(session=f"bench-client-{n}") for n in range(args.clients)]
-        client(
-            host, port, bodies, time.perf_counter() + 2, ([], []), False, paths[0]
-        )  # warm: the model loads
+        sessions = [f"bench-client-{n}" for n in range(args.clients)]
+        for session in sessions:  # warm: the model loads (and each session's copy is made)
+            path = ENDPOINTS["step"].format(session=session)
+            client(host, port, bodies, time.perf_counter() + 2 / len(sessions), ([], []), False, path)
+        paths = [ENDPOINTS[args.endpoint].format(session=session) for session in sessions]
         latencies, errors = [], []
         until = time.perf_counter() + args.seconds
         threads = [
@@ -133,7 +136,7 @@ def main() -> None:
         + (", a connection per request" if args.fresh else ", kept-alive connections")
     )
     print(
-        f"{len(latencies) / elapsed:.0f} answers/s from /api/{args.endpoint} over {elapsed:.1f} s"
+        f"{len(latencies) / elapsed:.0f} answers/s ({args.endpoint}) over {elapsed:.1f} s"
         f" ({len(errors)} errors);"
         f" latency p50 {np.percentile(ms, 50):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms,"
         f" p99 {np.percentile(ms, 99):.1f} ms, mean {statistics.fmean(ms):.1f} ms;"

@@ -51,3 +51,7 @@ class ImageTooSlow(ImageError):
 class RunFileError(MlpError):
     """A file of a run directory that mlpcli refuses to read: a link out of the run, no
     regular file (a FIFO, a device), larger than any run writes, or nested too deeply to parse."""
+
+
+class CopyError(MlpError):
+    """A network's copy for the page's steps that cannot be kept (no room, its folder gone)."""

@@ -7,8 +7,11 @@ file's start. On both the system drops a lock when its process ends: a process t
 killed never leaves the file locked.
 """
 
+import contextlib
 import errno
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -44,6 +47,23 @@ def hold(lock: Path) -> int:
     os.ftruncate(descriptor, 0)
     os.write(descriptor, f"{os.getpid()}\n".encode())
     return descriptor
+
+
+@contextlib.contextmanager
+def waited(lock: Path, seconds: float = 30.0) -> Iterator[None]:
+    """Hold the lock on the file `lock` (created if need be, and left: processes that share it
+    come and go) for the block, waiting up to `seconds` while another holds it; TimeoutError
+    after that."""
+    descriptor = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        deadline = time.monotonic() + seconds
+        while not _take(descriptor):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{lock} stayed locked for {seconds:g} s")
+            time.sleep(0.002)
+        yield
+    finally:
+        _release(descriptor)
 
 
 def holder(lock: Path) -> int | None:

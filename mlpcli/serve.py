@@ -14,6 +14,7 @@ and decoding at DECODE_SECONDS; a client may hold no more than mlpcli.connection
 Nothing is written, nothing started.
 """
 
+import contextlib
 import dataclasses
 import errno
 import functools
@@ -27,6 +28,7 @@ import signal
 import socket
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -47,7 +49,7 @@ from starlette.routing import Route
 
 from mlpcli import artifacts, backprop, predict, runs
 from mlpcli.data import CLASS_NAMES, one_hot
-from mlpcli.errors import ImageError, ImageTooLarge, MlpError, RunFileError
+from mlpcli.errors import CopyError, ImageError, ImageTooLarge, MlpError, RunFileError
 from mlpcli.images import read_image, to_mnist
 from mlpcli.nn.base import Network
 
@@ -389,8 +391,10 @@ def backprop_routes(
         network, norm = model.saved.model, model.saved.norm
         with model.lock, np.errstate(all="ignore"):
             seen = backprop.view(network, norm, pixels, label)
+        if not backprop.finite(seen):  # a copy stepped too far: its output was finite, its deltas not
+            raise HTTPException(409, f"the backward pass overflowed (NaN or infinity): {_remedy(steps)}")
         with np.errstate(all="ignore"):
-            checked = backprop.check(network, norm, pixels, label)
+            checked = finite(backprop.check(network, norm, pixels, label))
         return written(found | _labelled(model, label) | pictures(seen) | {"check": checked, "steps": steps})
 
     def copy_of(model: Model, session: str | None) -> tuple[Model, int]:
@@ -403,6 +407,7 @@ def backprop_routes(
         return Model(dataclasses.replace(model.saved, model=twin), threading.Lock(), model.key), steps
 
     async def step_image(request: Request) -> Response:
+        _same_site(request)
         top, label, lr = _top(request), _label(request), _lr(request)
         session = _session(request, required=True)
         body = await image_body(request)
@@ -417,22 +422,20 @@ def backprop_routes(
         if network.params.nbytes > backprop.COPY_BYTES:
             raise HTTPException(
                 409,
-                f"run {model.key[0]!r}: its network is too large to copy for steps here"
-                f" ({network.params.size:,} parameters; at most {backprop.COPY_BYTES // 4:,})",
+                f"run {model.key[0]!r}: its network's weights ({network.params.nbytes / 2**20:,.0f} MB) are"
+                f" too large to copy for steps here (at most {backprop.COPY_BYTES / 2**20:.0f} MB)",
             )
-        with copies.lock:
+        with kept_copies(), np.errstate(all="ignore"):
             kept = copies.load(session, model.key)
             params, steps = kept or (network.params, 0)
             twin = network.copy(params)
-            with np.errstate(all="ignore"):
-                if label is None:
-                    label = int(np.argmax(twin.forward(norm.apply(pixels.reshape(1, -1)))[0]))
-                label = _class_of(model, label)
-                taken = backprop.step(twin, norm, pixels, label, lr)
+            if label is None:
+                label = int(np.argmax(twin.forward(norm.apply(pixels.reshape(1, -1)))[0]))
+            label = _class_of(model, label)
+            taken = backprop.step(twin, norm, pixels, label, lr)
             if not (np.isfinite(taken["loss_after"]) and np.isfinite(twin.params).all()):
                 raise HTTPException(
-                    409,
-                    f"this step (η = {lr:g}) made the network's output not finite: reset, take a smaller η",
+                    409, f"this step (η = {lr:g}) made the network's output not finite: {_remedy(1)}"
                 )
             copies.save(session, model.key, twin.params, steps + 1)
         names = CLASS_NAMES[model.saved.dataset]
@@ -449,10 +452,23 @@ def backprop_routes(
             }
         )
 
+    @contextlib.contextmanager
+    def kept_copies() -> Iterator[None]:
+        """The copies held for a step or a reset; a 503 when they cannot be kept."""
+        try:
+            with copies.held():
+                yield
+        except (CopyError, TimeoutError) as e:
+            raise HTTPException(503, f"{e}; try again") from None
+
+    def dropped(session: str) -> bool:
+        with kept_copies():
+            return copies.drop(session)
+
     async def reset(request: Request) -> JSONResponse:
+        _same_site(request)
         session = _session(request, required=True)
-        dropped = await run_in_threadpool(copies.drop, session)
-        return JSONResponse({"session": session, "reset": dropped})
+        return JSONResponse({"session": session, "reset": await run_in_threadpool(dropped, session)})
 
     return [
         Route("/api/backprop", backprop_image, methods=["POST"]),
@@ -478,6 +494,23 @@ def pictures(seen: dict) -> dict:
         "step_deltas": None if steps is None else steps.tolist(),
         "step_norms": None if norms is None else norms.tolist(),
     }
+
+
+def _remedy(steps: int) -> str:
+    return (
+        "reset the steps, and take a smaller η" if steps else "the run's weights are broken; train it again"
+    )
+
+
+def _same_site(request: Request) -> None:
+    """A 403 for a request a page of another site made the browser send (a step or a reset
+    changes what the learner sees): browsers say so in Sec-Fetch-Site, older ones in Origin."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site not in (None, "same-origin", "none") or (
+        origin is not None and origin.partition("://")[2] != request.headers.get("host")
+    ):
+        raise HTTPException(403, "steps and resets are taken from mlp serve's own page only")
 
 
 def _labelled(model: Model, label: int) -> dict:
@@ -511,17 +544,17 @@ def _label(request: Request) -> int | None:
 
 
 def _lr(request: Request) -> float:
-    """lr=η, the step's learning rate: 0 < η ≤ backprop.MAX_LR (default backprop.LR)."""
+    """lr=η, the step's learning rate: MIN_LR ≤ η ≤ MAX_LR (default backprop.LR), written
+    as a decimal number (1e-3 too)."""
     text = request.query_params.get("lr", str(backprop.LR))
-    try:
-        lr = float(text)
-    except ValueError:
-        lr = math.nan
-    if not 0 < lr <= backprop.MAX_LR:
+    number = re.fullmatch(r"[0-9]{1,20}(\.[0-9]{0,20})?([eE][-+]?[0-9]{1,3})?", text)
+    if number is None or not backprop.MIN_LR <= float(text) <= backprop.MAX_LR:
         raise HTTPException(
-            400, f"lr (the step's η) must be a number above 0 and at most {backprop.MAX_LR:g}, such as 0.1"
+            400,
+            f"lr (the step's η) must be a number from {backprop.MIN_LR:g} to {backprop.MAX_LR:g}, such as"
+            f" {backprop.LR:g}",
         )
-    return lr
+    return float(text)
 
 
 SESSION = re.compile("[A-Za-z0-9_-]{8,64}")

@@ -5,24 +5,30 @@ written here), a step is the same step taken outside the server and two compose,
 worker answers; the run as trained is what everyone else sees and its files never change; bad
 values are 4xx; copies stay within their cap and go with the server."""
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import mlp, start_serve
+from conftest import ROOT, mlp, start_serve
 from numerical import numerical_gradient
 from PIL import Image
 from test_predict import as_drawn
 
 from mlpcli import backprop
-from mlpcli.artifacts import load_weights
+from mlpcli.artifacts import load_weights, save_weights
 from mlpcli.data import DataConfig, load_split
+from mlpcli.nn.mlp import MLP
 
 NO_AUGMENT = ["data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "train.epochs=1"]
 MLPS = {  # run name → its model, trained an epoch on the real MNIST
@@ -69,9 +75,13 @@ def digits(mnist_dir) -> list[bytes]:
     return bodies
 
 
-def call(url: str, endpoint: str, query: str, body: bytes = b"") -> tuple[int, dict]:
+def call(
+    url: str, endpoint: str, query: str, body: bytes = b"", headers: dict | None = None
+) -> tuple[int, dict]:
     """POST to /api/ENDPOINT?QUERY on a connection of its own; the status and the JSON."""
-    request = urllib.request.Request(f"{url}/api/{endpoint}?{query}", data=body, method="POST")
+    request = urllib.request.Request(
+        f"{url}/api/{endpoint}?{query}", data=body, method="POST", headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.load(response)
@@ -254,12 +264,16 @@ BAD = [
     ("step", "run=relu&lr=0.1", 400, "session must be"),
     ("step", "run=relu&session=../../../etc", 400, "session must be"),
     ("step", f"run=relu&session={'x' * 65}", 400, "session must be"),
-    ("step", "run=relu&lr=0&session=learner-bad", 400, "lr (the step's η) must be a number above 0"),
-    ("step", "run=relu&lr=-1&session=learner-bad", 400, "at most 10"),
-    ("step", "run=relu&lr=11&session=learner-bad", 400, "at most 10"),
-    ("step", "run=relu&lr=nan&session=learner-bad", 400, "at most 10"),
-    ("step", "run=relu&lr=inf&session=learner-bad", 400, "at most 10"),
-    ("step", "run=relu&lr=fast&session=learner-bad", 400, "at most 10"),
+    ("step", "run=relu&lr=0&session=learner-bad", 400, "lr (the step's η) must be a number from"),
+    ("step", "run=relu&lr=-1&session=learner-bad", 400, "from 1e-08 to 10, such as 0.001"),
+    ("step", "run=relu&lr=11&session=learner-bad", 400, "to 10, such as"),
+    ("step", "run=relu&lr=nan&session=learner-bad", 400, "to 10, such as"),
+    ("step", "run=relu&lr=inf&session=learner-bad", 400, "to 10, such as"),
+    ("step", "run=relu&lr=fast&session=learner-bad", 400, "to 10, such as"),
+    ("step", "run=relu&lr=1_0&session=learner-bad", 400, "to 10, such as"),
+    ("step", "run=relu&lr=%EF%BC%91&session=learner-bad", 400, "to 10, such as"),  # a full-width 1
+    ("step", "run=relu&lr=%200.1&session=learner-bad", 400, "to 10, such as"),
+    ("step", "run=relu&lr=1e-46&session=learner-bad", 400, "from 1e-08 to 10"),
     ("step", "run=relu&label=11&session=learner-bad", 400, "not a class of run"),
     ("step", "run=nowhere&session=learner-bad", 404, "no run 'nowhere' here"),
     ("reset", "", 400, "session must be"),
@@ -315,3 +329,79 @@ def test_the_copies_go_with_the_server(runs_dir, tmp_path, digits):
         child.terminate()
         child.wait(timeout=30)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_session_stepping_from_many_connections_loses_no_step(server, digits):
+    """Steps of one session sent at once, each on a connection of its own (either worker): each
+    is taken on the copy the one before left, none lost."""
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(
+            pool.map(
+                lambda _: answered(server, "step", "run=relu&label=6&lr=1e-5&session=crowded-one", digits[2]),
+                range(24),
+            )
+        )
+    assert sorted(step["steps"] for step in taken) == list(range(1, 25))
+    assert answered(server, "backprop", "run=relu&session=crowded-one", digits[2])["steps"] == 24
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://elsewhere.example"},
+    ],
+    ids=["cross-site", "same-site", "another-origin"],
+)
+@pytest.mark.parametrize("endpoint", ["step", "reset"])
+def test_another_site_cannot_step_or_reset(server, digits, endpoint, headers):
+    answered(server, "reset", "session=learner-own")
+    answered(server, "step", "run=relu&label=2&session=learner-own", digits[0])
+    status, found = call(server, endpoint, "run=relu&label=2&session=learner-own", digits[0], headers)
+    assert status == 403 and "mlp serve's own page" in found["error"], found
+    assert answered(server, "backprop", "run=relu&session=learner-own", digits[0])["steps"] == 1
+    answered(server, "reset", "session=learner-own")
+    own = {"Sec-Fetch-Site": "same-origin", "Origin": server}
+    assert call(server, "step", "run=relu&session=learner-own", digits[0], own)[0] == 200
+
+
+def test_a_damaged_or_lost_copy_starts_again(server, temp_dir, digits):
+    answered(server, "step", "run=relu&label=2&session=damaged-copy", digits[0])
+    (copy,) = temp_dir.glob("mlpcli-copies-*/damaged-copy.npz")
+    copy.write_bytes(b"PK\x03\x04 not a whole archive")
+    assert answered(server, "step", "run=relu&label=2&session=damaged-copy", digits[0])["fresh"] is True
+    shutil.rmtree(copy.parent)  # as a cleaner of temporary files might
+    assert answered(server, "step", "run=relu&label=2&session=damaged-copy", digits[0])["fresh"] is True
+    assert (copy.parent.stat().st_mode & 0o777) == 0o700 and not list(copy.parent.glob("*.partial"))
+
+
+def test_a_backward_pass_that_overflows_is_a_409(server, runs_dir, digits):
+    """An mse network with no output activation whose outputs are finite and huge: its deltas
+    overflow float32 (a copy stepped too far does the same)."""
+    saved = load_weights(runs_dir / "mse" / "weights.npz")
+    loud = MLP(saved.model.sizes, "relu", "mse", "identity")
+    loud.params[...] = saved.model.params
+    loud.tensors()["W2"][0][...] *= 1e33
+    shutil.copytree(runs_dir / "mse", runs_dir / "overflowing")
+    save_weights(runs_dir / "overflowing" / "weights.npz", dataclasses.replace(saved, model=loud))
+    status, found = call(server, "backprop", "run=overflowing&label=1", digits[0])
+    assert status == 409 and "overflowed" in found["error"], found
+    assert call(server, "predict", "run=overflowing", digits[0])[0] == 200  # its forward pass is finite
+
+
+def test_steps_wait_for_each_other_as_on_windows(runs_dir, tmp_path, digits):
+    """Where there is no fcntl, msvcrt's lock keeps one session's steps whole across workers
+    (tests/as_windows.py)."""
+    command = [sys.executable, str(ROOT / "tests" / "as_windows.py"), "serve", str(runs_dir), "--port", "0"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = child.stdout.readline().split(" at ")[1].split()[0].rstrip("/")
+        with ThreadPoolExecutor(4) as pool:
+            query = "run=relu&label=6&lr=1e-5&session=windows-one"
+            taken = list(pool.map(lambda _: answered(url, "step", query, digits[2]), range(12)))
+        assert sorted(step["steps"] for step in taken) == list(range(1, 13))
+        assert answered(url, "reset", "session=windows-one")["reset"] is True
+    finally:
+        child.terminate()
+        child.wait(timeout=30)

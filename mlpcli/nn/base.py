@@ -8,6 +8,7 @@ A kind of network is a subclass that fills in the methods marked so and is regis
 nn/kinds.py; nothing outside nn/ (and models.py, which turns a config into a network) asks
 which kind it holds."""
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -56,7 +57,7 @@ class Network:
     dropout: float
     buffers: dict[str, np.ndarray]
     hidden_outputs: list[np.ndarray]  # the hidden activations of the last forward pass (buffers)
-    deltas: list[np.ndarray] = []  # δ^l = ∂C/∂z^l of the last backward pass, (B, units) a layer,
+    deltas: Sequence[np.ndarray] = ()  # δ^l = ∂C/∂z^l of the last backward pass, (B, units) a layer,
     # the first layer's first and the output's last; buffers, as they were computed
     step_deltas: np.ndarray | None = None  # r^(t) = ∂C/∂z^(t) of a kind with steps, (T, B, H); else None
     INPUT_WEIGHTS: ClassVar[str | None] = None  # the tensor whose rows read the input, a unit a row
