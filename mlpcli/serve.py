@@ -395,7 +395,12 @@ def backprop_routes(
             raise HTTPException(409, f"the backward pass overflowed (NaN or infinity): {_remedy(steps)}")
         with np.errstate(all="ignore"):
             checked = finite(backprop.check(network, norm, pixels, label))
-        return written(found | _labelled(model, label) | pictures(seen) | {"check": checked, "steps": steps})
+        return written(
+            found
+            | _labelled(model, label)
+            | pictures(seen)
+            | {"check": checked, "steps": steps, "copies": backprop.COPIES}
+        )
 
     def copy_of(model: Model, session: str | None) -> tuple[Model, int]:
         """The session's copy of the run (if it has one) and the steps it has taken; else the run."""

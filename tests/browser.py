@@ -73,3 +73,88 @@ def answer_is(driver, digit: str, timeout: float = 15) -> str:
 
 def console_errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+# The page's work in flight: its requests until their answer is read, and its drawings being
+# encoded (Chrome runs toBlob when the page is idle: long after the pen lifts, at times).
+COUNTER = """
+if (window.requestsOpen === undefined) {
+  window.requestsOpen = 0;
+  const fetched = window.fetch;
+  window.fetch = (...args) => {
+    window.requestsOpen++;
+    const read = fetched(...args).then((response) => response.clone().text().then(() => response));
+    read.finally(() => window.requestsOpen--).catch(() => {});
+    return read;
+  };
+  const toBlob = HTMLCanvasElement.prototype.toBlob;
+  HTMLCanvasElement.prototype.toBlob = function (callback, ...options) {
+    window.requestsOpen++;
+    const done = (blob) => {
+      try {
+        callback(blob);
+      } finally {
+        window.requestsOpen--;
+      }
+    };
+    return toBlob.call(this, done, ...options);
+  };
+}
+"""
+
+
+def count_requests(driver) -> None:
+    """Count the page's work in flight from now on (COUNTER, for `settled`)."""
+    driver.execute_script(COUNTER)
+
+
+def settled(driver, timeout: float = 30) -> None:
+    """Wait until the page counted by `count_requests` has had no work in flight for a while:
+    the last drawing is sent, and the answers to it (the panel's too) are shown."""
+    import time
+
+    quiet_since = time.monotonic()
+    deadline = quiet_since + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script("return window.requestsOpen") != 0:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 0.3:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the page kept asking")
+
+
+def wait_for(driver, condition, timeout: float = 15):
+    """Wait until `condition(driver)` is true; its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def text_of(driver, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id).text
+
+
+def pick_label(driver, name: str, timeout: float = 15) -> None:
+    """Click class `name` in the backward pass panel; wait until the panel is shown for it."""
+    from selenium.webdriver.common.by import By
+
+    buttons = driver.find_elements(By.CSS_SELECTOR, "#bp-labels button")
+    next(button for button in buttons if button.text == name).click()
+    wait_for(driver, lambda d: text_of(d, "bp-label-note").startswith(f"y = {name}, picked"), timeout)
+
+
+def take_step(driver, timeout: float = 30) -> str:
+    """Click "Take a step"; wait until the step is logged and the panel is shown for the copy
+    after it. The step's line in the log."""
+    from selenium.webdriver.common.by import By
+
+    taken = len(driver.find_elements(By.CSS_SELECTOR, "#bp-log li"))
+    wait_for(driver, lambda d: d.find_element(By.ID, "bp-step").is_enabled(), timeout)
+    driver.find_element(By.ID, "bp-step").click()
+    line = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#bp-log li")[taken:], timeout)[0].text
+    steps = int(line.split(":")[0].removeprefix("step "))
+    wait_for(driver, lambda d: f"after {steps} step" in text_of(d, "bp-on"), timeout)
+    return line
