@@ -813,6 +813,19 @@ BUGS = [
     ),
     # --- the backward pass on the page (test_backprop.py) -----------------------------------
     Bug(
+        "page-step-button-dead",
+        "web/app.js",
+        '$("bp-step").addEventListener("click", () => takeStep().catch(panelError));',
+        "",
+    ),
+    Bug(
+        "page-backprop-without-session",
+        "web/app.js",
+        '(blob) => posted("/api/backprop", { top: "10", session: SESSION, ...(label',
+        '(blob) => posted("/api/backprop", { top: "10", ...(label',
+    ),
+    Bug("page-requests-pile-up", "web/app.js", "    if (inFlight) {", "    if (false) {"),
+    Bug(
         "delta-without-hadamard",
         N,
         "            self.activation.backward(delta, self.hidden_outputs[l - 1])  # ⊙ σ'(z^l)\n",
