@@ -48,7 +48,7 @@ def view(network: Network, norm: Normalisation, pixels: np.ndarray, label: int) 
     grad_x = network.backward(delta, input_grad=True)
     deltas = [d[0].copy() for d in network.deltas]
     activations, _, _ = network.hidden_outputs_shown()
-    slopes = [network.activation.derivative(a) for a in activations[: len(deltas) - 1]]  # σ'(z^l)
+    slopes = [network.activation.derivative(a) for a in activations[: max(len(deltas) - 1, 0)]]  # σ'(z^l)
     steps = None if network.step_deltas is None else network.step_deltas[:, 0].copy()
     return {
         "loss": loss,

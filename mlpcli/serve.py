@@ -5,13 +5,16 @@ Why, from the network's own backward pass: for the answer k and the runner-up j,
 m = z_k - z_j (the logits: how far k is ahead) has δ^L = ∂m/∂z^L = e_k - e_j, and the delta
 equations carried one layer further give ∂m/∂x: which pixels push towards k rather than j
 (positive) and which away (negative). The margin, not log ŷ_k: a confident answer's softmax
-saturates (ŷ_k = 1 in float32), and its gradient with it.
+saturates (ŷ_k = 1 in float32), and its gradient with it. The backprop panel's endpoints
+(`backprop_routes`) show the backward pass of the loss for a label the learner picks, and take
+SGD steps on a copy of the network (mlpcli.backprop).
 
 It serves only what it means to: its own three page files, the runs it lists (found under
 one folder, or one run) and their SERVED_FILES, each a regular file of its run. Bodies are
 capped at MAX_BODY bytes and images at MAX_PIXELS, checked from the header before decoding,
 and decoding at DECODE_SECONDS; a client may hold no more than mlpcli.connections allows.
-Nothing is written, nothing started.
+Nothing of the runs is written (the steps' copies go to a temporary folder of the server's
+own), nothing started.
 """
 
 import contextlib

@@ -901,8 +901,8 @@ BUGS = [
     Bug(
         "slopes-of-another-layer",
         "backprop.py",
-        "for a in activations[: len(deltas) - 1]]",
-        "for a in activations[::-1][: len(deltas) - 1]]",
+        "for a in activations[: max(len(deltas) - 1, 0)]]",
+        "for a in activations[::-1][: max(len(deltas) - 1, 0)]]",
     ),
     Bug(
         "copies-per-worker",
