@@ -356,7 +356,8 @@ document.addEventListener("drop", (event) => {
 
 // The backward pass panel (equations.md §8): for the image last answered and a label y, what
 // /api/backprop computed, on this page's own copy of the run once it has taken steps.
-// The server keeps a copy per session, the page's own name (crypto.randomUUID needs https).
+// The server keeps a copy per session, the page's own name (not crypto.randomUUID: a page served
+// to a phone over the network is not a secure context, where alone that exists).
 const SESSION = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 let label = null; // the class picked; null: the network's answer
 let shownBlob = null; // the image of the answer shown: what a step and a new label are for
