@@ -348,6 +348,18 @@ class Saved:
     epoch: int | None = None
 
 
+def which_weights(saved: Saved, folder: Path) -> str:
+    """ ", the weights of epoch 12 of a run interrupted after 14" — what the weights are, as far
+    as the weights file and the run's metrics.json say ("" when neither does)."""
+    said, metrics = (
+        f", the weights of epoch {saved.epoch}" if saved.epoch else "",
+        read_metrics(folder),
+    )
+    if said and metrics.get("status") in ("interrupted", "diverged"):
+        said += f" of a run {metrics['status']} after {metrics.get('epochs', '?')} epochs"
+    return said
+
+
 def save_weights(path: Path, saved: Saved) -> None:
     """The arrays, the architecture, the input normalisation and the dataset's name: enough to
     rebuild and evaluate the model with no config."""

@@ -3,6 +3,7 @@
 At import only click and the options' own settings load: each command imports the library
 (NumPy and the rest) when it runs, so that `mlp --help` and tab completion answer at once."""
 
+import functools
 import json
 import os
 import signal
@@ -56,6 +57,7 @@ def main() -> None:
       mlp predict runs/mnist digit.png  what the run makes of your drawing
       mlp runs                          every run under runs/, side by side
       mlp serve --open                  a page to draw a digit on
+      mlp export runs/mnist             the network as an ONNX model, to run anywhere
       mlp sweep sweeps/mnist.yaml       search configs with Optuna
       mlp gradcheck --all               every gradient against finite differences
     """
@@ -216,8 +218,14 @@ def _stop_requests() -> Iterator[_StopRequests]:
     help="validation: the run's own validation split, the seeded sample its training held out;"
     " train: the images it trained on (unaugmented), to compare with the others.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what eval.json holds, for tools (the report goes to stderr).",
+)
 @PROGRESS
-def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool | None) -> None:
+def eval_(target: Path, overrides: tuple[str, ...], split: str, as_json: bool, progress: bool | None) -> None:
     """Evaluate saved weights (a run directory or a weights.npz) on the test split.
 
     Prints accuracy, top-3 accuracy, loss, per-class precision, recall and F1 and the
@@ -230,6 +238,7 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
     \b
       mlp eval runs/fashion_mnist-20261123-190000
       mlp eval runs/fashion_mnist-20261123-190000 --split validation
+      mlp eval runs/mnist --json | jq .accuracy
       mlp eval model.npz --set data.source=idx \\
                          --set data.dir=/usr/share/datasets/fashion-mnist
     """
@@ -237,7 +246,48 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, progress: bool |
 
     data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
     with _errors():
-        eval_run(target, data_overrides, say, split, progress)
+        result = eval_run(
+            target, data_overrides, functools.partial(say, err=True) if as_json else say, split, progress
+        )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+
+
+@main.command(short_help="Write a run's network as an ONNX model, to run it anywhere.")
+@click.argument("target", metavar="RUN_OR_WEIGHTS", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Where to write the model.  [default: RUN/model.onnx]",
+)
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+def export(target: Path, out: Path | None, overwrite: bool) -> None:
+    """Write the network of a run (its weights.npz) as an ONNX model, for onnxruntime in
+    Python, C#, Java or C++, in a browser (onnxruntime-web), or any tool that reads ONNX.
+
+    The model takes `pixels`, float32 [N, 28, 28]: MNIST's grey levels 0-255 with the ink high,
+    the digit centred as MNIST's are; the run's normalisation is inside it. It answers `logits`
+    [N, classes] and `probabilities` (an mse run: `scores`). It does not find, crop or centre a
+    digit in a photo, as mlp predict does: prepare the images first (mlp predict --save-input
+    shows how). Needs the onnx package: the export extra (from a clone: pip install -e ".[export]").
+
+    \b
+      mlp export runs/mnist
+      mlp export runs/mnist --out digits.onnx --overwrite
+    """
+    try:
+        from mlpcli import export as exporting
+    except ImportError as e:
+        raise _Failure(f"mlp export needs {_top(e.name)}, of its extra: {_install_hint('export')}") from None
+    with _errors():
+        exported = exporting.export(target, out, overwrite)
+    outputs = " and ".join(exported.outputs)
+    say(
+        f"wrote {exported.path} ({exported.size / 2**20:.1f} MB): {exported.network}{exported.which};"
+        f" input pixels, float32 [N, 28, 28], 0-255 with the ink high; outputs {outputs}; ONNX opset"
+        f" {exporting.OPSET}"
+    )
 
 
 @main.command(short_help="Classify your own images of digits (or clothes).")

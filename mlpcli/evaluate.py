@@ -151,9 +151,10 @@ def format_report(report: Report, class_names: list[str]) -> str:
 
 def eval_run(
     target: Path, data_overrides: Sequence[str], echo: Echo, split: str = "test", progress: bool | None = None
-) -> Report:
+) -> dict:
     """Evaluate saved weights on the test split (or the run's own validation or training
-    split); print the report; write eval.json, confusion.png and mistakes.png beside the weights."""
+    split); print the report; write eval.json, confusion.png and mistakes.png beside the weights.
+    Returns what eval.json holds."""
     weights = artifacts.weights_file(target)
     saved = artifacts.load_weights(weights)
     model, norm = saved.model, saved.norm
@@ -167,7 +168,7 @@ def eval_run(
     data_report = _data_report(saved, dataset, test, source, weights, data_overrides, run_config.exists())
     report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
     names = CLASS_NAMES[data.name]
-    which = _weights_of(saved, weights.parent)
+    which = artifacts.which_weights(saved, weights.parent)
     echo(f"{model}{which} on the {data.name} {split} split ({len(dataset)} examples)\n")
     for warning in data_report["warnings"]:
         echo(f"warning: {warning}\n")
@@ -180,19 +181,7 @@ def eval_run(
     artifacts.write_json(report_file, result)
     _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
-    return report
-
-
-def _weights_of(saved: artifacts.Saved, folder: Path) -> str:
-    """ ", the weights of epoch 12 of a run interrupted after 14" — what the weights are, as far
-    as the weights file and the run's metrics.json say ("" when neither does)."""
-    said, metrics = (
-        f", the weights of epoch {saved.epoch}" if saved.epoch else "",
-        artifacts.read_metrics(folder),
-    )
-    if said and metrics.get("status") in ("interrupted", "diverged"):
-        said += f" of a run {metrics['status']} after {metrics.get('epochs', '?')} epochs"
-    return said
+    return result
 
 
 def _evaluated_split(

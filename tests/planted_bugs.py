@@ -811,6 +811,56 @@ BUGS = [
         "names if is_loopback(bound) else None",
         'names if bound in ("127.0.0.1", "::1") else None',
     ),
+    # --- mlp export, run in onnxruntime (test_export.py) -------------------------------------
+    Bug(
+        "export-without-normalisation",
+        "export.py",
+        '    x = graph.node("Mul", x, graph.constant("inverse_std", np.float32(1.0 / saved.norm.std)))\n',
+        "",
+    ),
+    Bug(
+        "export-weight-transposed",
+        N,
+        '            z = graph.node("Gemm", a, W, b, transB=1)',
+        '            z = graph.node("Gemm", a, W, b, transB=int(W != "W2"))',
+    ),
+    Bug(
+        "export-rnn-rows-as-columns",
+        "nn/rnn.py",
+        '        rows = graph.node("Transpose", x, perm=[1, 0, 2])',
+        '        rows = graph.node("Transpose", x, perm=[2, 0, 1])',
+    ),
+    Bug(
+        "export-rnn-bias-twice",
+        "nn/rnn.py",
+        "        bias = np.concatenate([self.b, np.zeros(H, self.b.dtype)])[None]",
+        "        bias = np.concatenate([self.b, self.b])[None]",
+    ),
+    Bug(
+        "export-softmax-over-the-batch",
+        "nn/losses.py",
+        '        return graph.node("Softmax", z, axis=1)',
+        '        return graph.node("Softmax", z, axis=0)',
+    ),
+    Bug(
+        "export-mse-scores-unclipped",
+        "nn/losses.py",
+        '        a = graph.node("Relu", self.onnx_predict(graph, z))',
+        "        a = self.onnx_predict(graph, z)",
+    ),
+    Bug("export-overwrites", "export.py", "    if out.exists() and not overwrite:", "    if False:"),
+    Bug(
+        "export-accuracy-unsaid",
+        "export.py",
+        '        "test_accuracy": f"{accuracy:.4f}" if isinstance(accuracy, float) else "",',
+        '        "test_accuracy": "",',
+    ),
+    Bug(
+        "eval-json-mixed-with-the-report",
+        "cli.py",
+        "functools.partial(say, err=True) if as_json else say",
+        "say",
+    ),
     # --- the backward pass on the page (test_backprop.py) -----------------------------------
     Bug(
         "page-step-button-dead",
@@ -978,7 +1028,7 @@ ORDER = [
     "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
     "test_data.py", "test_config.py", "test_output.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py",
     "test_predict.py", "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_screen.py",
-    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_backprop.py", "test_serve_limits.py",
+    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_export.py", "test_backprop.py", "test_serve_limits.py",
     "test_download.py", "test_end_to_end.py", "test_docs.py",
 ]  # fmt: skip
 LEFT_OUT = {"test_terminal.py"}  # pipes and signals: no bug here reaches them, and they take a minute

@@ -203,7 +203,7 @@ def test_commands_that_draw_nothing_load_no_pictures_library():
 def test_every_command_has_a_whole_sentence_summary():
     text = mlp("--help").output
     commands = text.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 8
+    assert len(commands) == 9
     assert all(line.rstrip().endswith(".") and "..." not in line for line in commands)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 
 class Activation:
     name: str
+    onnx_op: str  # the ONNX operator that computes it (mlp export)
 
     def forward(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """a = σ(z), written into `out` when given (it may be `z` itself)."""
@@ -26,6 +27,7 @@ class Activation:
 
 class ReLU(Activation):
     name = "relu"
+    onnx_op = "Relu"
 
     def forward(self, z, out=None):
         return np.maximum(z, 0, out=out)
@@ -42,6 +44,7 @@ class ReLU(Activation):
 
 class Sigmoid(Activation):
     name = "sigmoid"
+    onnx_op = "Sigmoid"
 
     def forward(self, z, out=None):
         out = np.multiply(z, 0.5, out=out)  # σ(z) = (1 + tanh(z/2)) / 2: no overflow
@@ -58,6 +61,7 @@ class Sigmoid(Activation):
 
 class Tanh(Activation):
     name = "tanh"
+    onnx_op = "Tanh"
 
     def forward(self, z, out=None):
         return np.tanh(z, out=out)
@@ -70,6 +74,7 @@ class Tanh(Activation):
 
 class Identity(Activation):
     name = "identity"
+    onnx_op = "Identity"
 
     def forward(self, z, out=None):
         if out is None or out is z:

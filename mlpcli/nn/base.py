@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from mlpcli.nn.activations import ACTIVATIONS, Activation
+from mlpcli.nn.graph import Graph
 from mlpcli.nn.layers import scratch
 from mlpcli.nn.losses import Output
 from mlpcli.nn.params import flat_size
@@ -115,6 +116,11 @@ class Network:
         self, delta: np.ndarray, weight_decay: float = 0.0, input_grad: bool = False, param_grads: bool = True
     ):
         """Fill `grads` from δ = ∂C/∂logits; ∂C/∂X when `input_grad`."""
+        raise NotImplementedError
+
+    def onnx_forward(self, graph: Graph, x: str) -> str:
+        """Its forward pass (no dropout) as ONNX nodes written into `graph` (mlp export), from
+        the normalised inputs `x`, [N, *input_shape], to the logits [N, classes]; their name."""
         raise NotImplementedError
 
     # --- what every kind shares ----------------------------------------------------------------

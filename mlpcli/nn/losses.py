@@ -9,6 +9,7 @@ rows that sum to 1: one-hot labels, or soft labels.
 import numpy as np
 
 from mlpcli.nn.activations import ACTIVATIONS, Activation
+from mlpcli.nn.graph import Graph
 
 
 class Output:
@@ -35,6 +36,20 @@ class Output:
         """C and δ^L = ∂C/∂z^L, sharing the work of the forward output."""
         raise NotImplementedError
 
+    def onnx_predict(self, graph: Graph, z: str) -> str:
+        """`predict` as ONNX nodes on the logits `z` [N, classes] (mlp export)."""
+        raise NotImplementedError
+
+    def onnx_scores(self, graph: Graph, z: str, classes: int) -> str:
+        """`scores` as ONNX nodes: a = max(ŷ, 0), then a / Σ_k a_k, or 1/classes where that sum is 0."""
+        a = graph.node("Relu", self.onnx_predict(graph, z))
+        total = graph.node(
+            "ReduceSum", a, graph.constant("class_axis", np.array([1], dtype=np.int64)), keepdims=1
+        )
+        positive = graph.node("Greater", total, graph.constant("zero", np.float32(0)))
+        uniform = graph.constant("uniform", np.float32(1 / classes))
+        return graph.node("Where", positive, graph.node("Div", a, total), uniform)
+
     def __repr__(self) -> str:
         return self.name
 
@@ -60,6 +75,12 @@ class SoftmaxCrossEntropy(Output):
     def scores(self, z):
         return self.predict(z)
 
+    def onnx_predict(self, graph, z):
+        return graph.node("Softmax", z, axis=1)  # ŷ = softmax(z), each row
+
+    def onnx_scores(self, graph, z, classes):
+        return self.onnx_predict(graph, z)
+
     def loss_and_delta(self, z, y):
         shifted, delta, total = self._parts(z)
         # -Σ_k y_k log ŷ_k = log Σ_k exp(z_k) - Σ_k y_k z_k, as Σ_k y_k = 1
@@ -80,6 +101,9 @@ class MeanSquaredError(Output):
 
     def predict(self, z):
         return self.activation.forward(z)
+
+    def onnx_predict(self, graph, z):
+        return graph.node(self.activation.onnx_op, z)  # a = σ(z)
 
     def loss_and_delta(self, z, y):
         a = self.predict(z)

@@ -11,6 +11,7 @@ import numpy as np
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.base import Layout, ModelSection, Network, Spec
+from mlpcli.nn.graph import Graph
 from mlpcli.nn.layers import INITS, Dense, dropout_mask, scratch
 from mlpcli.nn.losses import make_output
 from mlpcli.nn.params import carve, flat_size
@@ -140,6 +141,16 @@ class MLP(Network):
         if param_grads:
             self.add_weight_decay(weight_decay)
         return grad_input
+
+    def onnx_forward(self, graph: Graph, x: str) -> str:
+        """z^l = W^l a^{l-1} + b^l as Gemm(a, W, b) with W transposed (it is stored out × in),
+        a^l = σ(z^l), layer after layer; the last z^L, the logits."""
+        a = x
+        for l, layer in enumerate(self.layers, start=1):
+            W, b = graph.constant(f"W{l}", layer.W), graph.constant(f"b{l}", layer.b)
+            z = graph.node("Gemm", a, W, b, transB=1)
+            a = z if l == len(self.layers) else graph.node(self.activation.onnx_op, z)
+        return a
 
     def __repr__(self) -> str:
         return f"MLP({' → '.join(map(str, self.sizes))}, {self.activation}, {self.output})"

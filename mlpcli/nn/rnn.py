@@ -18,6 +18,7 @@ import numpy as np
 from mlpcli.errors import ConfigError
 from mlpcli.nn.activations import ACTIVATIONS
 from mlpcli.nn.base import Layout, ModelSection, Network, Spec
+from mlpcli.nn.graph import Graph
 from mlpcli.nn.layers import INITS, dropout_mask, scratch
 from mlpcli.nn.losses import SoftmaxCrossEntropy, make_output
 from mlpcli.nn.params import carve, flat_size
@@ -291,6 +292,27 @@ class RNN(Network):
         np.matmul(rs[B:].T, h_before, out=grad["W"])  # ∂C/∂W = Σ_t r^(t) (h^(t-1))ᵀ
         np.sum(rs, axis=0, out=grad["b"])  # ∂C/∂b = Σ_t r^(t)
         self.add_weight_decay(weight_decay)  # on U, W and V
+
+    def onnx_forward(self, graph: Graph, x: str) -> str:
+        """x [N, T, D] → time-major [T, N, D] → ONNX's RNN operator, whose equation is §6b's,
+        h^(t) = σ(U x^(t) + W h^(t-1) + b) with h^(0) = 0 (its weights W = U, R = W and bias
+        [b, 0]) → its last state h^(T) → o = V h^(T) + c as a Gemm."""
+        H = self.W.shape[0]
+        rows = graph.node("Transpose", x, perm=[1, 0, 2])
+        bias = np.concatenate([self.b, np.zeros(H, self.b.dtype)])[None]  # ONNX adds two biases
+        h_last = graph.node(
+            "RNN",
+            rows,
+            graph.constant("U", self.U[None]),
+            graph.constant("W", self.W[None]),
+            graph.constant("b", bias),
+            skipped_outputs=1,  # every h^(t): not needed, only h^(T)
+            hidden_size=H,
+            activations=[self.activation.onnx_op],
+        )
+        h = graph.node("Squeeze", h_last, graph.constant("direction_axis", np.array([0], dtype=np.int64)))
+        V, c = graph.constant("V", self.V), graph.constant("c", self.c)
+        return graph.node("Gemm", h, V, c, transB=1)
 
     def _flat(self, name: str, size: int) -> np.ndarray:
         return scratch(self.buffers, name, (size,), self.params.dtype)
