@@ -5,12 +5,12 @@ API for notebooks and scripts (mlpcli/api.py):
     run = mlpcli.load_run("runs/mnist")          # a trained run: network, config, history, metrics
     run.predict(["seven.png"])                   # probabilities, the images prepared as mlp predict does
     run.evaluate()                               # what mlp eval reports, as a dict
-    mlpcli.train("configs/mnist.yaml", out="runs/mine", overrides=["train.epochs=3"])
+    mlpcli.train_run("configs/mnist.yaml", out="runs/mine", overrides=["train.epochs=3"])
 """
 
 __version__ = "0.1.0"
 DISTRIBUTION = "mlpcli-mnist"  # pip's name for mlpcli: "mlpcli" on PyPI is another project
-__all__ = ["Run", "load_run", "train"]
+__all__ = ["Run", "load_run", "train_run"]  # not `train`: mlpcli.train is the training loop
 
 
 def __getattr__(name: str):

@@ -89,7 +89,7 @@ def load_run(path: str | Path) -> Run:
     )
 
 
-def train(
+def train_run(
     config: str | Path | None = None,
     out: str | Path | None = None,
     overrides: Sequence[str] = (),

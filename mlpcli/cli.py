@@ -57,7 +57,7 @@ def main() -> None:
       mlp predict runs/mnist digit.png  what the run makes of your drawing
       mlp runs                          every run under runs/, side by side
       mlp serve --open                  a page to draw a digit on
-      mlp export runs/mnist             the network as an ONNX model, to run anywhere
+      mlp export runs/mnist             the network as ONNX, for onnxruntime
       mlp sweep sweeps/mnist.yaml       search configs with Optuna
       mlp gradcheck --all               every gradient against finite differences
     """
