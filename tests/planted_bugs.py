@@ -856,6 +856,24 @@ BUGS = [
         '        "test_accuracy": "",',
     ),
     Bug(
+        "api-inputs-unnormalised",
+        "api.py",
+        "        return self.normalisation.apply(batch.reshape(len(batch), -1))",
+        "        return batch.reshape(len(batch), -1).astype(np.float32)",
+    ),
+    Bug(
+        "api-evaluates-validation",
+        "api.py",
+        '    def evaluate(self, split: str = "test", progress: bool = False) -> dict:',
+        '    def evaluate(self, split: str = "validation", progress: bool = False) -> dict:',
+    ),
+    Bug(
+        "api-files-unprepared",
+        "api.py",
+        "        return to_mnist(read_image(image), str(image))",
+        "        from PIL import Image as I; return np.asarray(I.open(image).convert('L').resize((28, 28)))",
+    ),
+    Bug(
         "eval-json-mixed-with-the-report",
         "cli.py",
         "functools.partial(say, err=True) if as_json else say",
@@ -1028,7 +1046,7 @@ ORDER = [
     "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
     "test_data.py", "test_config.py", "test_output.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py",
     "test_predict.py", "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_screen.py",
-    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_export.py", "test_backprop.py", "test_serve_limits.py",
+    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_export.py", "test_python_api.py", "test_backprop.py", "test_serve_limits.py",
     "test_download.py", "test_end_to_end.py", "test_docs.py",
 ]  # fmt: skip
 LEFT_OUT = {"test_terminal.py"}  # pipes and signals: no bug here reaches them, and they take a minute
