@@ -62,7 +62,13 @@ def export(target: Path, out: Path | None = None, overwrite: bool = False) -> Ex
         raise WeightsError(
             f"{target}: the model takes {saved.model.input_text()}, not {FIELD}×{FIELD} images"
         )
-    model = build(saved, described(weights.parent, saved))
+    try:
+        model = build(saved, described(weights.parent, saved))
+    except NotImplementedError:  # a kind of network whose onnx_forward is not written yet
+        raise WeightsError(
+            f"{target}: a network of kind {saved.model.kind!r} cannot be exported yet (its"
+            " Network.onnx_forward is not written: docs/new-kind.md)"
+        ) from None
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     artifacts.write_atomic(out, lambda f: f.write(data))

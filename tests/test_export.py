@@ -19,6 +19,7 @@ from test_backprop import MLPS, runs_dir  # the runs: an MLP of each activation,
 from mlpcli import __version__, export
 from mlpcli.artifacts import load_weights, save_weights
 from mlpcli.data import DataConfig, load_split
+from mlpcli.nn.base import Network
 from mlpcli.nn.mlp import MLP
 
 __all__ = ["runs_dir"]  # a fixture
@@ -158,3 +159,10 @@ def test_without_onnx_it_says_how_to_install_it(runs_dir, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "mlp export needs onnx, of its extra: pip install" in result.stderr
     assert "[export]" in result.stderr and not (run / "model.onnx").exists()
+
+
+def test_a_kind_that_cannot_write_its_forward_pass_is_told_so(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(MLP, "onnx_forward", Network.onnx_forward)
+    result = mlp("export", runs_dir / "relu", "--out", tmp_path / "model.onnx")
+    assert result.exit_code == 1 and "a network of kind 'mlp' cannot be exported yet" in result.output
+    assert not (tmp_path / "model.onnx").exists()
