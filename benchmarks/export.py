@@ -1,7 +1,7 @@
 """A run's network three ways, on 1 and on 10,000 real MNIST test digits: `mlp predict` (a process,
 the images as PNG files, each prepared as a user's drawing is), mlpcli's forward pass from Python
 (mlpcli.load_run(RUN).predict on the arrays), and the model `mlp export` writes, in onnxruntime.
-Prints each one's time, the model's size, and that all three agree.
+Prints each one's time, the model's size, and that mlpcli and onnxruntime agree.
 
     python benchmarks/export.py runs/mnist
 """

@@ -11,6 +11,7 @@ file format are pinned to what onnxruntime and onnxruntime-web run.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mlpcli import __version__, artifacts
 from mlpcli.data import CLASS_NAMES
-from mlpcli.errors import MlpError, RunDirError, WeightsError
+from mlpcli.errors import RunDirError, WeightsError
 from mlpcli.images import FIELD
 
-OPSET = 17  # ONNX's operator set: onnxruntime since 1.14, and onnxruntime-web, run all of it
+OPSET = 17  # ONNX's operator set: onnxruntime since 1.13, and onnxruntime-web (wasm), run all of it
 IR_VERSION = 8  # the file format of opset 17
 MODEL_FILE = "model.onnx"  # RUN/model.onnx, unless --out says otherwise
 SCORES = {"probability": "probabilities", "score": "scores"}  # an output layer's scores, by their name
@@ -55,6 +56,8 @@ def export(target: Path, out: Path | None = None, overwrite: bool = False) -> Ex
     checked (onnx.checker) before it is written, and written whole or not at all."""
     weights = artifacts.weights_file(target)
     out = weights.parent / MODEL_FILE if out is None else out
+    if out.suffix.lower() != ".onnx":  # never a run's own file (weights.npz) by a slip
+        raise RunDirError(f"{out}: an ONNX model's file name ends in .onnx")
     if out.exists() and not overwrite:
         raise RunDirError(f"{out} exists already: add --overwrite to replace it")
     saved = artifacts.load_weights(weights)
@@ -62,13 +65,7 @@ def export(target: Path, out: Path | None = None, overwrite: bool = False) -> Ex
         raise WeightsError(
             f"{target}: the model takes {saved.model.input_text()}, not {FIELD}×{FIELD} images"
         )
-    try:
-        model = build(saved, described(weights.parent, saved))
-    except NotImplementedError:  # a kind of network whose onnx_forward is not written yet
-        raise WeightsError(
-            f"{target}: a network of kind {saved.model.kind!r} cannot be exported yet (its"
-            " Network.onnx_forward is not written: docs/new-kind.md)"
-        ) from None
+    model = build(saved, described(weights.parent, saved))
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     artifacts.write_atomic(out, lambda f: f.write(data))
@@ -81,16 +78,13 @@ def export(target: Path, out: Path | None = None, overwrite: bool = False) -> Ex
 def described(run: Path, saved: artifacts.Saved) -> dict[str, str]:
     """What the model says of itself (its metadata): its classes, dataset, network, run, test
     accuracy, epoch, the normalisation inside it, and mlpcli's version."""
-    try:
-        accuracy = artifacts.read_metrics(run).get("test_accuracy")
-    except MlpError:  # unreadable metrics: the model is exported without the figure
-        accuracy = None
+    accuracy = artifacts.read_metrics(run).get("test_accuracy")  # {} when unreadable
     return {
         "classes": json.dumps(CLASS_NAMES[saved.dataset]),
         "dataset": saved.dataset,
         "network": saved.model.short_name,
         "run": run.name,
-        "test_accuracy": f"{accuracy:.4f}" if isinstance(accuracy, float) else "",
+        "test_accuracy": f"{accuracy:.4f}" if isinstance(accuracy, float) and math.isfinite(accuracy) else "",
         "epoch": "" if saved.epoch is None else str(saved.epoch),
         "input_mean": repr(saved.norm.mean),
         "input_std": repr(saved.norm.std),
@@ -105,7 +99,13 @@ def build(saved: artifacts.Saved, metadata: dict[str, str]) -> onnx.ModelProto:
     rows = graph.node("Reshape", "pixels", shape)  # [N, 784] for an MLP, [N, 28, 28] for an RNN
     x = graph.node("Sub", rows, graph.constant("mean", np.float32(saved.norm.mean)))
     x = graph.node("Mul", x, graph.constant("inverse_std", np.float32(1.0 / saved.norm.std)))
-    z = network.onnx_forward(graph, x)
+    try:
+        z = network.onnx_forward(graph, x)
+    except NotImplementedError:  # a kind of network whose onnx_forward is not written yet
+        raise WeightsError(
+            f"a network of kind {network.kind!r} cannot be exported yet (its Network.onnx_forward"
+            " is not written: docs/new-kind.md)"
+        ) from None
     classes = network.sizes[-1]
     graph.name_output(z, "logits")
     graph.name_output(network.output.onnx_scores(graph, z, classes), SCORES[network.output.score_name])

@@ -852,13 +852,13 @@ BUGS = [
     Bug(
         "export-accuracy-unsaid",
         "export.py",
-        '        "test_accuracy": f"{accuracy:.4f}" if isinstance(accuracy, float) else "",',
+        '        "test_accuracy": f"{accuracy:.4f}" if isinstance(accuracy, float) and math.isfinite(accuracy) else "",',
         '        "test_accuracy": "",',
     ),
     Bug(
         "api-inputs-unnormalised",
         "api.py",
-        "        return self.normalisation.apply(batch.reshape(len(batch), -1))",
+        "        return self.normalisation.apply(batch.reshape(len(batch), FIELD * FIELD))",
         "        return batch.reshape(len(batch), -1).astype(np.float32)",
     ),
     Bug(

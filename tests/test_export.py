@@ -146,6 +146,8 @@ def test_bad_runs_are_one_line_and_write_nothing(runs_dir, tmp_path):
         result = mlp("export", target, "--out", out)
         assert result.exit_code == 1 and said in result.output, (what, result.output)
         assert len(result.output.strip().splitlines()) == 1 and not out.exists(), what
+    result = mlp("export", runs_dir / "relu", "--out", runs_dir / "relu" / "weights.npz", "--overwrite")
+    assert result.exit_code == 1 and "an ONNX model's file name ends in .onnx" in result.output
     result = mlp("export", runs_dir / "relu", "--out", tmp_path / "no-such-folder" / "model.onnx")
     assert result.exit_code == 1 and "cannot write" in result.output
     assert not list(tmp_path.glob("**/*.onnx")) and not list(tmp_path.glob("**/.*.tmp"))

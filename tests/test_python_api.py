@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT, mlp
+from PIL import Image
 from test_backprop import runs_dir  # the runs: an MLP of each activation, an mse one, an RNN
 
 import mlpcli
@@ -83,8 +84,28 @@ def test_arrays_are_read_as_mnist_images_and_a_wrong_shape_is_refused(runs_dir):
     digits[:, 8:20, 13:15] = 255  # a stroke: a 1
     assert run.predict(digits).shape == (3, 10) and run.predict(digits)[:, 1].min() > 0.5
     np.testing.assert_allclose(run.predict(digits[0]), run.predict(digits)[:1], rtol=1e-5)
-    with pytest.raises(ValueError, match="28×28 in MNIST's form"):
-        run.predict(np.zeros((32, 32)))
+    for wrong in (np.zeros((32, 32)), np.zeros((28, 28, 3)), np.zeros((5, 32, 32)), [np.zeros((2, 28, 28))]):
+        with pytest.raises(ValueError, match="28×28 in MNIST's form"):
+            run.predict(wrong)
+    with pytest.raises(ValueError, match="look scaled to 0-1: mlpcli reads MNIST's 0-255"):
+        run.predict(digits / 255.0)
+    with pytest.raises(ValueError, match="grey levels from 0 to 255"):
+        run.predict(digits * 2.0)
+    assert run.predict([]).shape == (0, 10)
+    with pytest.raises(TypeError, match="a file's path, a PIL image or a 28×28 array, not int"):
+        run.predict([1])  # not a file descriptor: stdout stays open
+    drawn, photo = Image.open(ROOT / "docs" / "seven.jpg"), ROOT / "docs" / "seven.jpg"
+    # a PIL image is read as its PNG would be (the JPEG file itself is decoded at a smaller scale)
+    np.testing.assert_allclose(run.predict(drawn), run.predict(photo), atol=0.01)
+
+
+def test_evaluate_reads_the_weights_it_loaded(runs_dir, tmp_path):
+    """A weights file on its own, beside another run's weights.npz: its own network and figures."""
+    folder = shutil.copytree(runs_dir / "rnn", tmp_path / "rnn")
+    shutil.copy(runs_dir / "relu" / "weights.npz", folder / "relu-weights.npz")
+    run = mlpcli.load_run(folder / "relu-weights.npz")
+    assert run.network.kind == "mlp" and run.metrics == {} and run.history == []
+    assert run.evaluate()["weights"] == str(folder / "relu-weights.npz")
 
 
 def test_the_api_is_documented_and_small():
