@@ -80,7 +80,7 @@ class Run:
         names class k. Files are prepared as `mlp predict` prepares them (mlpcli.errors.ImageError
         says why one cannot be); 28×28 arrays, or an (N, 28, 28) batch, are read as they are:
         grey levels 0–255, ink high, as MNIST's (not scaled to 0–1)."""
-        return self.network.output.scores(self.network.forward(self.inputs(images))).copy()
+        return self.network.scores(self.inputs(images))
 
     def evaluate(self, split: str = "test", progress: bool = False) -> dict:
         """`mlp eval` of these weights on `split` (test, validation or train), quietly: what

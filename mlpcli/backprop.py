@@ -181,6 +181,7 @@ class Copies:
     def save(self, session: str, run: object, params: np.ndarray, steps: int) -> None:
         """Keep `params` as `session`'s copy of `run`, written whole before it replaces the old
         (another process reads either); then drop the oldest beyond COPIES."""
+        self._existing()
         path = self._path(session)
         partial = path.with_name(f"{session}.{os.getpid()}.{threading.get_ident()}.partial")
         try:
@@ -203,7 +204,7 @@ class Copies:
         return True
 
     def _path(self, session: str) -> Path:
-        return self._existing() / f"{session}.npz"  # the caller has checked the name's characters
+        return self.folder / f"{session}.npz"  # the caller has checked the name's characters
 
     def _existing(self) -> Path:
         """The folder, made again if a cleaner of temporary files removed it."""

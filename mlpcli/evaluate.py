@@ -24,11 +24,10 @@ from mlpcli.data import (
     recognise,
 )
 from mlpcli.errors import ConfigError, DataError, WeightsError
-from mlpcli.nn.base import Network
+from mlpcli.nn.base import CHUNK, Network
 from mlpcli.output import Echo
 from mlpcli.progress import bar
 
-CHUNK = 10_000  # examples per forward pass of an evaluation
 TOP = 3  # top-k accuracy: the true class among the k most probable
 
 

@@ -110,7 +110,7 @@ def predict_images(
             seen = save_inputs / _unused_name(save_inputs, Path(path).stem, used)
             artifacts.save_image(seen, pixels)
         with np.errstate(all="ignore"):  # broken weights overflow: said once, below
-            scores = model.output.scores(model.forward(saved.norm.apply(pixels.reshape(1, -1))))[0]
+            scores = model.scores(saved.norm.apply(pixels.reshape(1, -1)))[0]
         if not np.isfinite(scores).all():
             raise WeightsError(f"{target}: {NOT_FINITE}")
         ranked = np.argsort(-scores, kind="stable")[:top]

@@ -33,6 +33,7 @@ class ModelSection(Protocol):
     recurrent_init: str
 
 
+CHUNK = 10_000  # examples a forward pass takes at once when a whole set is scored
 Spec = dict[str, Any]  # what rebuilds a network: sizes, activation, output, … (Network.spec)
 Layout = dict[str, tuple[int, ...]]  # tensor name → shape, in the flat buffer's order
 
@@ -185,6 +186,14 @@ class Network:
         loss, delta = self.output.loss_and_delta(self.forward(X, rng), Y)
         grad_input = self.backward(delta, weight_decay, input_grad)
         return loss + self.penalty(weight_decay), grad_input
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """The output layer's scores of each row of X (no dropout), CHUNK rows a forward pass, so
+        that the buffers kept stay a chunk's; an array of its own."""
+        chunks = [
+            self.output.scores(self.forward(X[start : start + CHUNK])) for start in range(0, len(X), CHUNK)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.sizes[-1]), X.dtype)
 
     def loss(self, X: np.ndarray, Y: np.ndarray, weight_decay: float = 0.0, rng=None) -> float:
         return self.output.loss(self.forward(X, rng), Y) + self.penalty(weight_decay)
