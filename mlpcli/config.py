@@ -67,6 +67,15 @@ KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")  # which epoch's wei
 
 
 @dataclass
+class ElasticConfig:
+    """Elastic distortions (Simard et al. 2003): each image resampled along a random, smooth
+    displacement field (mlpcli/augment.py)."""
+
+    alpha: float = _option(0.0, NON_NEGATIVE)  # the field's scale in pixels (0: off)
+    sigma: float = _option(4.0, POSITIVE)  # the width (pixels) of the Gaussian that smooths it
+
+
+@dataclass
 class AugmentConfig:
     """Random transformations of each training batch (never of validation or test images)."""
 
@@ -74,6 +83,7 @@ class AugmentConfig:
     rotate: float = _option(10.0, DEGREES)  # rotate by up to this many degrees either way
     scale: float = _option(0.1, FRACTION)  # scale by a factor in [1 - scale, 1 + scale]
     flip: bool = _option(False)  # mirror left-right half the time (clothes, not digits)
+    elastic: ElasticConfig = field(default_factory=ElasticConfig)  # after the moves above
 
 
 @dataclass
