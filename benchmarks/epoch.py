@@ -15,7 +15,8 @@ the gradient clipped at norm 1) beside `torch.nn.RNN` with a `Linear` on its las
 `clip_grad_norm_` at 1; the bound and the costs of the MLP are left out.
 An epoch's figure is the steady state: the median of every epoch but the first, which warms
 caches up. This process adds the bound (the same epoch's matrix products alone, with NumPy's
-float32 matmul), the cost of the default augmentation (alone, and as a share of the epoch),
+float32 matmul), the cost of the default augmentation and of configs/mnist_long.yaml's (with
+elastic distortions), alone and as a share of the epoch,
 the evaluation time of the test split and the peak resident memory of a real `mlp train`.
 Compare ratios measured in one run, not absolute seconds across machines.
 
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli.augment import Augmenter
-from mlpcli.config import AugmentConfig, DataConfig, TrainConfig
+from mlpcli.config import AugmentConfig, DataConfig, TrainConfig, load_config
 from mlpcli.data import N_CLASSES, Normalisation, load_split
 from mlpcli.evaluate import evaluate
 from mlpcli.nn.mlp import MLP
@@ -295,10 +296,10 @@ def steady(times: list[float]) -> float:
     return statistics.median(times[1:])
 
 
-def time_augment(train, batch: int, repeats: int = 5) -> float:
-    """Seconds the default augmentation takes over one epoch's batches (median): the same
-    Augmenter the training loop calls on each uint8 batch."""
-    augmenter = Augmenter(AugmentConfig(), train.image_shape, batch, np.random.default_rng(0))
+def time_augment(train, batch: int, config: AugmentConfig, repeats: int = 5) -> float:
+    """Seconds an augmentation takes over one epoch's batches (median): the same Augmenter
+    the training loop calls on each uint8 batch."""
+    augmenter = Augmenter(config, train.image_shape, batch, np.random.default_rng(0))
     order = np.random.default_rng(0).permutation(len(train))
     batches = [train.images[order[i : i + batch]] for i in range(0, len(order), batch)]
     times = []
@@ -401,7 +402,8 @@ def main() -> None:
         extras.append(cost_row(args, sizes, hidden, full, test, norm, runs[-1]["mlpcli"]))
     columns = ["shape", "run", "epoch s", "parallel off s", "bound s", "GFLOP/s", "×bound"]
     print_table(columns + ["torch s", "torch flushed s", "speed-up"], rows)
-    print_table(["shape", "augment s", "augment %", "eval s", "peak MB"], extras)
+    columns = ["shape", "augment s", "augment %", "long's augment s", "long's augment %", "eval s", "peak MB"]
+    print_table(columns, extras)
 
 
 def rnn_speeds(args: argparse.Namespace, kinds: list[str], full) -> None:
@@ -451,13 +453,16 @@ def cost_row(args, sizes, hidden: str, full, test, norm: Normalisation, epoch: f
     """The second table's row: augmentation, evaluation and memory of the shape."""
     model = MLP(sizes, "relu")
     model.init(np.random.default_rng(0), "he")
-    augment = time_augment(full, args.batch)
+    augment = time_augment(full, args.batch, AugmentConfig())
+    elastic = time_augment(full, args.batch, load_config(ROOT / "configs" / "mnist_long.yaml").data.augment)
     measured = not args.no_memory and Path("/proc/self/status").exists()  # Linux's VmHWM only
     peak = f"{peak_memory_of_mlp_train(args.data, hidden):.0f}" if measured else "-"
     cells = [
         "-".join(map(str, sizes)),
         f"{augment:.3f}",
         f"{100 * augment / epoch:.1f}",
+        f"{elastic:.3f}",
+        f"{100 * elastic / epoch:.1f}",
     ]
     return cells + [f"{time_eval(model, test, norm):.3f}", peak]
 

@@ -284,8 +284,13 @@ def _deeper_than(value: Any, depth: int) -> bool:
 def read_metrics(folder: Path) -> dict:
     """The run's metrics.json, or {} when it is missing, unreadable or refused: the metrics
     only add to what the weights say."""
+    return read_json_or_empty(folder / METRICS)
+
+
+def read_json_or_empty(path: Path) -> dict:
+    """read_json, or {} when the file is missing, unreadable or refused."""
     try:
-        return read_json(folder / METRICS)
+        return read_json(path)
     except (OSError, ValueError, RunFileError):
         return {}
 

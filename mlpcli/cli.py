@@ -4,6 +4,7 @@ At import only click and the options' own settings load: each command imports th
 (NumPy and the rest) when it runs, so that `mlp --help` and tab completion answer at once."""
 
 import functools
+import itertools
 import json
 import os
 import signal
@@ -201,8 +202,8 @@ def _stop_requests() -> Iterator[_StopRequests]:
             signal.signal(signum, handler)
 
 
-@main.command("eval", short_help="Evaluate saved weights: figures, tables and pictures.")
-@click.argument("target", type=click.Path(path_type=Path))
+@main.command("eval", short_help="Evaluate a run, or a committee: figures and pictures.")
+@click.argument("targets", metavar="RUN...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--set",
     "overrides",
@@ -224,9 +225,24 @@ def _stop_requests() -> Iterator[_StopRequests]:
     is_flag=True,
     help="Print what eval.json holds, for tools (the report goes to stderr).",
 )
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="A committee's folder for its eval.json and pictures (new, or an earlier committee's)."
+    "  [default: committees/DATASET-DATE-TIME]",
+)
 @PROGRESS
-def eval_(target: Path, overrides: tuple[str, ...], split: str, as_json: bool, progress: bool | None) -> None:
-    """Evaluate saved weights (a run directory or a weights.npz) on the test split.
+def eval_(
+    targets: tuple[Path, ...],
+    overrides: tuple[str, ...],
+    split: str,
+    as_json: bool,
+    out: Path | None,
+    progress: bool | None,
+) -> None:
+    """Evaluate saved weights (a run directory or a weights.npz) on the test split; several
+    runs: a committee, answering the mean of their probabilities.
 
     Prints accuracy, top-3 accuracy, loss, per-class precision, recall and F1 and the
     confusion matrix. Writes beside the weights eval.json (also macro and weighted F1 and the
@@ -235,20 +251,33 @@ def eval_(target: Path, overrides: tuple[str, ...], split: str, as_json: bool, p
     confusion-validation.png and mistakes-validation.png. The data comes from the run's
     config.yaml (for a lone weights file: the dataset it was trained on, through tfds), then --set.
 
+    A committee's members must have learnt the same dataset and read the same images; it is
+    evaluated on the test split, its report beside each member's accuracy, and its eval.json
+    (naming the members) and pictures go to --out.
+
     \b
       mlp eval runs/fashion_mnist-20261123-190000
       mlp eval runs/fashion_mnist-20261123-190000 --split validation
       mlp eval runs/mnist --json | jq .accuracy
+      mlp eval runs/long-0 runs/long-1 runs/long-2 --out committees/long
       mlp eval model.npz --set data.source=idx \\
                          --set data.dir=/usr/share/datasets/fashion-mnist
     """
-    from mlpcli.evaluate import eval_run
+    from mlpcli.evaluate import eval_committee, eval_run
 
     data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
-    with _errors():
-        result = eval_run(
-            target, data_overrides, functools.partial(say, err=True) if as_json else say, split, progress
+    if len(targets) > 1 and split != "test":
+        raise click.UsageError(
+            f"a committee is evaluated on the test split only: each member's {split} split is its own"
         )
+    if len(targets) == 1 and out is not None:
+        raise click.UsageError("--out is for a committee: one run's evaluation is written beside its weights")
+    echo = functools.partial(say, err=True) if as_json else say
+    with _errors():
+        if len(targets) == 1:
+            result = eval_run(targets[0], data_overrides, echo, split, progress)
+        else:
+            result = eval_committee(targets, data_overrides, echo, out)
     if as_json:
         click.echo(json.dumps(result, indent=2))
 
@@ -292,7 +321,7 @@ def export(target: Path, out: Path | None, overwrite: bool) -> None:
 
 @main.command(short_help="Classify your own images of digits (or clothes).")
 @click.argument("target", metavar="RUN_OR_WEIGHTS", type=click.Path(path_type=Path))
-@click.argument("images", metavar="IMAGE...", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("images", metavar="[RUN...] IMAGE...", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one entry per image, for tools.")
 @click.option(
     "--top",
@@ -317,7 +346,8 @@ def predict(
     progress: bool | None,
 ) -> None:
     """Classify IMAGE files (PNG, JPEG, anything Pillow reads; a folder: the images in it)
-    with the weights of a run.
+    with the weights of a run; several runs first: a committee, answering the mean of their
+    probabilities.
 
     Each image is brought to MNIST's form as MNIST was made: grayscale, inverted if the
     background is light (dark ink on paper), cropped to the ink, scaled to fit 20×20 keeping
@@ -329,15 +359,20 @@ def predict(
     \b
       mlp predict runs/mnist-20261123-190000 three.png photo-of-a-seven.jpg
       mlp predict runs/mnist-20261123-190000 drawings/ --save-input seen/ --json
+      mlp predict runs/long-0 runs/long-1 runs/long-2 three.png
     """
-    from mlpcli.predict import load_model, predict_images
+    from mlpcli.predict import is_run, load_model, predict_images
 
+    members = [target, *itertools.takewhile(is_run, images)]
+    images = images[len(members) - 1 :]
     if not images:  # `mlp predict seven.jpg`: the run left out, or the images
         with _errors():
             load_model(target)  # which says so when TARGET is an image, not a run
-        raise click.UsageError("Missing argument 'IMAGE...': name the images to classify after the run")
+        raise click.UsageError("Missing argument 'IMAGE...': name the images to classify after the runs")
     with _errors():
-        predictions = predict_images(target, images, save_input, progress, top)
+        predictions = predict_images(members, images, save_input, progress, top)
+    if len(members) > 1 and not as_json:
+        say(f"a committee of {len(members)}: {', '.join(map(str, members))}")
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
     for prediction in predictions:

@@ -63,6 +63,8 @@ NON_NEGATIVE = Check(lambda v: v >= 0, ">= 0")
 FRACTION = Check(lambda v: 0 <= v < 1, "in [0, 1)")
 WIDTHS = Check(lambda v: all(w > 0 for w in v), "a list of widths > 0 (empty: no hidden layer)")
 DEGREES = Check(lambda v: 0 <= v <= 180, "in [0, 180]")
+PIXELS_MOVED = Check(lambda v: 0 <= v <= 1000, "in [0, 1000]")  # elastic α: beyond, every image is blank
+SMOOTHING = Check(lambda v: 0 < v <= 100, "in (0, 100]")  # elastic σ: beyond, a field is a mere shift
 KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")  # which epoch's weights a run keeps
 
 
@@ -71,8 +73,8 @@ class ElasticConfig:
     """Elastic distortions (Simard et al. 2003): each image resampled along a random, smooth
     displacement field (mlpcli/augment.py)."""
 
-    alpha: float = _option(0.0, NON_NEGATIVE)  # the field's scale in pixels (0: off)
-    sigma: float = _option(4.0, POSITIVE)  # the width (pixels) of the Gaussian that smooths it
+    alpha: float = _option(0.0, PIXELS_MOVED)  # the field's scale in pixels (0: off)
+    sigma: float = _option(4.0, SMOOTHING)  # the width (pixels) of the Gaussian smoothing it
 
 
 @dataclass

@@ -5,12 +5,14 @@ mistakes.png beside them."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from mlpcli import artifacts
+from mlpcli.committee import Committee, Member, mean_scores, scores_in_words
 from mlpcli.config import Config, with_overrides
 from mlpcli.data import (
     CLASS_NAMES,
@@ -23,7 +25,7 @@ from mlpcli.data import (
     one_hot,
     recognise,
 )
-from mlpcli.errors import ConfigError, DataError, WeightsError
+from mlpcli.errors import ConfigError, DataError, RunDirError, WeightsError
 from mlpcli.nn.base import CHUNK, Network
 from mlpcli.output import Echo
 from mlpcli.progress import bar
@@ -119,10 +121,28 @@ def evaluate(model: Network, X: np.ndarray, labels: np.ndarray, progress: bool |
         rows = slice(start, start + CHUNK)
         Z = model.forward(X[rows])
         loss_sum += model.output.loss(Z, one_hot(labels[rows], Z.shape[1], Z.dtype)) * len(Z)
-        probabilities = model.output.scores(Z)
-        ranked[rows] = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        confidence[rows] = np.take_along_axis(probabilities, ranked[rows, :1], axis=1)[:, 0]
+        ranked[rows], confidence[rows] = _ranked(model.output.scores(Z), k)
     return Report(loss_sum / n, labels, ranked, confidence)
+
+
+def evaluate_committee(
+    committee: Committee, pixels: np.ndarray, labels: np.ndarray
+) -> tuple[Report, list[float]]:
+    """The committee on (pixels, labels): the report of p̄, its loss the cross-entropy
+    -mean log p̄_y (a member's own, for softmax members), and each member's accuracy alone."""
+    member_scores = committee.member_scores(pixels)
+    scores = mean_scores(member_scores)
+    of_label = np.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
+    loss = float(-np.mean(np.log(np.maximum(of_label, np.finfo(scores.dtype).tiny))))
+    ranked, confidence = _ranked(scores, min(TOP, scores.shape[1]))
+    accuracies = [float(np.mean(s.argmax(axis=1) == labels)) for s in member_scores]
+    return Report(loss, labels, ranked, confidence), accuracies
+
+
+def _ranked(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k classes of highest score in each row, highest first, and the highest score."""
+    ranked = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return ranked, np.take_along_axis(scores, ranked[:, :1], axis=1)[:, 0]
 
 
 def format_report(report: Report, class_names: list[str]) -> str:
@@ -156,31 +176,95 @@ def eval_run(
     Returns what eval.json holds."""
     weights = artifacts.weights_file(target)
     saved = artifacts.load_weights(weights)
-    model, norm = saved.model, saved.norm
+    config, dataset, data_report = _data(saved, weights, data_overrides, echo, split)
+    report = evaluate(saved.model, saved.norm.apply(dataset.images), dataset.labels, progress)
+    which = artifacts.which_weights(saved, weights.parent)
+    echo(f"{saved.model}{which} on the {config.data.name} {split} split ({len(dataset)} examples)\n")
+    result = {"weights": str(weights), "dataset": config.data.name, "split": split, "data": data_report}
+    return _report_and_write(report, result, dataset, weights.parent, echo, f"{config.data.name} {split}")
+
+
+COMMITTEE_FILES = artifacts.evaluation_files("test")  # what a committee's --out folder may hold
+
+
+def eval_committee(
+    targets: Sequence[Path], data_overrides: Sequence[str], echo: Echo, out: Path | None = None
+) -> dict:
+    """Evaluate a committee of runs on the test split: print the report of p̄ and each
+    member's accuracy; write eval.json (naming the members), confusion.png and mistakes.png
+    into `out` (default: committees/DATASET-DATE-TIME), a new folder or an earlier committee's.
+    Returns what eval.json holds."""
+    files = [artifacts.weights_file(target) for target in targets]
+    committee = Committee([Member(t, artifacts.load_weights(f)) for t, f in zip(targets, files)])
+    config, dataset, data_report = _data(committee.first, files[0], data_overrides, echo, "test")
+    for member, weights in zip(committee.members[1:], files[1:]):
+        _check_fits(member.saved, dataset, weights, f"the {config.data.name} test images")
+    name = config.data.name
+    out = out or Path("committees") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    _check_committee_folder(out)
+    report, accuracies = evaluate_committee(committee, dataset.images, dataset.labels)
+    n = len(committee)
+    echo(f"a committee of {n} on the {name} test split ({len(dataset)} examples):")
+    width = max(len(str(m.path)) for m in committee.members)
+    for member, accuracy in zip(committee.members, accuracies):
+        echo(f"  {str(member.path):<{width}}  accuracy {accuracy:.4f} alone")
+    echo(f"answering the mean of their {scores_in_words(committee.score_name)}:\n")
+    members = [
+        {"run": str(m.path), "weights": str(f), "network": str(m.saved.model), "accuracy": accuracy}
+        for m, f, accuracy in zip(committee.members, files, accuracies)
+    ]
+    result = {"committee": members, "dataset": name, "split": "test", "data": data_report}
+    return _report_and_write(report, result, dataset, out, echo, f"committee of {n}, {name} test")
+
+
+def _data(
+    saved: artifacts.Saved, weights: Path, data_overrides: Sequence[str], echo: Echo, split: str
+) -> tuple[Config, Dataset, dict]:
+    """The config, the split to evaluate and eval.json's data report, for the weights file
+    `weights` (holding `saved`), its run's config naming the data."""
     run_config = weights.parent / artifacts.CONFIG
     config = _run_config(saved.dataset, run_config, data_overrides)
-    data = config.data
     dataset, test, source = _evaluated_split(config, split, run_config.exists(), weights)
     if source.note:
         echo(source.note)
-    _check_fits(saved, dataset, weights, f"the {data.name} {split} images")
+    _check_fits(saved, dataset, weights, f"the {config.data.name} {split} images")
     data_report = _data_report(saved, dataset, test, source, weights, data_overrides, run_config.exists())
-    report = evaluate(model, norm.apply(dataset.images), dataset.labels, progress)
-    names = CLASS_NAMES[data.name]
-    which = artifacts.which_weights(saved, weights.parent)
-    echo(f"{model}{which} on the {data.name} {split} split ({len(dataset)} examples)\n")
-    for warning in data_report["warnings"]:
+    return config, dataset, data_report
+
+
+def _report_and_write(
+    report: Report, result: dict, dataset: Dataset, folder: Path, echo: Echo, what: str
+) -> dict:
+    """Print the report and its warnings; write eval.json (`result` and the report's figures),
+    confusion.png and mistakes.png into `folder`. Returns what eval.json holds."""
+    names = CLASS_NAMES[result["dataset"]]
+    for warning in result["data"]["warnings"]:
         echo(f"warning: {warning}\n")
     echo(format_report(report, names))
-    result = {"weights": str(weights), "dataset": data.name, "split": split, "data": data_report}
     result |= report.to_dict(names)
+    artifacts.make_directory(folder)
     report_file, confusion_file, mistakes_file = (
-        weights.parent / name for name in artifacts.evaluation_files(split)
+        folder / name for name in artifacts.evaluation_files(result["split"])
     )
     artifacts.write_json(report_file, result)
-    _draw_evaluation(report, dataset, names, f"{data.name} {split}", confusion_file, mistakes_file)
+    _draw_evaluation(report, dataset, names, what, confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return result
+
+
+def _check_committee_folder(folder: Path) -> None:
+    """A committee writes only into a new or empty folder, or one an earlier committee wrote
+    (its files replaced): never over a run's own evaluation."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise RunDirError(f"{folder} is a file, not a folder for the committee's evaluation")
+    held = {p.name for p in folder.iterdir()}
+    earlier = artifacts.read_json_or_empty(folder / COMMITTEE_FILES[0]) if held else {}
+    if held and not (held <= set(COMMITTEE_FILES) and "committee" in earlier):
+        raise RunDirError(
+            f"{folder} holds files that are not a committee's evaluation: choose a new or empty --out"
+        )
 
 
 def _evaluated_split(

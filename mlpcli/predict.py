@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli import artifacts
+from mlpcli.committee import Committee, mean_scores
 from mlpcli.data import CLASS_NAMES
 from mlpcli.errors import ImageError, WeightsError
 from mlpcli.images import FIELD, IMAGE_SUFFIXES, read_image, to_mnist
@@ -83,19 +84,30 @@ def load_model(target: Path) -> artifacts.Saved:
     return saved
 
 
+def is_run(path: Path) -> bool:
+    """Whether `path` names a run (a folder holding a run's files, or a .npz weights file)
+    rather than an image or a folder of images."""
+    if path.is_dir():
+        return any(
+            (path / name).exists() for name in (artifacts.WEIGHTS, artifacts.CHECKPOINT, artifacts.METRICS)
+        )
+    return path.suffix.lower() == ".npz"
+
+
 def predict_images(
-    target: Path,
+    targets: Path | Sequence[Path],
     images: Sequence[Path],
     save_inputs: Path | None = None,
     progress: bool | None = None,
     top: int = 3,
 ) -> list[Prediction]:
-    """Classify each image (a folder: the images in it) with the weights at `target`, keeping
-    the `top` most probable classes. An image that cannot be read or holds no digit gets its
-    error; the others are classified. With `save_inputs`, the 28×28 image the network saw is
-    saved there as NAME.28x28.png (NAME-2.28x28.png, … when the name is taken)."""
-    saved = load_model(target)
-    model, names = saved.model, CLASS_NAMES[saved.dataset]
+    """Classify each image (a folder: the images in it) with the weights at `targets` (several:
+    a committee, the mean of their probabilities), keeping the `top` most probable classes. An
+    image that cannot be read or holds no digit gets its error; the others are classified. With
+    `save_inputs`, the 28×28 image the network saw is saved there as NAME.28x28.png
+    (NAME-2.28x28.png, … when the name is taken)."""
+    committee = Committee.load([targets] if isinstance(targets, Path) else targets, load_model)
+    names = CLASS_NAMES[committee.first.dataset]
     if save_inputs is not None:
         artifacts.make_directory(save_inputs)
     predictions, used = [], set()
@@ -110,10 +122,12 @@ def predict_images(
             seen = save_inputs / _unused_name(save_inputs, Path(path).stem, used)
             artifacts.save_image(seen, pixels)
         with np.errstate(all="ignore"):  # broken weights overflow: said once, below
-            scores = model.scores(saved.norm.apply(pixels.reshape(1, -1)))[0]
-        if not np.isfinite(scores).all():
-            raise WeightsError(f"{target}: {NOT_FINITE}")
+            member_scores = committee.member_scores(pixels.reshape(1, -1))
+        for member, scores in zip(committee.members, member_scores):
+            if not np.isfinite(scores).all():
+                raise WeightsError(f"{member.path}: {NOT_FINITE}")
+        scores = mean_scores(member_scores)[0]
         ranked = np.argsort(-scores, kind="stable")[:top]
         ranks = [(int(k), names[k], float(scores[k])) for k in ranked]
-        predictions.append(Prediction(str(path), ranks, None, model.output.score_name, seen and str(seen)))
+        predictions.append(Prediction(str(path), ranks, None, committee.score_name, seen and str(seen)))
     return predictions

@@ -283,6 +283,42 @@ BUGS = [
         "self.rng.integers(-self.shift, self.shift, size=(2, n))",
     ),
     Bug("outside-reads-the-edge", A, "    outside = shift + 1\n", "    outside = shift\n"),
+    # --- elastic distortions ---
+    Bug(
+        "elastic-alpha-dropped",
+        A,
+        "config.alpha * gaussian_smoother(rows, config.sigma)",
+        "gaussian_smoother(rows, config.sigma)",
+    ),
+    Bug("elastic-noise-not-centred", A, "        noise -= 1.0  # U[-1, 1)\n", "\n"),
+    Bug(
+        "elastic-smoothed-along-one-axis",
+        A,
+        "np.matmul(half.reshape(-1, cols), smooth_cols.T, out=out.reshape(-1, cols))",
+        "np.copyto(out, half)",
+    ),
+    Bug("gaussian-unnormalised", A, ") / taps.sum()", ")"),
+    Bug("gaussian-untruncated", A, "np.where(offsets <= radius,", "np.where(offsets >= 0,"),
+    Bug(
+        "bilinear-rows-weighted-by-columns",
+        A,
+        "        _between(upper, lower, y)\n",
+        "        _between(upper, lower, x)\n",
+    ),
+    Bug(
+        "bilinear-edge-repeated",
+        A,
+        "np.clip(np.add(self.grid[0], field[:, 0], out=y), -1, rows, out=y)",
+        "np.clip(np.add(self.grid[0], field[:, 0], out=y), 0, rows - 1, out=y)",
+    ),
+    Bug(
+        "elastic-unseeded",
+        A,
+        "        self.rng = rng\n        # α folded",
+        "        self.rng = np.random.default_rng()\n        # α folded",
+    ),
+    Bug("elastic-alpha-unbounded", "config.py", "Check(lambda v: 0 <= v <= 1000,", "Check(lambda v: 0 <= v,"),
+    Bug("elastic-alone-is-off", A, " or config.flip or config.elastic.alpha)", " or config.flip)"),
     # --- image preparation and predict ---------------------------------------------------------
     Bug(
         "ink-the-wrong-way",
@@ -312,9 +348,9 @@ BUGS = [
     ),
     Bug(
         "predict-unnormalised",
-        P,
-        "saved.norm.apply(pixels.reshape(1, -1))",
-        "pixels.reshape(1, -1).astype(np.float32)",
+        "committee.py",
+        "m.saved.model.scores(m.saved.norm.apply(pixels))",
+        "m.saved.model.scores(pixels.astype(np.float32))",
     ),
     Bug("predict-top-fixed", P, "[:top]", "[:3]"),
     # --- evaluation -----------------------------------------------------------------------------
@@ -765,8 +801,8 @@ BUGS = [
     Bug(
         "predict-prints-nan",
         P,
-        '        if not np.isfinite(scores).all():\n            raise WeightsError(f"{target}: {NOT_FINITE}")\n',
-        "",
+        '            if not np.isfinite(scores).all():\n                raise WeightsError(f"{member.path}: {NOT_FINITE}")\n',
+        "            pass\n",
     ),
     Bug(
         "failed-loads-tried-again",
@@ -1032,6 +1068,55 @@ BUGS = [
         "    if number is None or not backprop.MIN_LR",
         "    if not backprop.MIN_LR",
     ),
+    # --- committees ---
+    Bug(
+        "committee-of-its-first",
+        "committee.py",
+        "    return total / len(member_scores)\n",
+        "    return member_scores[0].astype(float)\n",
+    ),
+    Bug(
+        "committee-dataset-unchecked",
+        "committee.py",
+        '        ("learnt", member.saved.dataset),',
+        '        ("learnt", "MNIST"),',
+    ),
+    Bug(
+        "committee-scores-mixed",
+        "committee.py",
+        '        ("answers", scores_in_words(model.output.score_name)),',
+        '        ("answers", "scores"),',
+    ),
+    Bug(
+        "committee-over-a-run",
+        E,
+        "    if held and not (held <= set(COMMITTEE_FILES) and",
+        "    if False and not (held <= set(COMMITTEE_FILES) and",
+    ),
+    Bug(
+        "committee-loss-of-the-first-member",
+        E,
+        "    of_label = np.take_along_axis(scores, labels[:, None], axis=1)[:, 0]",
+        "    of_label = np.take_along_axis(member_scores[0], labels[:, None], axis=1)[:, 0]",
+    ),
+    Bug(
+        "predict-committee-of-its-first",
+        P,
+        "        scores = mean_scores(member_scores)[0]\n",
+        "        scores = member_scores[0][0]\n",
+    ),
+    Bug(
+        "predict-any-folder-a-run",
+        P,
+        "        return any(\n",
+        "        return True or any(\n",
+    ),
+    Bug(
+        "committee-on-a-run-s-own-split",
+        "cli.py",
+        '    if len(targets) > 1 and split != "test":',
+        "    if False:",
+    ),
     Bug(
         "session-copy-not-shown",
         "serve.py",
@@ -1046,7 +1131,7 @@ ORDER = [
     "test_rnn.py", "test_augment.py", "test_evaluate.py", "test_learning.py", "test_train.py",
     "test_data.py", "test_config.py", "test_output.py", "test_sweep.py", "test_gradcheck.py", "test_parallel.py",
     "test_predict.py", "test_pictures.py", "test_resume.py", "test_runs.py", "test_cli.py", "test_screen.py",
-    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_export.py", "test_python_api.py", "test_backprop.py", "test_serve_limits.py",
+    "test_honesty.py", "test_bad_inputs.py", "test_reliability.py", "test_properties.py", "test_artifacts.py", "test_untrusted_runs.py", "test_export.py", "test_python_api.py", "test_committee.py", "test_backprop.py", "test_serve_limits.py",
     "test_download.py", "test_end_to_end.py", "test_docs.py",
 ]  # fmt: skip
 LEFT_OUT = {"test_terminal.py"}  # pipes and signals: no bug here reaches them, and they take a minute

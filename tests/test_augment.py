@@ -4,8 +4,8 @@ determinism under a seed, and that training with it on resumes bitwise."""
 import numpy as np
 import pytest
 
-from mlpcli.augment import Augmenter, is_off
-from mlpcli.config import AugmentConfig, DataConfig
+from mlpcli.augment import Augmenter, Bilinear, gaussian_smoother, is_off, smooth
+from mlpcli.config import AugmentConfig, DataConfig, ElasticConfig
 from mlpcli.data import load_split
 
 SIDE = 29  # odd: the test pattern's centre is a pixel
@@ -152,3 +152,133 @@ def test_what_comes_from_outside_the_image_is_background_without_a_shift():
         and (out[turned][:, 0, 0] == 0).all()
         and (out[turned][:, SIDE // 2, SIDE // 2] == 255).all()
     )
+
+
+# Elastic distortions (Simard et al. 2003; docs/equations.md §9): a field (Δy, Δx) per pixel,
+# U[-1, 1] smoothed by a Gaussian of width σ and scaled by α, read by bilinear interpolation.
+
+
+def elastic(pixels: np.ndarray, alpha: float, sigma: float, seed: int = 0, **config) -> np.ndarray:
+    return augment(pixels, seed, elastic=ElasticConfig(alpha=alpha, sigma=sigma), **config)
+
+
+def read_at(images: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Each (n, 28·28) image read at (y + Δy, x + Δx) through Bilinear."""
+    return Bilinear((28, 28), len(images))(images, field.astype(np.float32)).reshape(-1, 28, 28)
+
+
+def test_a_zero_field_is_the_identity(digits):
+    np.testing.assert_array_equal(
+        read_at(digits, np.zeros((len(digits), 2, 28, 28))), digits.reshape(-1, 28, 28)
+    )
+
+
+@pytest.mark.parametrize("dy, dx", [(1, 0), (0, -2), (3, 5), (-27, 0), (40, 40)])
+def test_a_constant_whole_field_is_a_shift_with_background_coming_in(digits, dy, dx):
+    field = np.broadcast_to(np.array([dy, dx], float).reshape(1, 2, 1, 1), (len(digits), 2, 28, 28))
+    framed = np.zeros((len(digits), 28 + 2 * 70, 28 + 2 * 70), np.uint8)
+    framed[:, 70:98, 70:98] = digits.reshape(-1, 28, 28)
+    expected = framed[:, 70 + dy : 98 + dy, 70 + dx : 98 + dx]  # output (i, j) = input (i + Δy, j + Δx)
+    np.testing.assert_array_equal(read_at(digits, field), expected)
+
+
+def test_a_half_pixel_field_reads_the_mean_of_two_neighbours(digits):
+    field = np.zeros((len(digits), 2, 28, 28))
+    field[:, 1] = 0.5  # half a column to the right
+    images = digits.reshape(-1, 28, 28).astype(np.float64)
+    right = np.concatenate([images[:, :, 1:], np.zeros((len(images), 28, 1))], axis=2)
+    np.testing.assert_array_equal(read_at(digits, field), np.rint((images + right) / 2))
+
+
+def test_bilinear_reads_between_four_pixels_with_their_area_weights():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (20, 28 * 28), dtype=np.uint8)
+    field = rng.uniform(-3, 3, (20, 2, 28, 28))
+    at = np.indices((28, 28)) + field  # where each output pixel reads: (y + Δy, x + Δx)
+    pictures = images.reshape(-1, 28, 28).astype(float)
+    expected = np.zeros((20, 28, 28))
+    for n in range(20):
+        y, x = at[n]
+        top, left = np.floor(y).astype(int), np.floor(x).astype(int)
+        for row, wy in ((top, 1 - (y - top)), (top + 1, y - top)):
+            for col, wx in ((left, 1 - (x - left)), (left + 1, x - left)):
+                inside = (row >= 0) & (row < 28) & (col >= 0) & (col < 28)  # outside: background, 0
+                expected[n] += np.where(inside, wy * wx * pictures[n, row.clip(0, 27), col.clip(0, 27)], 0)
+    out = read_at(images, field)
+    assert np.abs(out - np.rint(expected)).max() <= 1  # float32 weights may round a .5 the other way
+    assert np.mean(out != np.rint(expected)) < 0.001
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.5, 4.0, 6.0])
+def test_the_smoothing_is_a_gaussian_of_width_sigma(sigma):
+    size = 101
+    impulse = np.zeros((size, size), np.float32)
+    impulse[50, 50] = 1.0
+    G = gaussian_smoother(size, sigma)
+    response = smooth(impulse[None], G, G)[0].astype(np.float64)
+    assert response.sum() == pytest.approx(1.0, rel=1e-5)
+    offsets = np.arange(size) - 50
+    for profile in (response.sum(axis=0), response.sum(axis=1)):  # along each axis
+        assert (profile * offsets).sum() == pytest.approx(0.0, abs=1e-5)
+        assert np.sqrt((profile * offsets**2).sum()) == pytest.approx(sigma, rel=0.01)
+    # separable: the 2-D response is the outer product of the 1-D one
+    one_d = response.sum(axis=0)
+    np.testing.assert_allclose(response, np.outer(one_d, one_d), atol=1e-7)
+
+
+def test_each_field_is_alpha_times_the_gaussian_smoothed_uniform_noise_the_seed_draws(digits):
+    """The augmented batch against the definition written out here: the same draws from the
+    seed's generator, smoothed by a direct 2-D convolution sum, read bilinearly."""
+    alpha, sigma, n = 34.0, 4.0, 16
+    out = elastic(digits[:n], alpha, sigma, seed=5)
+    # Augmenter spawns nothing: with affine moves off, the generator's first draw is the noise
+    noise = np.random.default_rng(5).random((n, 2, 28, 28), dtype=np.float32) * 2.0 - 1.0
+    radius = int(4 * sigma + 0.5)
+    taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
+    kernel = np.outer(taps, taps) / taps.sum() ** 2
+    padded = np.pad(noise.astype(np.float64), ((0, 0), (0, 0), (radius, radius), (radius, radius)))
+    field = np.zeros((n, 2, 28, 28))
+    for i in range(2 * radius + 1):
+        for j in range(2 * radius + 1):
+            field += kernel[i, j] * padded[:, :, i : i + 28, j : j + 28]
+    expected = read_at(digits[:n], alpha * field)
+    assert np.abs(out.reshape(-1, 28, 28).astype(int) - expected).max() <= 1
+    assert np.mean(out.reshape(-1, 28, 28) != expected) < 0.001
+
+
+def test_elastic_moves_ink_by_about_what_alpha_and_sigma_say(digits):
+    """Displacements: each component's spread is α Σ_k g(k)² / √3 (U[-1, 1] has variance 1/3),
+    about 1.4 pixels at α 34, σ 4, away from the borders; so the ink moves, but stays."""
+    moved = elastic(digits, 34, 4)
+    assert not np.array_equal(moved, digits)
+    ink = moved.sum(axis=1) / digits.sum(axis=1)
+    assert np.all((ink > 0.5) & (ink < 1.5))  # stretched or squeezed locally, never lost
+    G = gaussian_smoother(28, 4.0).astype(np.float64)
+    noise = np.random.default_rng(0).uniform(-1, 1, (4000, 28, 28))
+    field = 34 * (G @ noise @ G.T)
+    expected = 34 * (G[14] ** 2).sum() / np.sqrt(3)  # at the centre (§9a)
+    assert field[:, 14, 14].std() == pytest.approx(expected, rel=0.05)
+    assert 1.2 < expected < 1.6
+
+
+def test_elastic_after_the_affine_moves_is_seeded_and_on_by_alpha(digits):
+    assert is_off(AugmentConfig(**OFF | {"elastic": ElasticConfig(alpha=0, sigma=4)}))
+    assert not is_off(AugmentConfig(**OFF | {"elastic": ElasticConfig(alpha=1, sigma=4)}))
+    a, b = (
+        elastic(digits, 34, 4, seed=1, shift=2, rotate=10),
+        elastic(digits, 34, 4, seed=1, shift=2, rotate=10),
+    )
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, elastic(digits, 34, 4, seed=2, shift=2, rotate=10))
+    assert not np.array_equal(a, augment(digits, seed=1, shift=2, rotate=10))
+
+
+def test_a_smaller_batch_gets_fields_of_its_own_size(digits):
+    augmenter = Augmenter(
+        AugmentConfig(**OFF | {"elastic": ElasticConfig(alpha=34, sigma=4)}),
+        (28, 28),
+        64,
+        np.random.default_rng(0),
+    )
+    assert augmenter(digits[:64]).shape == (64, 784)
+    assert augmenter(digits[:5]).shape == (5, 784)

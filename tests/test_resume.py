@@ -24,7 +24,12 @@ from mlpcli.train import CHECKPOINT_KEYS
 
 def settings(idx_dir: Path, epochs: int = 4, extra: tuple[str, ...] = ()) -> list[str]:
     """Dropout and augmentation on: their random draws must resume exactly too."""
-    augment = ["data.augment.shift=1", "data.augment.rotate=5", "data.augment.flip=true"]
+    augment = [
+        "data.augment.shift=1",
+        "data.augment.rotate=5",
+        "data.augment.flip=true",
+        "data.augment.elastic.alpha=8",
+    ]
     return [f"data.dir={idx_dir}", f"train.epochs={epochs}", "model.dropout=0.3", *augment, *extra]
 
 
