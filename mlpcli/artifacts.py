@@ -402,7 +402,7 @@ def weights_file(target: Path) -> Path:
         return target
     if (target / WEIGHTS).exists():
         return target / WEIGHTS
-    if (target / CHECKPOINT).exists() or (target / METRICS).exists():
+    if any((target / name).exists() for name in (CHECKPOINT, METRICS, CONFIG)):
         then = (
             f"Resume it with: mlp train --resume {target}"
             if (target / CHECKPOINT).exists()

@@ -127,7 +127,8 @@ class Elastic:
 def gaussian_smoother(size: int, sigma: float) -> np.ndarray:
     """The (size, size) matrix G for which G f is f convolved with the Gaussian of standard
     deviation σ, g(k) ∝ exp(-k²/2σ²) for whole k within 4σ (as scipy.ndimage.gaussian_filter
-    truncates it), normalised to sum 1: zero beyond the ends of f."""
+    truncates it), normalised so that the whole kernel sums to 1, f being zero beyond its ends:
+    so near the ends a row of G sums to less, and the fields are smaller there."""
     radius = int(4 * sigma + 0.5)
     taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
     offsets = np.abs(np.subtract.outer(np.arange(size), np.arange(size)))
@@ -181,6 +182,7 @@ class Bilinear:
         np.clip(np.add(self.grid[0], field[:, 0], out=y), -1, rows, out=y)
         np.clip(np.add(self.grid[1], field[:, 1], out=x), -1, cols, out=x)
         # the top-left neighbour's flat index; y and x become the next row's and column's weights
+        # (upper holds ⌊y⌋, then ⌊x⌋, before the interpolated values; step ⌊x⌋, then corner + 1)
         np.copyto(corner, np.floor(y, out=upper), casting="unsafe")
         y -= upper
         corner *= self.width

@@ -347,7 +347,7 @@ def predict(
 ) -> None:
     """Classify IMAGE files (PNG, JPEG, anything Pillow reads; a folder: the images in it)
     with the weights of a run; several runs first: a committee, answering the mean of their
-    probabilities.
+    probabilities (a run is a folder holding a run's files, or a .npz weights file).
 
     Each image is brought to MNIST's form as MNIST was made: grayscale, inverted if the
     background is light (dark ink on paper), cropped to the ink, scaled to fit 20×20 keeping
@@ -365,6 +365,9 @@ def predict(
 
     members = [target, *itertools.takewhile(is_run, images)]
     images = images[len(members) - 1 :]
+    late = [str(path) for path in images if is_run(path)]
+    if late:
+        raise click.UsageError(f"{', '.join(late)}: name the runs first, then the images")
     if not images:  # `mlp predict seven.jpg`: the run left out, or the images
         with _errors():
             load_model(target)  # which says so when TARGET is an image, not a run

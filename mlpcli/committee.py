@@ -1,8 +1,8 @@
-"""Committees (Cireşan et al. 2010): several trained networks answering as one, by the mean
-of their probabilities, p̄(x) = (1/N) Σ_m p_m(x), each member reading the pixels through its
-own input normalisation. Members must have learnt the same dataset, answer the same classes
-in the same way (probabilities, or mse scores) and read images of the same size; a member that
-does not is named."""
+"""Committees (Cireşan et al. 2010, 2012): several trained networks answering as one, by the
+mean of their probabilities, p̄(x) = (1/N) Σ_m p_m(x), each member reading the pixels through
+its own input normalisation (docs/equations.md §9b). Members of a committee of several must
+answer probabilities (softmax), have learnt the same dataset, answer the same classes and
+read images of the same size; a member that does not is named."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,23 +44,20 @@ class Committee:
 
     @property
     def first(self) -> artifacts.Saved:
+        """What the first member's weights file holds (the dataset all the members learnt)."""
         return self.members[0].saved
-
-    @property
-    def score_name(self) -> str:
-        """What its scores are: "probability", or "score" for mse networks."""
-        return self.first.model.output.score_name
 
     def __len__(self) -> int:
         return len(self.members)
 
     def member_scores(self, pixels: np.ndarray) -> list[np.ndarray]:
-        """Each member's scores (rows: the images of `pixels`, (n, pixels) as read)."""
+        """Each member's probabilities for the images of `pixels`, (n, pixels) as read."""
         return [m.saved.model.scores(m.saved.norm.apply(pixels)) for m in self.members]
 
 
 def mean_scores(member_scores: Sequence[np.ndarray]) -> np.ndarray:
-    """p̄ = (1/N) Σ_m p_m, summed in float64."""
+    """p̄ = (1/N) Σ_m p_m, summed in float64 (so N identical members answer exactly their
+    member's float32 probabilities)."""
     total = np.zeros(member_scores[0].shape)
     for scores in member_scores:
         total += scores
@@ -68,29 +65,30 @@ def mean_scores(member_scores: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _check_alike(members: Sequence[Member]) -> None:
-    """The WeightsError naming the first member that differs from the first one in what it
-    learnt, what it answers or what it reads."""
+    """The WeightsError naming the first member of a committee of several that answers no
+    probabilities, or that differs from the first member in what it learnt, answers or reads
+    (one member alone answers as it answers, probabilities or scores)."""
+    for member in members if len(members) > 1 else ():
+        if member.saved.model.output.score_name != "probability":
+            raise WeightsError(
+                f"{member.path} answers mse scores, not probabilities: a committee averages its"
+                " members' probabilities (runs of model.output softmax_cross_entropy)"
+            )
     first = members[0]
     for member in members[1:]:
         for (verb, theirs), (_, ours) in zip(_described(member), _described(first)):
             if theirs != ours:
                 raise WeightsError(
                     f"{member.path} {verb} {theirs}, but {first.path} {verb} {ours}: the members of a"
-                    " committee must have learnt the same dataset, answer the same classes with"
-                    " probabilities alike and read the same images"
+                    " committee must have learnt the same dataset, answer the same classes and read"
+                    " images of the same size"
                 )
 
 
 def _described(member: Member) -> list[tuple[str, str]]:
     """What must be alike in every member, as (verb, what) of a sentence."""
-    model = member.saved.model
     return [
         ("learnt", member.saved.dataset),
-        ("answers", f"{model.sizes[-1]} classes"),
+        ("answers", f"{member.saved.model.sizes[-1]} classes"),
         ("reads images of", f"{member.pixels} pixels"),
-        ("answers", scores_in_words(model.output.score_name)),
     ]
-
-
-def scores_in_words(score_name: str) -> str:
-    return "probabilities" if score_name == "probability" else "mse scores"

@@ -63,8 +63,8 @@ NON_NEGATIVE = Check(lambda v: v >= 0, ">= 0")
 FRACTION = Check(lambda v: 0 <= v < 1, "in [0, 1)")
 WIDTHS = Check(lambda v: all(w > 0 for w in v), "a list of widths > 0 (empty: no hidden layer)")
 DEGREES = Check(lambda v: 0 <= v <= 180, "in [0, 180]")
-PIXELS_MOVED = Check(lambda v: 0 <= v <= 1000, "in [0, 1000]")  # elastic α: beyond, every image is blank
-SMOOTHING = Check(lambda v: 0 < v <= 100, "in (0, 100]")  # elastic σ: beyond, a field is a mere shift
+ELASTIC_ALPHA = Check(lambda v: 0 <= v <= 1000, "in [0, 1000]")
+ELASTIC_SIGMA = Check(lambda v: 0 < v <= 100, "in (0, 100]")  # beyond, wider than any image
 KEEP_RULES = ("best_val_accuracy", "best_val_loss", "last")  # which epoch's weights a run keeps
 
 
@@ -73,8 +73,9 @@ class ElasticConfig:
     """Elastic distortions (Simard et al. 2003): each image resampled along a random, smooth
     displacement field (mlpcli/augment.py)."""
 
-    alpha: float = _option(0.0, PIXELS_MOVED)  # the field's scale in pixels (0: off)
-    sigma: float = _option(4.0, SMOOTHING)  # the width (pixels) of the Gaussian smoothing it
+    # scales the smoothed noise: each move's spread is about α·Σg²/√3 pixels (1 at α 36, σ 6)
+    alpha: float = _option(0.0, ELASTIC_ALPHA)  # 0: off
+    sigma: float = _option(4.0, ELASTIC_SIGMA)  # the width (pixels) of the Gaussian smoothing the noise
 
 
 @dataclass

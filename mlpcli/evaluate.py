@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli import artifacts
-from mlpcli.committee import Committee, Member, mean_scores, scores_in_words
+from mlpcli.committee import Committee, mean_scores
 from mlpcli.config import Config, with_overrides
 from mlpcli.data import (
     CLASS_NAMES,
@@ -195,12 +195,12 @@ def eval_committee(
     into `out` (default: committees/DATASET-DATE-TIME), a new folder or an earlier committee's.
     Returns what eval.json holds."""
     files = [artifacts.weights_file(target) for target in targets]
-    committee = Committee([Member(t, artifacts.load_weights(f)) for t, f in zip(targets, files)])
+    committee = Committee.load(targets, lambda target: artifacts.load_weights(artifacts.weights_file(target)))
     config, dataset, data_report = _data(committee.first, files[0], data_overrides, echo, "test")
     for member, weights in zip(committee.members[1:], files[1:]):
         _check_fits(member.saved, dataset, weights, f"the {config.data.name} test images")
     name = config.data.name
-    out = out or Path("committees") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = out or _unused(Path("committees") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}")
     _check_committee_folder(out)
     report, accuracies = evaluate_committee(committee, dataset.images, dataset.labels)
     n = len(committee)
@@ -208,9 +208,9 @@ def eval_committee(
     width = max(len(str(m.path)) for m in committee.members)
     for member, accuracy in zip(committee.members, accuracies):
         echo(f"  {str(member.path):<{width}}  accuracy {accuracy:.4f} alone")
-    echo(f"answering the mean of their {scores_in_words(committee.score_name)}:\n")
+    echo("answering the mean of their probabilities:\n")
     members = [
-        {"run": str(m.path), "weights": str(f), "network": str(m.saved.model), "accuracy": accuracy}
+        {"run": str(m.path), "weights": str(f.resolve()), "network": str(m.saved.model), "accuracy": accuracy}
         for m, f, accuracy in zip(committee.members, files, accuracies)
     ]
     result = {"committee": members, "dataset": name, "split": "test", "data": data_report}
@@ -250,6 +250,15 @@ def _report_and_write(
     _draw_evaluation(report, dataset, names, what, confusion_file, mistakes_file)
     echo(f"\nwrote {report_file}, {confusion_file.name}, {mistakes_file.name}")
     return result
+
+
+def _unused(folder: Path) -> Path:
+    """`folder`, or FOLDER-2, FOLDER-3, … when it is taken (two committees in one second)."""
+    n, found = 1, folder
+    while found.exists():
+        n += 1
+        found = folder.with_name(f"{folder.name}-{n}")
+    return found
 
 
 def _check_committee_folder(folder: Path) -> None:

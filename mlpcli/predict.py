@@ -84,18 +84,21 @@ def load_model(target: Path) -> artifacts.Saved:
     return saved
 
 
+RUN_FILES = (artifacts.WEIGHTS, artifacts.CHECKPOINT, artifacts.METRICS, artifacts.CONFIG)
+
+
 def is_run(path: Path) -> bool:
-    """Whether `path` names a run (a folder holding a run's files, or a .npz weights file)
-    rather than an image or a folder of images."""
+    """Whether `path` names a run rather than an image or a folder of images: a folder holding
+    a run's files, a .npz weights file, or nothing at all that is not named as an image (a
+    mistyped run, for which weights_file finds the name meant)."""
     if path.is_dir():
-        return any(
-            (path / name).exists() for name in (artifacts.WEIGHTS, artifacts.CHECKPOINT, artifacts.METRICS)
-        )
-    return path.suffix.lower() == ".npz"
+        return any((path / name).exists() for name in RUN_FILES)
+    suffix = path.suffix.lower()
+    return suffix == ".npz" or (not path.exists() and suffix not in IMAGE_SUFFIXES)
 
 
 def predict_images(
-    targets: Path | Sequence[Path],
+    targets: Sequence[Path],
     images: Sequence[Path],
     save_inputs: Path | None = None,
     progress: bool | None = None,
@@ -106,7 +109,7 @@ def predict_images(
     image that cannot be read or holds no digit gets its error; the others are classified. With
     `save_inputs`, the 28×28 image the network saw is saved there as NAME.28x28.png
     (NAME-2.28x28.png, … when the name is taken)."""
-    committee = Committee.load([targets] if isinstance(targets, Path) else targets, load_model)
+    committee = Committee.load(targets, load_model)
     names = CLASS_NAMES[committee.first.dataset]
     if save_inputs is not None:
         artifacts.make_directory(save_inputs)
@@ -129,5 +132,7 @@ def predict_images(
         scores = mean_scores(member_scores)[0]
         ranked = np.argsort(-scores, kind="stable")[:top]
         ranks = [(int(k), names[k], float(scores[k])) for k in ranked]
-        predictions.append(Prediction(str(path), ranks, None, committee.score_name, seen and str(seen)))
+        predictions.append(
+            Prediction(str(path), ranks, None, committee.first.model.output.score_name, seen and str(seen))
+        )
     return predictions

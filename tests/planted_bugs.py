@@ -312,6 +312,19 @@ BUGS = [
         "np.clip(np.add(self.grid[0], field[:, 0], out=y), 0, rows - 1, out=y)",
     ),
     Bug(
+        "bilinear-columns-unclipped",
+        A,
+        "np.clip(np.add(self.grid[1], field[:, 1], out=x), -1, cols, out=x)",
+        "np.add(self.grid[1], field[:, 1], out=x)",
+    ),
+    Bug("bilinear-margin-too-thin", A, "    MARGIN = 2  # of zeros", "    MARGIN = 1  # of zeros"),
+    Bug(
+        "predict-images-before-runs",
+        "cli.py",
+        "    late = [str(path) for path in images if is_run(path)]",
+        "    late = []",
+    ),
+    Bug(
         "elastic-unseeded",
         A,
         "        self.rng = rng\n        # α folded",
@@ -1082,10 +1095,10 @@ BUGS = [
         '        ("learnt", "MNIST"),',
     ),
     Bug(
-        "committee-scores-mixed",
+        "committee-of-mse-scores",
         "committee.py",
-        '        ("answers", scores_in_words(model.output.score_name)),',
-        '        ("answers", "scores"),',
+        '        if member.saved.model.output.score_name != "probability":',
+        "        if False:",
     ),
     Bug(
         "committee-over-a-run",
@@ -1108,8 +1121,8 @@ BUGS = [
     Bug(
         "predict-any-folder-a-run",
         P,
-        "        return any(\n",
-        "        return True or any(\n",
+        "        return any((path / name).exists() for name in RUN_FILES)",
+        "        return True",
     ),
     Bug(
         "committee-on-a-run-s-own-split",

@@ -4,7 +4,7 @@ determinism under a seed, and that training with it on resumes bitwise."""
 import numpy as np
 import pytest
 
-from mlpcli.augment import Augmenter, Bilinear, gaussian_smoother, is_off, smooth
+from mlpcli.augment import Augmenter, Bilinear, Elastic, gaussian_smoother, is_off, smooth
 from mlpcli.config import AugmentConfig, DataConfig, ElasticConfig
 from mlpcli.data import load_split
 
@@ -248,17 +248,40 @@ def test_each_field_is_alpha_times_the_gaussian_smoothed_uniform_noise_the_seed_
 
 def test_elastic_moves_ink_by_about_what_alpha_and_sigma_say(digits):
     """Displacements: each component's spread is α Σ_k g(k)² / √3 (U[-1, 1] has variance 1/3),
-    about 1.4 pixels at α 34, σ 4, away from the borders; so the ink moves, but stays."""
-    moved = elastic(digits, 34, 4)
+    about 1 pixel at α 36, σ 6, away from the borders; so the ink moves, but stays."""
+    moved = elastic(digits, 36, 6)
     assert not np.array_equal(moved, digits)
     ink = moved.sum(axis=1) / digits.sum(axis=1)
     assert np.all((ink > 0.5) & (ink < 1.5))  # stretched or squeezed locally, never lost
-    G = gaussian_smoother(28, 4.0).astype(np.float64)
-    noise = np.random.default_rng(0).uniform(-1, 1, (4000, 28, 28))
-    field = 34 * (G @ noise @ G.T)
-    expected = 34 * (G[14] ** 2).sum() / np.sqrt(3)  # at the centre (§9a)
-    assert field[:, 14, 14].std() == pytest.approx(expected, rel=0.05)
-    assert 1.2 < expected < 1.6
+    fields = Elastic(ElasticConfig(alpha=36, sigma=6), (28, 28), 4000, np.random.default_rng(0))
+    noise = np.random.default_rng(1).uniform(-1, 1, (4000, 2, 28, 28)).astype(np.float32)
+    field = smooth(noise, *fields.smoothers)  # the fields the augmenter draws, from other noise
+    taps = np.exp(-(np.arange(-24, 25) ** 2) / 72)  # g_6 within 4σ
+    expected = 36 * ((taps / taps.sum()) ** 2).sum() / np.sqrt(3)  # §9a
+    assert field[:, :, 14, 14].std() == pytest.approx(expected, rel=0.05)
+    assert 0.9 < expected < 1.1
+
+
+def test_elastic_comes_after_the_affine_moves_from_the_same_generator(digits):
+    config = {"shift": 2, "rotate": 15, "scale": 0.15}
+    both = elastic(digits, 36, 6, seed=4, **config)
+    affine = Augmenter(AugmentConfig(**OFF | config), (28, 28), len(digits), np.random.default_rng(4))
+    moved = affine(digits)  # the affine draws first, then the fields, from one generator
+    then = Elastic(ElasticConfig(alpha=36, sigma=6), (28, 28), len(digits), affine.rng)(moved)
+    np.testing.assert_array_equal(both, then)
+
+
+def test_a_smaller_batch_reads_nothing_of_the_last_one(digits):
+    """The last batch of an epoch is smaller: its images and fields are its own, not what the
+    buffers kept of the batch before."""
+    config = AugmentConfig(**OFF | {"elastic": ElasticConfig(alpha=36, sigma=6)})
+    first, later = (Augmenter(config, (28, 28), 64, np.random.default_rng(0)) for _ in range(2))
+    five = first(digits[:5]).copy()
+    later(digits[64:128])  # a full batch of other digits fills every buffer first
+    fresh = Augmenter(config, (28, 28), 5, np.random.default_rng(0))
+    assert np.abs(five.astype(int) - fresh(digits[:5])).max() <= 1  # the same draws; BLAS may round
+    again = later(digits[:5])
+    assert again.shape == (5, 784) and np.abs(again.astype(int) - five).max() > 1  # new fields
 
 
 def test_elastic_after_the_affine_moves_is_seeded_and_on_by_alpha(digits):
@@ -271,14 +294,3 @@ def test_elastic_after_the_affine_moves_is_seeded_and_on_by_alpha(digits):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, elastic(digits, 34, 4, seed=2, shift=2, rotate=10))
     assert not np.array_equal(a, augment(digits, seed=1, shift=2, rotate=10))
-
-
-def test_a_smaller_batch_gets_fields_of_its_own_size(digits):
-    augmenter = Augmenter(
-        AugmentConfig(**OFF | {"elastic": ElasticConfig(alpha=34, sigma=4)}),
-        (28, 28),
-        64,
-        np.random.default_rng(0),
-    )
-    assert augmenter(digits[:64]).shape == (64, 784)
-    assert augmenter(digits[:5]).shape == (5, 784)

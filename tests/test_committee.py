@@ -1,7 +1,8 @@
 """Committees (`mlp eval RUN RUN …`, `mlp predict RUN RUN … IMAGE`): real runs trained on real
 MNIST answer the mean of their probabilities, computed here from each member's own forward
-pass; a committee of identical members is its member; members that differ in what they learnt,
-answer or read are refused by name, with nothing written; a committee never writes over a run."""
+pass; a committee of identical members is its member; members that answer no probabilities or
+differ in what they learnt, answer or read are refused by name, with nothing written; a
+committee never writes over a run; runs and images are told apart."""
 
 import json
 import shutil
@@ -15,6 +16,7 @@ from test_predict import as_drawn
 from mlpcli import artifacts
 from mlpcli.artifacts import load_weights, save_weights
 from mlpcli.data import DataConfig, load_split
+from mlpcli.evaluate import _unused
 from mlpcli.nn.mlp import MLP
 
 __all__ = ["runs_dir"]  # a fixture
@@ -102,7 +104,10 @@ def test_members_that_learnt_another_dataset_are_refused_by_name(runs_dir, tmp_p
     assert not (tmp_path / "c").exists()
 
 
-def test_members_that_answer_otherwise_or_read_other_images_are_refused_by_name(runs_dir, idx_dir, tmp_path):
+def test_members_that_answer_otherwise_or_read_other_images_are_refused_by_name(
+    runs_dir, idx_dir, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # where a default committees/ folder would appear
     relu = runs_dir / "relu"
     five = tmp_path / "five-classes"
     five.mkdir()
@@ -111,10 +116,7 @@ def test_members_that_answer_otherwise_or_read_other_images_are_refused_by_name(
     refused(
         mlp("eval", relu, five, "--out", tmp_path / "c"), f"{five} answers 5 classes, but {relu} answers 10"
     )
-    refused(
-        mlp("eval", relu, runs_dir / "mse"),
-        f"{runs_dir / 'mse'} answers mse scores, but {relu} answers probabilities",
-    )
+    refused(mlp("eval", relu, runs_dir / "mse"), f"{runs_dir / 'mse'} answers mse scores, not probabilities")
     small = tmp_path / "eight-by-eight"
     assert mlp("train", "--config", TINY, "--set", f"data.dir={idx_dir}", "--out", small).exit_code == 0
     refused(
@@ -217,3 +219,29 @@ def test_an_8x8_run_is_refused_by_predict_before_the_committee_is_checked(
         mlp("predict", runs_dir / "relu", small, drawings / "digit0.png"),
         f"{small}: the model takes 64 inputs",
     )
+
+
+def test_runs_named_after_the_images_or_mistyped_are_said(runs_dir, drawings, tmp_path):
+    late = mlp("predict", runs_dir / "relu", drawings / "digit0.png", runs_dir / "tanh")
+    assert late.exit_code == 2 and f"{runs_dir / 'tanh'}: name the runs first, then the images" in late.output
+    typo = mlp("predict", runs_dir / "relu", runs_dir / "tahn", drawings / "digit0.png")
+    refused(
+        typo, f"{runs_dir / 'tahn'}: no such run directory or weights file; did you mean {runs_dir / 'tanh'}?"
+    )
+    young = tmp_path / "first-epoch"  # a run still in its first epoch: its config, no weights
+    young.mkdir()
+    shutil.copy(runs_dir / "relu" / "config.yaml", young)
+    refused(
+        mlp("predict", runs_dir / "relu", young, drawings / "digit0.png"), "the run has no weights.npz yet"
+    )
+    missing_image = mlp("predict", runs_dir / "relu", tmp_path / "nothing.png")
+    assert missing_image.exit_code == 1 and "nothing.png" in missing_image.output  # an image, unreadable
+
+
+def test_a_default_committee_folder_taken_gets_a_number(tmp_path):
+    folder = tmp_path / "mnist-20261204-100000"
+    assert _unused(folder) == folder
+    folder.mkdir()
+    assert _unused(folder) == tmp_path / "mnist-20261204-100000-2"
+    (tmp_path / "mnist-20261204-100000-2").mkdir()
+    assert _unused(folder) == tmp_path / "mnist-20261204-100000-3"

@@ -19,7 +19,7 @@ def test_mnist_yaml_spells_out_the_defaults():
     assert Config().model.hidden == [512, 512] and Config().data.name == "mnist"
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist.yaml", "tiny.yaml"])
+@pytest.mark.parametrize("name", sorted(path.name for path in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_load(name):
     assert isinstance(load_config(CONFIGS / name), Config)
 
@@ -93,7 +93,8 @@ def test_empty_file_means_defaults(tmp_path):
         (
             "data: {augment: {elastic: {alpa: 3}}}\n",
             [],
-            "unknown config key 'alpa' at section 'data.augment.elastic'; allowed: alpha, sigma; did you mean 'alpha'?",
+            "unknown config key 'alpa' at section 'data.augment.elastic'; allowed: alpha, sigma; did you"
+            " mean 'alpha'?",
         ),
         ("model: [1, 2]\n", [], "config section 'model' must be a mapping, not list"),
         ("- a\n- b\n", [], "must be a mapping of sections, not list"),

@@ -71,7 +71,7 @@ def test_from_python_runs_as_pasted(readme_folder):
 def test_predict_prepares_files_as_mlp_predict_does(runs_dir):
     run = mlpcli.load_run(runs_dir / "tanh")
     seven = ROOT / "docs" / "seven.jpg"
-    (expected,) = predict_images(runs_dir / "tanh", [seven], top=10)
+    (expected,) = predict_images([runs_dir / "tanh"], [seven], top=10)
     found = run.predict([seven, seven])
     assert found.shape == (2, 10) and np.array_equal(found[0], found[1])
     assert [k for k, _, _ in expected.top] == list(np.argsort(-found[0], kind="stable"))
