@@ -301,8 +301,13 @@ CASES = [
     ),
     Case(
         "unknown augment key",
+        config("data: {augment: {warp: 3}}\n"),
+        "unknown config key 'warp' at section 'data.augment'; allowed: shift, rotate, scale, flip, elastic",
+    ),
+    Case(
+        "elastic section that is a number",
         config("data: {augment: {elastic: 3}}\n"),
-        "unknown config key 'elastic' at section 'data.augment'; allowed: shift, rotate, scale, flip",
+        "config section 'data.augment.elastic' must be a mapping, not int",
     ),
     Case(
         "augment section that is a flag",
@@ -581,7 +586,7 @@ CASES = [
         " 859 MiB (at most 256 MiB): lower data.augment.rotate or data.augment.scale",
     ),
     # --- CLI misuse -----------------------------------------------------------------------------
-    Case("eval without a path", cli("eval"), "Missing argument 'TARGET'", 2),
+    Case("eval without a path", cli("eval"), "Missing argument 'RUN...'", 2),
     Case(
         "eval of a path that does not exist",
         cli("eval", "{ws}/nothing"),
