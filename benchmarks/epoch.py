@@ -16,7 +16,8 @@ the gradient clipped at norm 1) beside `torch.nn.RNN` with a `Linear` on its las
 An epoch's figure is the steady state: the median of every epoch but the first, which warms
 caches up. This process adds the bound (the same epoch's matrix products alone, with NumPy's
 float32 matmul), the cost of the default augmentation and of elastic distortions (α 36, σ 6:
-docs/tuning.md), each alone and as a share of the epoch, the evaluation time of the test split and the peak resident memory of a real `mlp train`.
+docs/tuning.md), each alone and as a share of the epoch, the evaluation time of the test split
+and the peak resident memory of a real `mlp train`.
 Compare ratios measured in one run, not absolute seconds across machines.
 
     python benchmarks/epoch.py --data /usr/share/datasets/fashion-mnist

@@ -1101,6 +1101,18 @@ BUGS = [
         "        if False:",
     ),
     Bug(
+        "committee-of-one-mse-refused",
+        "committee.py",
+        "    for member in members if len(members) > 1 else ():",
+        "    for member in members:",
+    ),
+    Bug(
+        "run-in-its-first-epoch-not-a-run",
+        "artifacts.py",
+        "(CHECKPOINT, METRICS, CONFIG)):",
+        "(CHECKPOINT, METRICS)):",
+    ),
+    Bug(
         "committee-over-a-run",
         E,
         "    if held and not (held <= set(COMMITTEE_FILES) and",
