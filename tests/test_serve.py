@@ -399,9 +399,11 @@ def test_a_digit_drawn_on_the_pad_in_a_real_browser_reads_right(server, browser,
     from selenium.webdriver.common.by import By
 
     browser.get(f"{server}/")
+    browser_tools.count_requests(browser)
     browser_tools.draw(browser, browser_tools.DIGITS[digit])
     answer = browser_tools.answer_is(browser, digit)
     assert answer.startswith(digit), (answer, browser.find_element(By.ID, "error").text)
+    browser_tools.settled(browser)  # the bars of the last answer, not ones about to be redrawn
     bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
     assert len(bars) == 10 and "top" in bars[int(digit)].get_attribute("class")
     layers = browser.find_elements(By.CSS_SELECTOR, "#layers .layer")
