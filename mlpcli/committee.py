@@ -74,6 +74,16 @@ def _check_alike(members: Sequence[Member]) -> None:
                 f"{member.path} answers mse scores, not probabilities: a committee averages its"
                 " members' probabilities (runs of model.output softmax_cross_entropy)"
             )
+    named: dict[Path, Path] = {}  # each member's resolved path: the name it was first given
+    for member in members:
+        if member.path.resolve() in named:
+            earlier = named[member.path.resolve()]
+            also = "" if earlier == member.path else f" (also as {earlier})"
+            raise WeightsError(
+                f"{member.path} is named twice{also}: a committee's members are different runs, e.g."
+                " the same config trained with other seeds (--set train.seed=1)"
+            )
+        named[member.path.resolve()] = member.path
     first = members[0]
     for member in members[1:]:
         for (verb, theirs), (_, ours) in zip(_described(member), _described(first)):

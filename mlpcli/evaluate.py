@@ -200,7 +200,7 @@ def eval_committee(
     for member, weights in zip(committee.members[1:], files[1:]):
         _check_fits(member.saved, dataset, weights, f"the {config.data.name} test images")
     name = config.data.name
-    out = out or _unused(Path("committees") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}")
+    out = out or _claimed(Path("committees") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}")
     _check_committee_folder(out)
     report, accuracies = evaluate_committee(committee, dataset.images, dataset.labels)
     n = len(committee)
@@ -252,13 +252,17 @@ def _report_and_write(
     return result
 
 
-def _unused(folder: Path) -> Path:
-    """`folder`, or FOLDER-2, FOLDER-3, … when it is taken (two committees in one second)."""
+def _claimed(folder: Path) -> Path:
+    """`folder`, or FOLDER-2, FOLDER-3, … when it is taken: the first that did not exist, made
+    now, so that two committees evaluated in the same second never share one."""
     n, found = 1, folder
-    while found.exists():
-        n += 1
-        found = folder.with_name(f"{folder.name}-{n}")
-    return found
+    while True:
+        try:
+            found.mkdir(parents=True)
+            return found
+        except FileExistsError:
+            n += 1
+            found = folder.with_name(f"{folder.name}-{n}")
 
 
 def _check_committee_folder(folder: Path) -> None:

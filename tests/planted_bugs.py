@@ -1113,6 +1113,30 @@ BUGS = [
         "(CHECKPOINT, METRICS)):",
     ),
     Bug(
+        "committee-member-named-twice",
+        "committee.py",
+        "        if member.path.resolve() in named:",
+        "        if False:",
+    ),
+    Bug(
+        "committee-folder-not-claimed",
+        E,
+        "            found.mkdir(parents=True)",
+        "            found.mkdir(parents=True, exist_ok=True)",
+    ),
+    Bug(
+        "predict-committee-header-on-stdout",
+        "cli.py",
+        "{', '.join(map(str, members))}\", err=True)",
+        "{', '.join(map(str, members))}\")",
+    ),
+    Bug(
+        "eval-of-an-image-unsaid",
+        "cli.py",
+        "    if images:\n        raise click.UsageError(",
+        "    if False:\n        raise click.UsageError(",
+    ),
+    Bug(
         "committee-over-a-run",
         E,
         "    if held and not (held <= set(COMMITTEE_FILES) and",

@@ -16,7 +16,7 @@ from test_predict import as_drawn
 from mlpcli import artifacts
 from mlpcli.artifacts import load_weights, save_weights
 from mlpcli.data import DataConfig, load_split
-from mlpcli.evaluate import _unused
+from mlpcli.evaluate import _claimed
 from mlpcli.nn.mlp import MLP
 
 __all__ = ["runs_dir"]  # a fixture
@@ -40,17 +40,18 @@ def evaluated(*args) -> dict:
 
 
 def test_a_committee_of_identical_members_is_its_member(runs_dir, tmp_path):
-    twin = tmp_path / "relu-copy"
+    twin, triplet = tmp_path / "relu-copy", tmp_path / "relu-copy-2"
     shutil.copytree(runs_dir / "relu", twin)
+    shutil.copytree(runs_dir / "relu", triplet)
     alone = evaluated(runs_dir / "relu")
-    committee = evaluated(runs_dir / "relu", twin, runs_dir / "relu", "--out", tmp_path / "c")
+    committee = evaluated(runs_dir / "relu", twin, triplet, "--out", tmp_path / "c")
     for key in SAME_EVERYWHERE:
         assert committee[key] == alone[key], key
     assert committee["loss"] == pytest.approx(alone["loss"], rel=1e-5)  # -log p̄_y, summed otherwise
     assert [m["run"] for m in committee["committee"]] == [
         str(runs_dir / "relu"),
         str(twin),
-        str(runs_dir / "relu"),
+        str(triplet),
     ]
     assert all(m["accuracy"] == alone["accuracy"] for m in committee["committee"])
 
@@ -196,12 +197,15 @@ def test_predict_with_a_committee_answers_the_mean_of_its_members(runs_dir, draw
         np.testing.assert_allclose([found[k] for k in range(10)], expected, rtol=1e-6)
         assert image["predictions"][0]["class"] == int(expected.argmax())
     said = mlp("predict", *members, drawings / "digit0.png")
-    assert said.exit_code == 0 and said.output.startswith(f"a committee of 3: {members[0]}, {members[1]}")
+    assert said.exit_code == 0
+    assert said.stderr.startswith(f"a committee of 3: {members[0]}, {members[1]}")  # not among the answers
+    assert said.stdout.startswith(f"{drawings / 'digit0.png'}: ")
 
 
-def test_predict_tells_runs_from_folders_of_images(runs_dir, drawings):
+def test_predict_tells_runs_from_folders_of_images(runs_dir, drawings, tmp_path):
     assert len(predicted(runs_dir / "relu", drawings)) == 4  # a folder of images, not a second run
-    same = predicted(runs_dir / "relu", runs_dir / "relu", drawings / "digit1.png")
+    shutil.copytree(runs_dir / "relu", tmp_path / "twin")
+    same = predicted(runs_dir / "relu", tmp_path / "twin", drawings / "digit1.png")
     assert same == predicted(runs_dir / "relu", drawings / "digit1.png")
 
 
@@ -238,10 +242,35 @@ def test_runs_named_after_the_images_or_mistyped_are_said(runs_dir, drawings, tm
     assert missing_image.exit_code == 1 and "nothing.png" in missing_image.output  # an image, unreadable
 
 
-def test_a_default_committee_folder_taken_gets_a_number(tmp_path):
-    folder = tmp_path / "mnist-20261204-100000"
-    assert _unused(folder) == folder
-    folder.mkdir()
-    assert _unused(folder) == tmp_path / "mnist-20261204-100000-2"
-    (tmp_path / "mnist-20261204-100000-2").mkdir()
-    assert _unused(folder) == tmp_path / "mnist-20261204-100000-3"
+def test_a_default_committee_folder_is_claimed_at_once_and_a_taken_one_gets_a_number(tmp_path):
+    folder = tmp_path / "committees" / "mnist-20261204-100000"
+    assert _claimed(folder) == folder and folder.is_dir()  # made now: a second committee sees it taken
+    assert _claimed(folder) == tmp_path / "committees" / "mnist-20261204-100000-2"
+    assert _claimed(folder) == tmp_path / "committees" / "mnist-20261204-100000-3"
+    assert sorted(p.name for p in folder.parent.iterdir()) == [
+        "mnist-20261204-100000",
+        "mnist-20261204-100000-2",
+        "mnist-20261204-100000-3",
+    ]
+
+
+def test_a_member_named_twice_is_refused(runs_dir, drawings, tmp_path, monkeypatch):
+    relu = runs_dir / "relu"
+    for command in (
+        ("eval", relu, runs_dir / "tanh", relu, "--out", tmp_path / "c"),
+        ("predict", relu, relu, drawings),
+    ):
+        refused(
+            mlp(*command),
+            f"{relu} is named twice: a committee's members are different runs",
+            "--set train.seed=1",
+        )
+    assert not (tmp_path / "c").exists()
+    monkeypatch.chdir(runs_dir)
+    refused(mlp("eval", relu, "relu", "--out", tmp_path / "c"), f"relu is named twice (also as {relu})")
+
+
+def test_eval_of_an_image_points_to_predict(runs_dir, drawings):
+    result = mlp("eval", runs_dir / "relu", drawings / "digit0.png")
+    assert result.exit_code == 2
+    assert f"to classify images: mlp predict RUN {drawings / 'digit0.png'}" in result.output
