@@ -251,9 +251,10 @@ def eval_(
     confusion-validation.png and mistakes-validation.png. The data comes from the run's
     config.yaml (for a lone weights file: the dataset it was trained on, through tfds), then --set.
 
-    A committee's members must have learnt the same dataset and read the same images; it is
-    evaluated on the test split, its report beside each member's accuracy, and its eval.json
-    (naming the members) and pictures go to --out.
+    A committee's members (runs trained alike but for their seed, say) must answer
+    probabilities, have learnt the same dataset, answer the same classes and read images of the
+    same size; it is evaluated on the test split, its report beside each member's accuracy,
+    and its eval.json (naming the members) and pictures go to --out.
 
     \b
       mlp eval runs/fashion_mnist-20261123-190000
@@ -264,8 +265,15 @@ def eval_(
                          --set data.dir=/usr/share/datasets/fashion-mnist
     """
     from mlpcli.evaluate import eval_committee, eval_run
+    from mlpcli.images import IMAGE_SUFFIXES
 
     data_overrides = _only_keys(overrides, "data.", "eval takes only data.* keys")
+    images = [str(path) for path in targets if path.suffix.lower() in IMAGE_SUFFIXES]
+    if images:
+        raise click.UsageError(
+            f"{', '.join(images)}: mlp eval evaluates runs on a dataset's split; to classify"
+            f" images: mlp predict RUN {' '.join(images)}"
+        )
     if len(targets) > 1 and split != "test":
         raise click.UsageError(
             f"a committee is evaluated on the test split only: each member's {split} split is its own"
@@ -374,8 +382,8 @@ def predict(
         raise click.UsageError("Missing argument 'IMAGE...': name the images to classify after the runs")
     with _errors():
         predictions = predict_images(members, images, save_input, progress, top)
-    if len(members) > 1 and not as_json:
-        say(f"a committee of {len(members)}: {', '.join(map(str, members))}")
+    if len(members) > 1:  # on stderr: stdout holds one line (or JSON) an image
+        say(f"a committee of {len(members)}: {', '.join(map(str, members))}", err=True)
     if as_json:
         click.echo(json.dumps([p.to_dict() for p in predictions], indent=2))
     for prediction in predictions:
