@@ -66,8 +66,8 @@ def mean_scores(member_scores: Sequence[np.ndarray]) -> np.ndarray:
 
 def _check_alike(members: Sequence[Member]) -> None:
     """The WeightsError naming the first member of a committee of several that answers no
-    probabilities, or that differs from the first member in what it learnt, answers or reads
-    (one member alone answers as it answers, probabilities or scores)."""
+    probabilities, that is a run named before, or that differs from the first member in what it
+    learnt, answers or reads (one member alone answers as it answers, probabilities or scores)."""
     for member in members if len(members) > 1 else ():
         if member.saved.model.output.score_name != "probability":
             raise WeightsError(
