@@ -42,6 +42,7 @@ WEIGHTS, CONFIG, METRICS, HISTORY, CURVES = (
     "history.csv",
     "curves.png",
 )
+RUN_FILES = (WEIGHTS, CHECKPOINT, METRICS, CONFIG)  # any of them makes a folder a run's
 EVAL, CONFUSION, MISTAKES = "eval.json", "confusion.png", "mistakes.png"  # of the test split
 # The most mlpcli reads of each run file, in bytes: far above what a run writes (config.yaml
 # and metrics.json ~1 KB, eval.json ~100 KB, history.csv ~100 bytes an epoch, each picture
@@ -402,7 +403,7 @@ def weights_file(target: Path) -> Path:
         return target
     if (target / WEIGHTS).exists():
         return target / WEIGHTS
-    if any((target / name).exists() for name in (CHECKPOINT, METRICS, CONFIG)):
+    if any((target / name).exists() for name in RUN_FILES):  # a run, yet without weights
         then = (
             f"Resume it with: mlp train --resume {target}"
             if (target / CHECKPOINT).exists()

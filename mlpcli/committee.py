@@ -34,6 +34,8 @@ class Committee:
     def __init__(self, members: Sequence[Member]):
         if not members:
             raise ValueError("a committee needs at least one member")
+        _check_probabilities(members)
+        _check_distinct(members)
         _check_alike(members)
         self.members = list(members)
 
@@ -64,26 +66,34 @@ def mean_scores(member_scores: Sequence[np.ndarray]) -> np.ndarray:
     return total / len(member_scores)
 
 
-def _check_alike(members: Sequence[Member]) -> None:
+def _check_probabilities(members: Sequence[Member]) -> None:
     """The WeightsError naming the first member of a committee of several that answers no
-    probabilities, that is a run named before, or that differs from the first member in what it
-    learnt, answers or reads (one member alone answers as it answers, probabilities or scores)."""
+    probabilities (one member alone answers as it answers, probabilities or scores)."""
     for member in members if len(members) > 1 else ():
         if member.saved.model.output.score_name != "probability":
             raise WeightsError(
                 f"{member.path} answers mse scores, not probabilities: a committee averages its"
                 " members' probabilities (runs of model.output softmax_cross_entropy)"
             )
+
+
+def _check_distinct(members: Sequence[Member]) -> None:
+    """The WeightsError naming the first member that is a run named before."""
     named: dict[Path, Path] = {}  # each member's resolved path: the name it was first given
     for member in members:
-        if member.path.resolve() in named:
-            earlier = named[member.path.resolve()]
-            also = "" if earlier == member.path else f" (also as {earlier})"
+        resolved = member.path.resolve()
+        if resolved in named:
+            also = "" if named[resolved] == member.path else f" (also as {named[resolved]})"
             raise WeightsError(
                 f"{member.path} is named twice{also}: a committee's members are different runs, e.g."
                 " the same config trained with other seeds (--set train.seed=1)"
             )
-        named[member.path.resolve()] = member.path
+        named[resolved] = member.path
+
+
+def _check_alike(members: Sequence[Member]) -> None:
+    """The WeightsError naming the first member that differs from the first member in what it
+    learnt, answers or reads."""
     first = members[0]
     for member in members[1:]:
         for (verb, theirs), (_, ours) in zip(_described(member), _described(first)):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpcli import artifacts
-from mlpcli.committee import Committee, mean_scores
+from mlpcli.committee import Committee, Member, mean_scores
 from mlpcli.config import Config, with_overrides
 from mlpcli.data import (
     CLASS_NAMES,
@@ -195,7 +195,7 @@ def eval_committee(
     into `out` (default: committees/DATASET-DATE-TIME), a new folder or an earlier committee's.
     Returns what eval.json holds."""
     files = [artifacts.weights_file(target) for target in targets]
-    committee = Committee.load(targets, lambda target: artifacts.load_weights(artifacts.weights_file(target)))
+    committee = Committee([Member(Path(t), artifacts.load_weights(f)) for t, f in zip(targets, files)])
     config, dataset, data_report = _data(committee.first, files[0], data_overrides, echo, "test")
     for member, weights in zip(committee.members[1:], files[1:]):
         _check_fits(member.saved, dataset, weights, f"the {config.data.name} test images")

@@ -84,15 +84,12 @@ def load_model(target: Path) -> artifacts.Saved:
     return saved
 
 
-RUN_FILES = (artifacts.WEIGHTS, artifacts.CHECKPOINT, artifacts.METRICS, artifacts.CONFIG)
-
-
 def is_run(path: Path) -> bool:
     """Whether `path` names a run rather than an image or a folder of images: a folder holding
     a run's files, a .npz weights file, or nothing at all that is not named as an image (a
     mistyped run, for which weights_file finds the name meant)."""
     if path.is_dir():
-        return any((path / name).exists() for name in RUN_FILES)
+        return any((path / name).exists() for name in artifacts.RUN_FILES)
     suffix = path.suffix.lower()
     return suffix == ".npz" or (not path.exists() and suffix not in IMAGE_SUFFIXES)
 

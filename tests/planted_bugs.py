@@ -1109,13 +1109,13 @@ BUGS = [
     Bug(
         "run-in-its-first-epoch-not-a-run",
         "artifacts.py",
-        "(CHECKPOINT, METRICS, CONFIG)):",
-        "(CHECKPOINT, METRICS)):",
+        "RUN_FILES = (WEIGHTS, CHECKPOINT, METRICS, CONFIG)",
+        "RUN_FILES = (WEIGHTS, CHECKPOINT, METRICS)",
     ),
     Bug(
         "committee-member-named-twice",
         "committee.py",
-        "        if member.path.resolve() in named:",
+        "        if resolved in named:",
         "        if False:",
     ),
     Bug(
@@ -1157,7 +1157,7 @@ BUGS = [
     Bug(
         "predict-any-folder-a-run",
         P,
-        "        return any((path / name).exists() for name in RUN_FILES)",
+        "        return any((path / name).exists() for name in artifacts.RUN_FILES)",
         "        return True",
     ),
     Bug(
