@@ -275,7 +275,8 @@ class _Training:
             "data": self.splits.source.to_dict(),
         }
         self.save(metrics)
-        accuracy, loss = report.accuracy, report.loss
+        epochs, accuracy, loss = len(history.epochs), report.accuracy, report.loss
+        self.echo(f"trained {epochs} epoch{'s' * (epochs != 1)} in {metrics['train_seconds']:.0f}s")
         self.echo(f"test accuracy {accuracy:.4f}, loss {loss:.4f} (weights of epoch {history.kept_epoch})")
         self.echo(f"saved {self.out}/")
         return metrics

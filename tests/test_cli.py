@@ -66,6 +66,10 @@ def test_train_prints_a_heading_then_a_line_per_epoch_and_no_bar_off_a_terminal(
     rows = [line.split() for line in lines[heading + 1 : heading + 4]]
     assert [row[0] for row in rows] == ["1", "2", "3"] and [row[5] for row in rows] == ["0.01"] * 3
     assert "batch/s" not in result.output and "it/s" not in result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert lines[heading + 4] == f"trained 3 epochs in {metrics['train_seconds']:.0f}s"
+    assert lines[heading + 5].startswith("test accuracy ")
+    assert lines[heading + 5].endswith(f"(weights of epoch {metrics['kept_epoch']})")
 
 
 def test_an_epoch_line_fits_an_80_column_terminal_each_value_under_its_heading():
