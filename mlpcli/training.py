@@ -275,8 +275,8 @@ class _Training:
             "data": self.splits.source.to_dict(),
         }
         self.save(metrics)
-        epochs, accuracy, loss = len(history.epochs), report.accuracy, report.loss
-        self.echo(f"trained {epochs} epoch{'s' * (epochs != 1)} in {metrics['train_seconds']:.0f}s")
+        accuracy, loss = report.accuracy, report.loss
+        self.echo(training_time(history.epochs))
         self.echo(f"test accuracy {accuracy:.4f}, loss {loss:.4f} (weights of epoch {history.kept_epoch})")
         self.echo(f"saved {self.out}/")
         return metrics
@@ -327,6 +327,13 @@ EPOCH_TABLE = (  # the epoch lines' columns: heading, width, the record's value 
 def epoch_heading(clipping: bool = False) -> str:
     """The heading of the epoch lines (with `clipping`, of the batches train.clip clipped)."""
     return "  ".join(name.rjust(width) for name, width, _ in EPOCH_TABLE[: None if clipping else -1])
+
+
+def training_time(records: list[EpochRecord]) -> str:
+    """ "trained 60 epochs in 158s": how many epochs `records` holds and how long they took
+    together (metrics.json's train_seconds)."""
+    seconds = sum(record.seconds for record in records)
+    return f"trained {len(records)} epoch{'s' * (len(records) != 1)} in {seconds:.0f}s"
 
 
 def format_epoch(r: EpochRecord, kept: bool, clipping: bool = False) -> str:

@@ -559,6 +559,12 @@ BUGS = [
     ),
     Bug("epoch-line-unaligned", R, "cells = [value(r).rjust(width)", "cells = [value(r).ljust(width)"),
     Bug(
+        "training-time-of-last-epoch",
+        R,
+        "seconds = sum(record.seconds for record in records)",
+        "seconds = records[-1].seconds",
+    ),
+    Bug(
         "messages-not-wrapped", "cli.py", "    if len(line) <= width:\n        return line", "    return line"
     ),
     Bug(

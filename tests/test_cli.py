@@ -72,6 +72,14 @@ def test_train_prints_a_heading_then_a_line_per_epoch_and_no_bar_off_a_terminal(
     assert lines[heading + 5].endswith(f"(weights of epoch {metrics['kept_epoch']})")
 
 
+def test_the_training_time_is_every_epoch_s_together():
+    records = [
+        EpochRecord(epoch, 0.1, 0.9, 0.1, 0.9, 0.001, seconds) for epoch, seconds in ((1, 100.4), (2, 57.3))
+    ]
+    assert training.training_time(records) == "trained 2 epochs in 158s"
+    assert training.training_time(records[:1]) == "trained 1 epoch in 100s"
+
+
 def test_an_epoch_line_fits_an_80_column_terminal_each_value_under_its_heading():
     record = EpochRecord(120, 12.3456, 0.5, 10.25, 0.99, 1.234e-05, 123.4, 46875)
     for clipping in (False, True):
