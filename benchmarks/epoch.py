@@ -52,7 +52,7 @@ from mlpcli.nn.rnn import RNN
 from mlpcli.train import Position, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-ELASTIC = ElasticConfig(alpha=36.0, sigma=6.0)  # the distortions of the 500-epoch long run
+ELASTIC = ElasticConfig(alpha=36.0, sigma=6.0)  # the long config's distortions
 RNN_CLIP = 1.0  # the gradient's norm is clipped at this, as configs/mnist_rnn.yaml does
 KINDS = {  # what each child process times, as printed
     "bound": "bound: the matrix products",
