@@ -269,7 +269,7 @@ class _Training:
             "keep": self.config.train.keep,
             "kept_epoch": history.kept_epoch,
             "epochs": len(history.epochs),
-            "train_seconds": round(sum(record.seconds for record in history.epochs), 3),
+            "train_seconds": round(train_seconds(history.epochs), 3),
             "kept_val_accuracy": kept.val_accuracy if kept else None,
             "kept_val_loss": kept.val_loss if kept else None,
             "data": self.splits.source.to_dict(),
@@ -329,11 +329,15 @@ def epoch_heading(clipping: bool = False) -> str:
     return "  ".join(name.rjust(width) for name, width, _ in EPOCH_TABLE[: None if clipping else -1])
 
 
+def train_seconds(records: list[EpochRecord]) -> float:
+    """How long the epochs of `records` took together (metrics.json's train_seconds)."""
+    return sum(record.seconds for record in records)
+
+
 def training_time(records: list[EpochRecord]) -> str:
     """ "trained 60 epochs in 158s": how many epochs `records` holds and how long they took
-    together (metrics.json's train_seconds)."""
-    seconds = sum(record.seconds for record in records)
-    return f"trained {len(records)} epoch{'s' * (len(records) != 1)} in {seconds:.0f}s"
+    together."""
+    return f"trained {len(records)} epoch{'s' * (len(records) != 1)} in {train_seconds(records):.0f}s"
 
 
 def format_epoch(r: EpochRecord, kept: bool, clipping: bool = False) -> str:

@@ -561,8 +561,8 @@ BUGS = [
     Bug(
         "training-time-of-last-epoch",
         R,
-        "seconds = sum(record.seconds for record in records)",
-        "seconds = records[-1].seconds",
+        "return sum(record.seconds for record in records)",
+        "return records[-1].seconds",
     ),
     Bug(
         "messages-not-wrapped", "cli.py", "    if len(line) <= width:\n        return line", "    return line"
