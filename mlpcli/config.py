@@ -96,7 +96,9 @@ class DataConfig:
     source: str = _option("tfds", _one_of("tfds", "idx", "shipped"))
     name: str = _option("mnist", _one_of("mnist", "fashion_mnist", "kmnist"))  # tfds dataset
     dir: str | None = _option(None)  # idx: folder of the four IDX files; tfds: cache (tfds default)
-    validation: int = _option(5000, POSITIVE)  # examples carved from the training set
+    # examples carved from the training set to choose an epoch by; 0: train on all of it
+    # (train.keep must then be last: there is nothing to choose by)
+    validation: int = _option(5000, NON_NEGATIVE)
     mirror: str | None = _option(None)  # tfds: base URL serving the same files (checksums verified)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

@@ -294,6 +294,11 @@ def _evaluated_split(
             f"{weights}: a weights file alone has no {split} split (its run's config and seed draw it);"
             " evaluate its run directory"
         )
+    if split == "validation" and not config.data.validation:
+        raise RunDirError(
+            f"{weights.parent} held no examples out for validation (data.validation = 0): it has no"
+            " validation split to evaluate; --split test or train"
+        )
     splits = load_splits(config.data, config.train.seed)
     return getattr(splits, split), splits.test, splits.source
 

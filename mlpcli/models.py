@@ -23,6 +23,7 @@ GIB = 2**30
 CHECKED_KEYS = (  # the keys check_config reads that can contradict each other (a kind may read any model key)
     *(f"model.{key.name}" for key in fields(ModelConfig)),
     "train.keep",
+    "data.validation",
     "train.patience",
     *(f"data.augment.{key.name}" for key in fields(AugmentConfig)),
 )
@@ -34,10 +35,11 @@ def check_config(
 ) -> None:
     """The ConfigError of keys that cannot work together, for images of `image_shape` and
     `n_classes` classes (and, given their count `n_train`, that many training examples):
-    the model's (check_model), training's (train.check) and augmentation's (augment.check).
+    the model's (check_model), training's with the validation split's (train.check) and
+    augmentation's (augment.check).
     CHECKED_KEYS are the keys it reads, but for train.batch_size (with the count)."""
     check_model(config.model, image_shape, n_classes)
-    train.check(config.train, n_train)
+    train.check(config.train, n_train, config.data.validation)
     augment.check(config.data.augment, image_shape)
 
 

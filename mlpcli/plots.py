@@ -16,8 +16,9 @@ ACCURACY_TICKS = [0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0
 
 
 def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
-    """Loss and accuracy per epoch, train and validation, the kept epoch marked; the learning
-    rate on a small panel below. `rows` are history.csv's rows."""
+    """Loss and accuracy per epoch, train and validation (a run that held none out: train
+    alone), the kept epoch marked; the learning rate on a small panel below. `rows` are
+    history.csv's rows."""
     figure = Figure(figsize=(8, 7), layout="constrained")
     figure.suptitle(title)
     if not rows:
@@ -25,18 +26,26 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
         return figure
     loss, accuracy, rate = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.2])
     epochs = [int(row["epoch"]) for row in rows]
-    for axes, key, label in ((loss, "loss", "loss"), (accuracy, "accuracy", "accuracy")):
-        axes.plot(epochs, _column(rows, f"train_{key}"), color=TRAIN, label=f"train {label} (as trained)")
-        axes.plot(epochs, _column(rows, f"val_{key}"), color=VALIDATION, label=f"validation {label}")
-        axes.set_ylabel(label)
+    validated = _validated(rows)
+    drawn = (("train", TRAIN, "train {} (as trained)"), ("val", VALIDATION, "validation {}"))[: 1 + validated]
+    for axes, key in ((loss, "loss"), (accuracy, "accuracy")):
+        for split, colour, label in drawn:
+            axes.plot(epochs, _column(rows, f"{split}_{key}"), color=colour, label=label.format(key))
+        axes.set_ylabel(key)
         axes.grid(alpha=0.3)
-    _log_loss(loss, [*_column(rows, "train_loss"), *_column(rows, "val_loss")])
-    _logit_accuracy(accuracy, [*_column(rows, "train_accuracy"), *_column(rows, "val_accuracy")])
+    _log_loss(loss, [value for split, _, _ in drawn for value in _column(rows, f"{split}_loss")])
+    _logit_accuracy(
+        accuracy, [value for split, _, _ in drawn for value in _column(rows, f"{split}_accuracy")]
+    )
     if kept_epoch:
         kept = rows[kept_epoch - 1]
         for axes, key in ((loss, "val_loss"), (accuracy, "val_accuracy")):
-            axes.axvline(kept_epoch, color=KEPT, linestyle="--", linewidth=1)
-            axes.plot([kept_epoch], [float(kept[key])], "o", color=KEPT, label=f"kept: epoch {kept_epoch}")
+            axes.axvline(
+                kept_epoch, color=KEPT, linestyle="--", linewidth=1, label=f"kept: epoch {kept_epoch}"
+            )
+            if validated:
+                axes.plot([kept_epoch], [float(kept[key])], "o", color=KEPT)
+    if kept_epoch and validated:
         accuracy.annotate(
             f"{float(kept['val_accuracy']):.4f}",
             (kept_epoch, float(kept["val_accuracy"])),
@@ -56,16 +65,18 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
 
 def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
     """Validation accuracy and loss per epoch of several runs, each (label, history rows);
-    train loss dashed in each run's colour."""
+    train loss dashed in each run's colour (a run that held no validation examples out has
+    that line alone)."""
     figure = Figure(figsize=(9, 7), layout="constrained")
     accuracy, loss = figure.subplots(2, 1, sharex=True)
     figure.suptitle(title)
     for (label, rows), colour in zip(runs, _colours(len(runs))):
         epochs = [int(row["epoch"]) for row in rows]
+        label += "" if _validated(rows) else " (no validation split)"
         accuracy.plot(epochs, _column(rows, "val_accuracy"), color=colour, label=textwrap.fill(label, 100))
         loss.plot(epochs, _column(rows, "val_loss"), color=colour)
         loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
-    accuracies = [value for _, rows in runs for value in _column(rows, "val_accuracy")]
+    accuracies = [value for _, rows in runs for value in _column(rows, "val_accuracy") if not np.isnan(value)]
     _logit_accuracy(accuracy, accuracies, "validation accuracy")
     _log_loss(
         loss,
@@ -169,6 +180,11 @@ def _log_loss(axes, values: list[float]) -> None:
 
 def _column(rows: Sequence[dict], key: str) -> list[float]:
     return [float(row[key]) for row in rows]
+
+
+def _validated(rows: Sequence[dict]) -> bool:
+    """Whether the run of these history rows held out validation examples (data.validation > 0)."""
+    return not all(np.isnan(_column(rows, "val_loss")))
 
 
 def _colours(n: int) -> list:

@@ -4,6 +4,7 @@ them, a table a person reads, and their learning curves on one figure (`mlp runs
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class Run:
         kept = self.metrics.get("kept_epoch")
         if not (isinstance(kept, int) and 1 <= kept <= len(self.history)):
             kept = None  # absent, or a damaged metrics.json
-        val = self.history[kept - 1]["val_accuracy"] if kept else None
+        val = float(self.history[kept - 1]["val_accuracy"]) if kept else math.nan  # nan: none held out
         seconds = sum(float(row["seconds"]) for row in self.history) if self.history else None
         return {
             "run": self.path.name,
@@ -49,7 +50,7 @@ class Run:
             **{key: self.config.get(key) for key in keys},
             "epochs": len(self.history) if self.history else None,
             "kept": kept,
-            "val_acc": None if val is None else float(val),
+            "val_acc": None if math.isnan(val) else val,
             "test_acc": self.metrics.get("test_accuracy"),
             "time": seconds,
             "status": self.status,

@@ -114,7 +114,7 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
     if config_path is not None and not isinstance(config_path, str):
         raise ConfigError(f"sweep spec {path}: config must be the path of a config file, not {config_path!r}")
     base = with_values(read_yaml(config_path) if config_path else {}, map(parse_override, overrides))
-    from_dict(base)  # the base config with --set must itself be valid
+    _check_judged(from_dict(base))  # the base config with --set must itself be valid
     count = raw.get("trials", DEFAULT_TRIALS) if trials is None else trials
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"sweep spec {path}: trials = {count!r} must be a whole number ≥ 1")
@@ -197,10 +197,19 @@ def _range(key: str, value: dict, kind: type) -> Param:
     return Param(key, kind.__name__, low, high, log, step)
 
 
+def _check_judged(config: Config) -> None:
+    """A trial's config must hold validation examples out: they judge it."""
+    if not config.data.validation:
+        raise ConfigError(
+            f"data.validation = 0 holds no examples out, and a sweep judges each trial by its"
+            f" {OBJECTIVE}: sweep with data.validation above 0"
+        )
+
+
 def _check_value(key: str, value: Any, base: dict) -> None:
     """The config with `key` set to `value` must be valid, or the key's range is wrong."""
     try:
-        from_dict(with_values(base, [(key, value)]))
+        _check_judged(from_dict(with_values(base, [(key, value)])))
     except ConfigError as e:
         raise ConfigError(f"sweep space: {key} reaches a value the config refuses: {e}") from None
 

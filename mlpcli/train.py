@@ -50,7 +50,9 @@ class History:
 
     epochs: list[EpochRecord] = field(default_factory=list)
     kept_epoch: int = 0  # 1-based epoch whose weights are kept; 0 = the initial weights
-    start_loss: float = math.nan  # the initial weights' validation loss, with dropout as in training
+    start_loss: float = (
+        math.nan
+    )  # the initial weights' validation loss (or training loss: none held out), with dropout
     stopped_early: bool = False
     pruned: bool = False  # stopped after an epoch by the caller's word (a sweep's pruner)
 
@@ -121,9 +123,14 @@ def clip_by_norm(grads: np.ndarray, clip: float) -> bool:
     return True
 
 
-def check(config: TrainConfig, n_train: int | None = None) -> None:
-    """The ConfigError of train.* keys that cannot work together (or, given the training
-    examples' count `n_train`, with the data)."""
+def check(config: TrainConfig, n_train: int | None = None, n_validation: int | None = None) -> None:
+    """The ConfigError of train.* keys that cannot work together (or, given the training and
+    validation examples' counts `n_train` and `n_validation`, with the data)."""
+    if n_validation == 0 and config.keep != "last":
+        raise ConfigError(
+            f"data.validation = 0 holds out no examples to choose an epoch by (train.keep ="
+            f" {config.keep}): set train.keep=last, or data.validation above 0"
+        )
     if config.keep == "last" and config.patience:
         raise ConfigError(
             f"train.patience = {config.patience} can never stop a run that keeps its last epoch"
@@ -151,11 +158,12 @@ class Trainer:
         rng: np.random.Generator,
         augment: AugmentConfig | None = None,
     ):
-        check(config, len(train))
+        check(config, len(train), len(validation))
         self.model, self.train, self.norm, self.config = model, train, norm, config
         self.validation = validation
         self.X_validation = norm.apply(validation.images)
-        self.chance = np.bincount(validation.labels).max() / len(validation)  # always the commonest class
+        # always answering the commonest class (nan: data.validation = 0, nothing validated)
+        self.chance = np.bincount(validation.labels).max() / len(validation) if len(validation) else math.nan
         self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
         parallel = config.parallel and available()
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype, parallel)
@@ -279,18 +287,24 @@ class Trainer:
         return record
 
     def _start_loss(self) -> float:
-        """The loss of the initial weights on the validation images with dropout on, a training
-        batch at a time, as training measures its own loss (a generator of its own: the
-        training's draws stay untouched; batches of training's size: so do the buffers the
-        network reuses)."""
-        X, Y = self.X_validation, one_hot(self.validation.labels, dtype=self.model.params.dtype)
+        """The loss of the initial weights on the validation images (the training images when
+        none are held out) with dropout on, a training batch at a time, as training measures its
+        own loss (a generator of its own: the training's draws stay untouched; batches of
+        training's size: so do the buffers the network reuses)."""
+        X, labels = self.X_validation, self.validation.labels
+        if not len(labels):
+            X, labels = self.norm.apply(self.train.images), self.train.labels
+        Y = one_hot(labels, dtype=self.model.params.dtype)
         rng, size = np.random.default_rng(0), self.config.batch_size
         starts = range(0, len(X), size)
         losses = [self.model.loss(X[i : i + size], Y[i : i + size], rng=rng) for i in starts]
         return float(np.average(losses, weights=[min(size, len(X) - i) for i in starts]))
 
     def _validate(self) -> tuple[float, float]:
-        """The loss and accuracy of the model as it stands on the validation split."""
+        """The loss and accuracy of the model as it stands on the validation split (nan, nan
+        when it is empty: data.validation = 0)."""
+        if not len(self.validation):
+            return math.nan, math.nan
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught by the caller
             loss, accuracy, _ = loss_and_accuracy(self.model, self.X_validation, self.validation.labels)
         return loss, accuracy
@@ -299,13 +313,15 @@ class Trainer:
         """How an epoch shows that training blew up, or "": a non-finite loss; a loss far above
         the initial weights'; or an accuracy no better than always answering the commonest class
         while the training loss is well above the initial weights' (a slow start stays near it)."""
-        start = self.history.start_loss
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        start, validated = self.history.start_loss, len(self.validation) > 0
+        losses = (train_loss, val_loss) if validated else (train_loss,)
+        if not all(map(math.isfinite, losses)):
             return "the training loss became non-finite"
-        if max(train_loss, val_loss) > BLOWN_UP * start:
+        if max(losses) > BLOWN_UP * start:
+            said = f"training {train_loss:.3g}" + (f", validation {val_loss:.3g}" if validated else "")
             return (
-                f"the loss rose to {max(train_loss, val_loss):.3g} (training {train_loss:.3g}, validation"
-                f" {val_loss:.3g}), over {BLOWN_UP}× the initial weights' {start:.3g}"
+                f"the loss rose to {max(losses):.3g} ({said}), over {BLOWN_UP}× the initial weights'"
+                f" {start:.3g}"
             )
         at_chance = val_accuracy <= self.chance + CHANCE_MARGIN and len(self.validation) >= MIN_VALIDATION
         if at_chance and train_loss > WORSE * start:

@@ -2,6 +2,7 @@
 of a run directory, said through `echo` as it goes (the epoch lines' table is here). The CLI
 parses options and calls these; these call the library."""
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -213,7 +214,11 @@ class _Training:
         if self.splits.source.note:
             self.echo(self.splits.source.note)
         self.echo(str(self.trainer.model))
-        self.echo(f"{len(self.splits.train)} training and {len(self.splits.validation)} validation examples")
+        train, held = len(self.splits.train), len(self.splits.validation)
+        if held:
+            self.echo(f"{train} training and {held} validation examples")
+        else:
+            self.echo(f"{train} training examples, none held out for validation (data.validation = 0)")
         if not self.trainer.finished:
             self.echo(epoch_heading(bool(self.config.train.clip)))
 
@@ -256,6 +261,7 @@ class _Training:
     def finish(self, progress: bool | None) -> dict:
         """Test the kept weights, save everything, report; metrics.json's dict."""
         trainer, history, kept = self.trainer, self.trainer.history, self.trainer.history.kept
+        validated = kept is not None and len(self.splits.validation) > 0
         test = self.splits.test
         report = evaluate(trainer.model, trainer.norm.apply(test.images), test.labels, progress)
         metrics = {
@@ -270,8 +276,8 @@ class _Training:
             "kept_epoch": history.kept_epoch,
             "epochs": len(history.epochs),
             "train_seconds": round(train_seconds(history.epochs), 3),
-            "kept_val_accuracy": kept.val_accuracy if kept else None,
-            "kept_val_loss": kept.val_loss if kept else None,
+            "kept_val_accuracy": kept.val_accuracy if validated else None,
+            "kept_val_loss": kept.val_loss if validated else None,
             "data": self.splits.source.to_dict(),
         }
         self.save(metrics)
@@ -312,12 +318,17 @@ def curves_title(name: str, dataset: str, metrics: dict) -> str:
     return title + (f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "")
 
 
+def _figure(value: float) -> str:
+    """A loss or accuracy in an epoch line; "-" for none (nan: no validation split)."""
+    return "-" if math.isnan(value) else f"{value:.4f}"
+
+
 EPOCH_TABLE = (  # the epoch lines' columns: heading, width, the record's value as text
     ("epoch", 5, lambda r: str(r.epoch)),
-    ("train loss", 10, lambda r: f"{r.train_loss:.4f}"),
-    ("train acc", 9, lambda r: f"{r.train_accuracy:.4f}"),
-    ("val loss", 8, lambda r: f"{r.val_loss:.4f}"),
-    ("val acc", 7, lambda r: f"{r.val_accuracy:.4f}"),
+    ("train loss", 10, lambda r: _figure(r.train_loss)),
+    ("train acc", 9, lambda r: _figure(r.train_accuracy)),
+    ("val loss", 8, lambda r: _figure(r.val_loss)),
+    ("val acc", 7, lambda r: _figure(r.val_accuracy)),
     ("lr", 8, lambda r: f"{r.lr:.3g}"),
     ("time", 6, lambda r: f"{r.seconds:.1f}s"),
     ("clipped", 7, lambda r: str(r.clipped)),  # train.clip on only
