@@ -280,6 +280,16 @@ CASES = [
         "data.validation = 1200 leaves no training data",
     ),
     Case(
+        "negative validation",
+        train_with("data.validation=-1"),
+        "data.validation = -1 is out of range: it must be >= 0",
+    ),
+    Case(
+        "no validation examples to keep the best epoch by",
+        train_with("data.validation=0"),
+        "data.validation = 0 holds out no examples to choose an epoch by (train.keep = best_val_accuracy)",
+    ),
+    Case(
         "unknown keep rule",
         train_with("train.keep=best"),
         "train.keep = 'best' is out of range: it must be one of best_val_accuracy, best_val_loss, last",

@@ -132,8 +132,8 @@ BUGS = [
     Bug(
         "blow-up-never-seen",
         T,
-        "if max(train_loss, val_loss) > BLOWN_UP * start:",
-        "if max(train_loss, val_loss) > BLOWN_UP * start * 1e6:",
+        "if max(losses) > BLOWN_UP * start:",
+        "if max(losses) > BLOWN_UP * start * 1e6:",
     ),
     Bug(
         "chance-alone-is-divergence",
@@ -1178,6 +1178,54 @@ BUGS = [
         "        kept = None if session is None else copies.load(session, model.key)",
         "        kept = None",
     ),
+    # --- data.validation = 0: every training image, no validation figures ---
+    Bug(
+        "no-validation-keeps-best", T, '    if n_validation == 0 and config.keep != "last":', "    if False:"
+    ),
+    Bug(
+        "no-validation-validated",
+        T,
+        "        if not len(self.validation):\n            return math.nan, math.nan\n",
+        "",
+    ),
+    Bug(
+        "no-validation-start-loss-on-nothing",
+        T,
+        "            X, labels = self.norm.apply(self.train.images), self.train.labels",
+        "            pass",
+    ),
+    Bug(
+        "no-validation-diverges-on-nan",
+        T,
+        "losses = (train_loss, val_loss) if validated else (train_loss,)",
+        "losses = (train_loss, val_loss)",
+    ),
+    Bug(
+        "no-validation-nan-in-metrics",
+        R,
+        "validated = kept is not None and len(self.splits.validation) > 0",
+        "validated = kept is not None",
+    ),
+    Bug("no-validation-nan-in-epoch-lines", R, 'return "-" if math.isnan(value) else', "return"),
+    Bug(
+        "no-validation-nan-in-runs",
+        "runs.py",
+        '"val_acc": None if math.isnan(val) else val,',
+        '"val_acc": val,',
+    ),
+    Bug(
+        "no-validation-curves-drawn",
+        "plots.py",
+        'return not all(np.isnan(_column(rows, "val_loss")))',
+        "return True",
+    ),
+    Bug(
+        "no-validation-split-evaluated",
+        E,
+        'if split == "validation" and not config.data.validation:',
+        "if False:",
+    ),
+    Bug("no-validation-swept", "sweep.py", "    if not config.data.validation:\n", "    if False:\n"),
 ]
 
 # the order the test files run in: the fast and pointed ones first, so a bug is caught sooner

@@ -90,8 +90,9 @@ def test_unknown_data_unlike_the_training_images_is_warned_about(idx_dir, tmp_pa
     [
         (["train.optimizer=sgd", "train.momentum=0", "train.lr=5"], "no better than always answering"),
         (["train.lr=1"], "the loss rose to"),
+        (["train.lr=1", "data.validation=0", "train.keep=last"], "the loss rose to"),
     ],
-    ids=["sgd at lr 5", "adam at lr 1"],
+    ids=["sgd at lr 5", "adam at lr 1", "adam at lr 1 on all the training images"],
 )
 def test_training_that_blows_up_without_going_non_finite_is_diverged(mnist_dir, tmp_path, items, why):
     out = tmp_path / "run"

@@ -107,6 +107,15 @@ def test_interrupted_and_resumed_equals_straight(idx_dir, tmp_path, calls):
     assert_same_run(reference, out)
 
 
+def test_a_run_on_all_the_training_images_resumes_bitwise(idx_dir, tmp_path):
+    on_all = ("data.validation=0", "train.keep=last")
+    reference = straight(idx_dir, tmp_path / "straight", extra=on_all)
+    interrupted(idx_dir, tmp_path / "stopped", 50, extra=on_all)  # mid-epoch 2
+    result = mlp("train", "--resume", tmp_path / "stopped")
+    assert result.exit_code == 0, result.output
+    assert_same_run(reference, tmp_path / "stopped")
+
+
 @pytest.mark.parametrize("nesterov", ["false", "true"])
 def test_an_sgd_run_with_momentum_resumes_bitwise(idx_dir, tmp_path, nesterov):
     """SGD's velocity is saved and restored as Adam's moments are."""

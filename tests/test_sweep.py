@@ -124,6 +124,16 @@ def study_of(out: Path, storage: str | None = None):
             "with data.augment.rotate = 90 and data.augment.scale = 0.99, trials cannot run: data.augment:"
             " rotate 90, scale 0.99 and flip make",
         ),
+        (  # a sweep judges trials by their validation accuracy: the base config must hold some out
+            {"train.lr": {"low": 0.001, "high": 0.01}},
+            ["data.validation=0", "train.keep=last"],
+            "data.validation = 0 holds no examples out, and a sweep judges each trial by its kept validation",
+        ),
+        (  # … and so must every trial
+            {"data.validation": {"low": 0, "high": 500}},
+            ["train.keep=last"],
+            "sweep space: data.validation reaches a value the config refuses: data.validation = 0 holds no",
+        ),
         (
             {"data.augment.shift": {"choices": [0, 2, 30]}},
             [],
