@@ -32,8 +32,9 @@ class Run:
     """A trained run: its `network` (forward, backward and what they keep: `hidden_outputs`,
     `deltas`, `grads`; nn/base.py says it all), the `normalisation` its inputs get, its
     `dataset` and `classes`, its `config` (config.yaml as a dict), `history` (history.csv's rows,
-    numbers as floats), `metrics` (metrics.json) and `problems` (what of those could not be
-    read). `weights` is the file the network was loaded from."""
+    numbers as floats; the validation figures nan in a run of data.validation 0), `metrics`
+    (metrics.json) and `problems` (what of those could not be read). `weights` is the file the
+    network was loaded from."""
 
     path: Path
     weights: Path

@@ -25,27 +25,27 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
         figure.text(0.5, 0.5, "No epoch was recorded: nothing to draw.", ha="center", fontsize=14)
         return figure
     loss, accuracy, rate = figure.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.2])
-    epochs = [int(row["epoch"]) for row in rows]
-    validated = _validated(rows)
-    drawn = (("train", TRAIN, "train {} (as trained)"), ("val", VALIDATION, "validation {}"))[: 1 + validated]
+    epochs, validated = [int(row["epoch"]) for row in rows], _validated(rows)
+    splits = [("train", TRAIN, "train {} (as trained)")]
+    if validated:  # data.validation > 0
+        splits.append(("val", VALIDATION, "validation {}"))
     for axes, key in ((loss, "loss"), (accuracy, "accuracy")):
-        for split, colour, label in drawn:
+        for split, colour, label in splits:
             axes.plot(epochs, _column(rows, f"{split}_{key}"), color=colour, label=label.format(key))
-        axes.set_ylabel(key)
-        axes.grid(alpha=0.3)
-    _log_loss(loss, [value for split, _, _ in drawn for value in _column(rows, f"{split}_loss")])
-    _logit_accuracy(
-        accuracy, [value for split, _, _ in drawn for value in _column(rows, f"{split}_accuracy")]
-    )
-    if kept_epoch:
-        kept = rows[kept_epoch - 1]
-        for axes, key in ((loss, "val_loss"), (accuracy, "val_accuracy")):
+        if kept_epoch:
             axes.axvline(
                 kept_epoch, color=KEPT, linestyle="--", linewidth=1, label=f"kept: epoch {kept_epoch}"
             )
-            if validated:
-                axes.plot([kept_epoch], [float(kept[key])], "o", color=KEPT)
-    if kept_epoch and validated:
+        axes.set_ylabel(key)
+        axes.grid(alpha=0.3)
+    _log_loss(loss, [value for split, _, _ in splits for value in _column(rows, f"{split}_loss")])
+    _logit_accuracy(
+        accuracy, [value for split, _, _ in splits for value in _column(rows, f"{split}_accuracy")]
+    )
+    if kept_epoch and validated:  # the kept epoch's validation figures, on their curves
+        kept = rows[kept_epoch - 1]
+        loss.plot([kept_epoch], [float(kept["val_loss"])], "o", color=KEPT)
+        accuracy.plot([kept_epoch], [float(kept["val_accuracy"])], "o", color=KEPT)
         accuracy.annotate(
             f"{float(kept['val_accuracy']):.4f}",
             (kept_epoch, float(kept["val_accuracy"])),
@@ -65,19 +65,22 @@ def curves(rows: Sequence[dict], kept_epoch: int, title: str) -> Figure:
 
 def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
     """Validation accuracy and loss per epoch of several runs, each (label, history rows);
-    train loss dashed in each run's colour (a run that held no validation examples out has
-    that line alone)."""
+    train loss dashed in each run's colour, and the training accuracy dashed for a run that
+    held no validation examples out."""
     figure = Figure(figsize=(9, 7), layout="constrained")
     accuracy, loss = figure.subplots(2, 1, sharex=True)
     figure.suptitle(title)
+    accuracies, unvalidated = [], False
     for (label, rows), colour in zip(runs, _colours(len(runs))):
-        epochs = [int(row["epoch"]) for row in rows]
-        label += "" if _validated(rows) else " (no validation split)"
-        accuracy.plot(epochs, _column(rows, "val_accuracy"), color=colour, label=textwrap.fill(label, 100))
+        epochs, validated = [int(row["epoch"]) for row in rows], _validated(rows)
+        shown = _column(rows, "val_accuracy" if validated else "train_accuracy")
+        label += "" if validated else " (no validation split: training accuracy)"
+        style = {} if validated else {"linestyle": "--", "linewidth": 1}
+        accuracy.plot(epochs, shown, color=colour, label=textwrap.fill(label, 100), **style)
         loss.plot(epochs, _column(rows, "val_loss"), color=colour)
         loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
-    accuracies = [value for _, rows in runs for value in _column(rows, "val_accuracy") if not np.isnan(value)]
-    _logit_accuracy(accuracy, accuracies, "validation accuracy")
+        accuracies, unvalidated = accuracies + shown, unvalidated or not validated
+    _logit_accuracy(accuracy, accuracies, "validation accuracy" + " (dashed: training)" * unvalidated)
     _log_loss(
         loss,
         [value for _, rows in runs for key in ("val_loss", "train_loss") for value in _column(rows, key)],

@@ -42,7 +42,7 @@ class Run:
         kept = self.metrics.get("kept_epoch")
         if not (isinstance(kept, int) and 1 <= kept <= len(self.history)):
             kept = None  # absent, or a damaged metrics.json
-        val = float(self.history[kept - 1]["val_accuracy"]) if kept else math.nan  # nan: none held out
+        val = float(self.history[kept - 1]["val_accuracy"]) if kept else None
         seconds = sum(float(row["seconds"]) for row in self.history) if self.history else None
         return {
             "run": self.path.name,
@@ -50,7 +50,7 @@ class Run:
             **{key: self.config.get(key) for key in keys},
             "epochs": len(self.history) if self.history else None,
             "kept": kept,
-            "val_acc": None if math.isnan(val) else val,
+            "val_acc": None if val is None or math.isnan(val) else val,  # nan: none held out
             "test_acc": self.metrics.get("test_accuracy"),
             "time": seconds,
             "status": self.status,

@@ -114,7 +114,7 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
     if config_path is not None and not isinstance(config_path, str):
         raise ConfigError(f"sweep spec {path}: config must be the path of a config file, not {config_path!r}")
     base = with_values(read_yaml(config_path) if config_path else {}, map(parse_override, overrides))
-    _check_judged(from_dict(base))  # the base config with --set must itself be valid
+    from_dict(base)  # the base config with --set must itself be valid
     count = raw.get("trials", DEFAULT_TRIALS) if trials is None else trials
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConfigError(f"sweep spec {path}: trials = {count!r} must be a whole number ≥ 1")
@@ -124,6 +124,8 @@ def read_spec(path: Path, overrides: tuple[str, ...] = (), trials: int | None = 
             f"sweep spec {path}: space must map config keys to ranges, such as"
             " train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}"
         )
+    if "data.validation" not in space:  # if swept, each end of its range is checked (_check_value)
+        _check_judged(from_dict(base))
     fixed = {parse_override(item)[0] for item in overrides}
     params = [_param(str(key), value, base, fixed) for key, value in space.items()]
     _check_combinations(params, base)

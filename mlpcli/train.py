@@ -50,9 +50,8 @@ class History:
 
     epochs: list[EpochRecord] = field(default_factory=list)
     kept_epoch: int = 0  # 1-based epoch whose weights are kept; 0 = the initial weights
-    start_loss: float = (
-        math.nan
-    )  # the initial weights' validation loss (or training loss: none held out), with dropout
+    # the initial weights' loss, with dropout as in training, on the split Trainer.judged names
+    start_loss: float = math.nan
     stopped_early: bool = False
     pruned: bool = False  # stopped after an epoch by the caller's word (a sweep's pruner)
 
@@ -106,7 +105,8 @@ Stop = Callable[[], bool]
 BLOWN_UP = 10  # a loss this many times the initial weights' means training blew up
 WORSE = 1.5  # a training loss this many times the initial weights' is worse than at the start
 CHANCE_MARGIN = 0.01  # an accuracy within this of always answering the commonest class is chance
-MIN_VALIDATION = 100  # fewer validation examples cannot tell chance from learning
+MIN_JUDGED = 100  # fewer examples cannot tell chance from learning
+START_SAMPLE = 5000  # the most training images the start loss is measured on, when none are held out
 # batches between flushes of the denormal weights and momenta (optim.flush_denormals): often
 # enough that weight decay cannot leave many weights denormal for long (docs/speed.md, Denormal numbers)
 FLUSH_EVERY = 10
@@ -134,7 +134,8 @@ def check(config: TrainConfig, n_train: int | None = None, n_validation: int | N
     if config.keep == "last" and config.patience:
         raise ConfigError(
             f"train.patience = {config.patience} can never stop a run that keeps its last epoch"
-            " (train.keep = last): set train.patience=0 or another train.keep"
+            " (train.keep = last): set train.patience=0"
+            + (" or another train.keep" if n_validation != 0 else "")
         )
     if n_train is not None and config.batch_size > n_train:
         raise ConfigError(
@@ -160,10 +161,14 @@ class Trainer:
     ):
         check(config, len(train), len(validation))
         self.model, self.train, self.norm, self.config = model, train, norm, config
-        self.validation = validation
+        self.validation, self.validated = validation, len(validation) > 0  # data.validation = 0: none
         self.X_validation = norm.apply(validation.images)
-        # always answering the commonest class (nan: data.validation = 0, nothing validated)
-        self.chance = np.bincount(validation.labels).max() / len(validation) if len(validation) else math.nan
+        # what the divergence checks judge by: the validation split, or the training split's own
+        # accuracy and, for the start loss, its first images when none are held out
+        self.judged = "validation" if self.validated else "training"
+        judged = validation.labels if self.validated else train.labels
+        # always answering the commonest class (nan: too few examples to tell)
+        self.chance = np.bincount(judged).max() / len(judged) if len(judged) >= MIN_JUDGED else math.nan
         self.targets = one_hot(train.labels, dtype=model.params.dtype)  # (N, classes)
         parallel = config.parallel and available()
         self.optimizer = make_optimizer(config, model.params.size, model.params.dtype, parallel)
@@ -266,7 +271,7 @@ class Trainer:
         p, history = self.position, self.history
         train_loss, train_accuracy = p.loss_sum / p.seen, p.correct / p.seen
         val_loss, val_accuracy = self._validate()
-        failure = self._failure(train_loss, val_loss, val_accuracy)
+        failure = self._failure(train_loss, val_loss, val_accuracy if self.validated else train_accuracy)
         if failure:
             np.copyto(self.model.params, self.kept_params)
             kept = (
@@ -287,13 +292,13 @@ class Trainer:
         return record
 
     def _start_loss(self) -> float:
-        """The loss of the initial weights on the validation images (the training images when
-        none are held out) with dropout on, a training batch at a time, as training measures its
-        own loss (a generator of its own: the training's draws stay untouched; batches of
-        training's size: so do the buffers the network reuses)."""
+        """The loss of the initial weights on the validation images (the first START_SAMPLE
+        training images when none are held out) with dropout on, a training batch at a time, as
+        training measures its own loss (a generator of its own: the training's draws stay
+        untouched; batches of training's size: so do the buffers the network reuses)."""
         X, labels = self.X_validation, self.validation.labels
-        if not len(labels):
-            X, labels = self.norm.apply(self.train.images), self.train.labels
+        if not self.validated:
+            X, labels = self.norm.apply(self.train.images[:START_SAMPLE]), self.train.labels[:START_SAMPLE]
         Y = one_hot(labels, dtype=self.model.params.dtype)
         rng, size = np.random.default_rng(0), self.config.batch_size
         starts = range(0, len(X), size)
@@ -303,17 +308,18 @@ class Trainer:
     def _validate(self) -> tuple[float, float]:
         """The loss and accuracy of the model as it stands on the validation split (nan, nan
         when it is empty: data.validation = 0)."""
-        if not len(self.validation):
+        if not self.validated:
             return math.nan, math.nan
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite losses are caught by the caller
             loss, accuracy, _ = loss_and_accuracy(self.model, self.X_validation, self.validation.labels)
         return loss, accuracy
 
-    def _failure(self, train_loss: float, val_loss: float, val_accuracy: float) -> str:
+    def _failure(self, train_loss: float, val_loss: float, accuracy: float) -> str:
         """How an epoch shows that training blew up, or "": a non-finite loss; a loss far above
-        the initial weights'; or an accuracy no better than always answering the commonest class
-        while the training loss is well above the initial weights' (a slow start stays near it)."""
-        start, validated = self.history.start_loss, len(self.validation) > 0
+        the initial weights'; or an `accuracy` (on the split self.judged names) no better than
+        always answering the commonest class while the training loss is well above the initial
+        weights' (a slow start stays near it)."""
+        start, validated = self.history.start_loss, self.validated
         losses = (train_loss, val_loss) if validated else (train_loss,)
         if not all(map(math.isfinite, losses)):
             return "the training loss became non-finite"
@@ -323,10 +329,9 @@ class Trainer:
                 f"the loss rose to {max(losses):.3g} ({said}), over {BLOWN_UP}× the initial weights'"
                 f" {start:.3g}"
             )
-        at_chance = val_accuracy <= self.chance + CHANCE_MARGIN and len(self.validation) >= MIN_VALIDATION
-        if at_chance and train_loss > WORSE * start:
+        if accuracy <= self.chance + CHANCE_MARGIN and train_loss > WORSE * start:
             return (
-                f"the validation accuracy is {val_accuracy:.4f}, no better than always answering the"
+                f"the {self.judged} accuracy is {accuracy:.4f}, no better than always answering the"
                 f" commonest class ({self.chance:.4f}), and the training loss ({train_loss:.3g}) is"
                 f" {train_loss / start:.1f}× the initial weights' ({start:.3g})"
             )

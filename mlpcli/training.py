@@ -261,7 +261,7 @@ class _Training:
     def finish(self, progress: bool | None) -> dict:
         """Test the kept weights, save everything, report; metrics.json's dict."""
         trainer, history, kept = self.trainer, self.trainer.history, self.trainer.history.kept
-        validated = kept is not None and len(self.splits.validation) > 0
+        validated = kept is not None and trainer.validated
         test = self.splits.test
         report = evaluate(trainer.model, trainer.norm.apply(test.images), test.labels, progress)
         metrics = {
@@ -319,14 +319,14 @@ def curves_title(name: str, dataset: str, metrics: dict) -> str:
 
 
 def _figure(value: float) -> str:
-    """A loss or accuracy in an epoch line; "-" for none (nan: no validation split)."""
+    """A validation loss or accuracy in an epoch line; "-" for none (nan: no validation split)."""
     return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 EPOCH_TABLE = (  # the epoch lines' columns: heading, width, the record's value as text
     ("epoch", 5, lambda r: str(r.epoch)),
-    ("train loss", 10, lambda r: _figure(r.train_loss)),
-    ("train acc", 9, lambda r: _figure(r.train_accuracy)),
+    ("train loss", 10, lambda r: f"{r.train_loss:.4f}"),
+    ("train acc", 9, lambda r: f"{r.train_accuracy:.4f}"),
     ("val loss", 8, lambda r: _figure(r.val_loss)),
     ("val acc", 7, lambda r: _figure(r.val_accuracy)),
     ("lr", 8, lambda r: f"{r.lr:.3g}"),

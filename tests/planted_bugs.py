@@ -138,8 +138,8 @@ BUGS = [
     Bug(
         "chance-alone-is-divergence",
         T,
-        "if at_chance and train_loss > WORSE * start:",
-        "if at_chance or train_loss > WORSE * start:",
+        "if accuracy <= self.chance + CHANCE_MARGIN and train_loss > WORSE * start:",
+        "if accuracy <= self.chance + CHANCE_MARGIN or train_loss > WORSE * start:",
     ),
     Bug("resume-loses-the-order", T, 'order=arrays.get("order"))', "order=None)"),
     Bug(
@@ -1185,13 +1185,13 @@ BUGS = [
     Bug(
         "no-validation-validated",
         T,
-        "        if not len(self.validation):\n            return math.nan, math.nan\n",
+        "        if not self.validated:\n            return math.nan, math.nan\n",
         "",
     ),
     Bug(
         "no-validation-start-loss-on-nothing",
         T,
-        "            X, labels = self.norm.apply(self.train.images), self.train.labels",
+        "            X, labels = self.norm.apply(self.train.images[:START_SAMPLE]), self.train.labels[:START_SAMPLE]",
         "            pass",
     ),
     Bug(
@@ -1203,14 +1203,14 @@ BUGS = [
     Bug(
         "no-validation-nan-in-metrics",
         R,
-        "validated = kept is not None and len(self.splits.validation) > 0",
+        "validated = kept is not None and trainer.validated",
         "validated = kept is not None",
     ),
     Bug("no-validation-nan-in-epoch-lines", R, 'return "-" if math.isnan(value) else', "return"),
     Bug(
         "no-validation-nan-in-runs",
         "runs.py",
-        '"val_acc": None if math.isnan(val) else val,',
+        '"val_acc": None if val is None or math.isnan(val) else val,',
         '"val_acc": val,',
     ),
     Bug(
@@ -1224,6 +1224,12 @@ BUGS = [
         E,
         'if split == "validation" and not config.data.validation:',
         "if False:",
+    ),
+    Bug(
+        "no-validation-chance-unjudged",
+        T,
+        "val_accuracy if self.validated else train_accuracy)",
+        "val_accuracy)",
     ),
     Bug("no-validation-swept", "sweep.py", "    if not config.data.validation:\n", "    if False:\n"),
 ]

@@ -90,15 +90,25 @@ def test_unknown_data_unlike_the_training_images_is_warned_about(idx_dir, tmp_pa
     [
         (["train.optimizer=sgd", "train.momentum=0", "train.lr=5"], "no better than always answering"),
         (["train.lr=1"], "the loss rose to"),
+        (
+            ["train.optimizer=sgd", "train.momentum=0", "train.lr=5", "data.validation=0", "train.keep=last"],
+            "the training accuracy is",
+        ),
         (["train.lr=1", "data.validation=0", "train.keep=last"], "the loss rose to"),
     ],
-    ids=["sgd at lr 5", "adam at lr 1", "adam at lr 1 on all the training images"],
+    ids=[
+        "sgd at lr 5",
+        "adam at lr 1",
+        "sgd at lr 5, no validation split",
+        "adam at lr 1, no validation split",
+    ],
 )
 def test_training_that_blows_up_without_going_non_finite_is_diverged(mnist_dir, tmp_path, items, why):
     out = tmp_path / "run"
     real = ["data.source=idx", f"data.dir={mnist_dir}", "model.hidden=[128]", "train.epochs=2"]
     result = mlp("train", *sets(*real, *items), "--out", out)
     assert result.exit_code == 1 and why in result.output and "try a lower train.lr" in result.output
+    assert "nan" not in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and why in metrics["error"]
     assert not (out / "weights.npz").exists()  # it blew up in epoch 1: nothing worth keeping

@@ -70,12 +70,17 @@ def test_eval_has_no_validation_split_to_evaluate_but_the_others(run_dir):
     assert sum(map(sum, confusion)) == 1200  # every training image
 
 
-def test_the_curves_draw_training_alone_and_say_which_epoch_is_kept():
-    rows = [
+def unvalidated_rows() -> list[dict]:
+    """history.csv's rows of three epochs of a run that held no validation examples out."""
+    return [
         {"epoch": e, "train_loss": 1 / e, "train_accuracy": 0.8 + e / 100, "val_loss": "nan"}
         | {"val_accuracy": "nan", "lr": 0.01, "seconds": 1.0, "clipped": 0}
         for e in (1, 2, 3)
     ]
+
+
+def test_the_curves_draw_training_alone_and_say_which_epoch_is_kept():
+    rows = unvalidated_rows()
     figure = plots.curves(rows, 3, "a run on all its images")
     loss, accuracy = figure.axes[:2]
     for axes, key in ((loss, "loss"), (accuracy, "accuracy")):
@@ -84,10 +89,26 @@ def test_the_curves_draw_training_alone_and_say_which_epoch_is_kept():
             "kept: epoch 3",
         ]
     assert accuracy.get_yscale() == "logit" and not accuracy.texts  # no kept validation accuracy written
-    compared = plots.compare(
-        [("all", rows), ("held out", [r | {"val_loss": 0.5, "val_accuracy": 0.9} for r in rows])], "t"
+
+
+def test_runs_side_by_side_show_the_training_accuracy_of_one_without_validation():
+    rows = unvalidated_rows()
+    held_out = [row | {"val_loss": 0.5, "val_accuracy": 0.9} for row in rows]
+    figure = plots.compare([("all", rows), ("held out", held_out)], "t")
+    assert [t.get_text() for t in figure.legends[0].texts] == [
+        "all (no validation split: training accuracy)",
+        "held out",
+    ]
+    accuracy = figure.axes[0]
+    assert [list(line.get_ydata()) for line in accuracy.lines] == [
+        [row["train_accuracy"] for row in rows],
+        [0.9] * 3,
+    ]
+    assert [line.get_linestyle() for line in accuracy.lines] == ["--", "-"]
+    alone = plots.compare([("all", rows)], "t").axes[0]
+    assert alone.get_yscale() == "logit" and alone.get_ylabel().startswith(
+        "validation accuracy (dashed: training)"
     )
-    assert [t.get_text() for t in compared.legends[0].texts] == ["all (no validation split)", "held out"]
 
 
 def test_keeping_a_best_epoch_needs_validation_examples():
@@ -97,3 +118,7 @@ def test_keeping_a_best_epoch_needs_validation_examples():
     ):
         train.check(TrainConfig(keep="best_val_loss"), 1000, 0)
     train.check(TrainConfig(keep="last"), 1000, 0)
+    with pytest.raises(
+        ConfigError, match=r"keeps its last epoch \(train.keep = last\): set train.patience=0$"
+    ):
+        train.check(TrainConfig(keep="last", patience=3), 1000, 0)  # no other train.keep to suggest

@@ -129,7 +129,7 @@ def study_of(out: Path, storage: str | None = None):
             ["data.validation=0", "train.keep=last"],
             "data.validation = 0 holds no examples out, and a sweep judges each trial by its kept validation",
         ),
-        (  # … and so must every trial
+        (  # … and so must every trial (a base without any is fine when the space gives it some)
             {"data.validation": {"low": 0, "high": 500}},
             ["train.keep=last"],
             "sweep space: data.validation reaches a value the config refuses: data.validation = 0 holds no",
@@ -159,6 +159,13 @@ def test_a_spec_with_an_unknown_key_or_a_missing_config_fails(tmp_path):
     result = mlp("sweep", tmp_path / "spec.yaml", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "cannot read config nowhere.yaml" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_base_config_without_validation_examples_may_sweep_how_many_to_hold_out(tmp_path):
+    base = tmp_path / "all.yaml"
+    base.write_text(Path(TINY).read_text().replace("validation: 200", "validation: 0") + "  keep: last\n")
+    spec = write_spec(tmp_path, {"data.validation": {"choices": [100, 200]}}, config=str(base))
+    assert read_spec(spec).space[0].key == "data.validation"
 
 
 def test_kinds_and_widths_that_make_models_together_in_every_combination_pass_the_check(tmp_path):
