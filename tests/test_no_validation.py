@@ -6,14 +6,19 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY, mlp
 
 from mlpcli import plots, train, training
-from mlpcli.config import TrainConfig
-from mlpcli.errors import ConfigError
+from mlpcli.config import TrainConfig, load_config
+from mlpcli.data import N_CLASSES, Normalisation, load_splits
+from mlpcli.errors import ConfigError, DivergedError
+from mlpcli.models import build_model
+from mlpcli.train import Position, Trainer
 
 ALL_IMAGES = ("data.validation=0", "train.keep=last")
+pytestmark = pytest.mark.filterwarnings("error")  # an empty split's mean of nothing warns: none is taken
 
 
 def train_on_all(idx_dir: Path, out: Path, *sets: str):
@@ -50,7 +55,7 @@ def test_its_files_hold_no_validation_figures_and_stay_readable(run_dir):
         and metrics["kept_val_accuracy"] is None
         and metrics["kept_val_loss"] is None
     )
-    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    rows = list(csv.DictReader((run_dir / "history.csv").read_text().splitlines()))
     assert all(math.isnan(float(row[key])) for row in rows for key in ("val_loss", "val_accuracy"))
     assert all(0 < float(row["train_loss"]) < 3 for row in rows)
     listing = mlp("runs", run_dir.parent)
@@ -109,6 +114,29 @@ def test_runs_side_by_side_show_the_training_accuracy_of_one_without_validation(
     assert alone.get_yscale() == "logit" and alone.get_ylabel().startswith(
         "validation accuracy (dashed: training)"
     )
+
+
+@pytest.fixture
+def trainer(idx_dir) -> Trainer:
+    """A Trainer on every training image of the tiny config, its initial weights' loss 1."""
+    config = load_config(TINY, [f"data.dir={idx_dir}", *ALL_IMAGES])
+    splits = load_splits(config.data, config.train.seed)
+    model = build_model(config.model, splits.train.image_shape, N_CLASSES, np.random.default_rng(0))
+    norm = Normalisation.of(splits.train.images)
+    trainer = Trainer(model, splits.train, splits.validation, norm, config.train, np.random.default_rng(0))
+    trainer.history.start_loss = 1.0
+    return trainer
+
+
+def test_an_epoch_at_chance_is_caught_by_its_training_accuracy(trainer):
+    """Real runs at chance need a learning rate on a knife's edge: an epoch's sums set by hand."""
+    chance = np.bincount(trainer.train.labels).max() / len(trainer.train)
+    trainer.position = Position(loss_sum=2.0 * 1200, correct=round(chance * 1200), seen=1200)
+    with pytest.raises(DivergedError, match=f"the training accuracy is {chance:.4f}, no better than always"):
+        trainer._end_epoch(0.01)
+    trainer.position = Position(loss_sum=2.0 * 1200, correct=round((chance + 0.05) * 1200), seen=1200)
+    record = trainer._end_epoch(0.01)  # a slow start, not chance
+    assert math.isnan(record.val_loss) and math.isnan(record.val_accuracy) and trainer.history.kept_epoch == 1
 
 
 def test_keeping_a_best_epoch_needs_validation_examples():
