@@ -13,7 +13,7 @@ import numpy as np
 
 from mlpcli import artifacts
 from mlpcli.committee import Committee, Member, mean_scores
-from mlpcli.config import Config, with_overrides
+from mlpcli.config import Config, parse_override, with_overrides
 from mlpcli.data import (
     CLASS_NAMES,
     N_CLASSES,
@@ -222,6 +222,11 @@ def _data(
 ) -> tuple[Config, Dataset, dict]:
     """The config, the split to evaluate and eval.json's data report, for the weights file
     `weights` (holding `saved`), its run's config naming the data."""
+    if split != "test" and any(parse_override(item)[0] == "data.validation" for item in data_overrides):
+        raise ConfigError(
+            f"data.validation cannot be --set for the {split} split: the run's own config drew which"
+            " of its images it held out"
+        )
     run_config = weights.parent / artifacts.CONFIG
     config = _run_config(saved.dataset, run_config, data_overrides)
     dataset, test, source = _evaluated_split(config, split, run_config.exists(), weights)

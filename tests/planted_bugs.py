@@ -1231,6 +1231,12 @@ BUGS = [
         "val_accuracy if self.validated else train_accuracy)",
         "val_accuracy)",
     ),
+    Bug(
+        "eval-split-redrawn",
+        E,
+        'if split != "test" and any(parse_override(item)[0] == "data.validation"',
+        'if False and any(parse_override(item)[0] == "data.validation"',
+    ),
     Bug("no-validation-swept", "sweep.py", "    if not config.data.validation:\n", "    if False:\n"),
 ]
 

@@ -69,6 +69,11 @@ def test_eval_has_no_validation_split_to_evaluate_but_the_others(run_dir):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "held no examples out for validation (data.validation = 0)" in result.output
     assert not (run_dir / "eval-validation.json").exists()
+    result = mlp("eval", run_dir, "--split", "validation", "--set", "data.validation=100")
+    assert (
+        result.exit_code == 1 and "data.validation cannot be --set for the validation split" in result.output
+    )
+    assert not (run_dir / "eval-validation.json").exists()
     result = mlp("eval", run_dir, "--split", "train", "--json")
     assert result.exit_code == 0, result.output
     confusion = json.loads((run_dir / "eval-train.json").read_text())["confusion_matrix"]
