@@ -79,7 +79,8 @@ def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
         accuracy.plot(epochs, shown, color=colour, label=textwrap.fill(label, 100), **style)
         loss.plot(epochs, _column(rows, "val_loss"), color=colour)
         loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
-        accuracies, unvalidated = accuracies + shown, unvalidated or not validated
+        accuracies.extend(shown)
+        unvalidated = unvalidated or not validated
     _logit_accuracy(accuracy, accuracies, "validation accuracy" + " (dashed: training)" * unvalidated)
     _log_loss(
         loss,

@@ -271,7 +271,7 @@ class Trainer:
         p, history = self.position, self.history
         train_loss, train_accuracy = p.loss_sum / p.seen, p.correct / p.seen
         val_loss, val_accuracy = self._validate()
-        failure = self._failure(train_loss, val_loss, val_accuracy if self.validated else train_accuracy)
+        failure = self._failure(train_loss, train_accuracy, val_loss, val_accuracy)
         if failure:
             np.copyto(self.model.params, self.kept_params)
             kept = (
@@ -314,13 +314,14 @@ class Trainer:
             loss, accuracy, _ = loss_and_accuracy(self.model, self.X_validation, self.validation.labels)
         return loss, accuracy
 
-    def _failure(self, train_loss: float, val_loss: float, accuracy: float) -> str:
+    def _failure(self, train_loss: float, train_accuracy: float, val_loss: float, val_accuracy: float) -> str:
         """How an epoch shows that training blew up, or "": a non-finite loss; a loss far above
-        the initial weights'; or an `accuracy` (on the split self.judged names) no better than
+        the initial weights'; or an accuracy (on the split self.judged names) no better than
         always answering the commonest class while the training loss is well above the initial
         weights' (a slow start stays near it)."""
         start, validated = self.history.start_loss, self.validated
         losses = (train_loss, val_loss) if validated else (train_loss,)
+        accuracy = val_accuracy if validated else train_accuracy
         if not all(map(math.isfinite, losses)):
             return "the training loss became non-finite"
         if max(losses) > BLOWN_UP * start:

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from mlpcli import locks
-from mlpcli.data import shipped_dir
+from mlpcli.config import load_config
+from mlpcli.data import N_CLASSES, Normalisation, load_splits, shipped_dir
+from mlpcli.models import build_model
+from mlpcli.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = shipped_dir("mnist")  # the real MNIST, 60,000 + 10,000 digits, shipped with mlpcli
@@ -43,6 +46,16 @@ def mlp(*args):
     from mlpcli.cli import main
 
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def trainer_for(data, *sets: str, seed: int = 0) -> Trainer:
+    """A Trainer as `mlp train` builds it, on `data`'s splits (a config of data.* keys)."""
+    config = load_config(None, [*data, *sets])
+    splits = load_splits(config.data, config.train.seed)
+    init_rng, fit_rng = np.random.default_rng(seed).spawn(2)
+    model = build_model(config.model, splits.train.image_shape, N_CLASSES, init_rng)
+    norm = Normalisation.of(splits.train.images)
+    return Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng, config.data.augment)
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:

@@ -1228,8 +1228,8 @@ BUGS = [
     Bug(
         "no-validation-chance-unjudged",
         T,
-        "val_accuracy if self.validated else train_accuracy)",
-        "val_accuracy)",
+        "accuracy = val_accuracy if validated else train_accuracy",
+        "accuracy = val_accuracy",
     ),
     Bug(
         "eval-split-redrawn",

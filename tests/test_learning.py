@@ -5,24 +5,13 @@ for a bug that a run's accuracy alone would hide."""
 
 import numpy as np
 import pytest
+from conftest import trainer_for
 
-from mlpcli.config import load_config
-from mlpcli.data import N_CLASSES, Normalisation, load_splits, one_hot
-from mlpcli.models import build_model
+from mlpcli.data import one_hot
 from mlpcli.optim import learning_rate
 from mlpcli.train import Trainer
 
 PLAIN = ["data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "model.dropout=0"]
-
-
-def trainer_for(data, *sets: str, seed: int = 0) -> Trainer:
-    """A Trainer as `mlp train` builds it, on `data`'s splits (a config of data.* keys)."""
-    config = load_config(None, [*data, *sets])
-    splits = load_splits(config.data, config.train.seed)
-    init_rng, fit_rng = np.random.default_rng(seed).spawn(2)
-    model = build_model(config.model, splits.train.image_shape, N_CLASSES, init_rng)
-    norm = Normalisation.of(splits.train.images)
-    return Trainer(model, splits.train, splits.validation, norm, config.train, fit_rng, config.data.augment)
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, mlp
+from conftest import TINY, mlp, trainer_for
 
 from mlpcli import plots, train, training
-from mlpcli.config import TrainConfig, load_config
-from mlpcli.data import N_CLASSES, Normalisation, load_splits
+from mlpcli.config import TrainConfig
 from mlpcli.errors import ConfigError, DivergedError
-from mlpcli.models import build_model
 from mlpcli.train import Position, Trainer
 
 ALL_IMAGES = ("data.validation=0", "train.keep=last")
@@ -123,12 +121,8 @@ def test_runs_side_by_side_show_the_training_accuracy_of_one_without_validation(
 
 @pytest.fixture
 def trainer(idx_dir) -> Trainer:
-    """A Trainer on every training image of the tiny config, its initial weights' loss 1."""
-    config = load_config(TINY, [f"data.dir={idx_dir}", *ALL_IMAGES])
-    splits = load_splits(config.data, config.train.seed)
-    model = build_model(config.model, splits.train.image_shape, N_CLASSES, np.random.default_rng(0))
-    norm = Normalisation.of(splits.train.images)
-    trainer = Trainer(model, splits.train, splits.validation, norm, config.train, np.random.default_rng(0))
+    """A Trainer on every training image of the tests' digits, its initial weights' loss 1."""
+    trainer = trainer_for(["data.source=idx", f"data.dir={idx_dir}"], *ALL_IMAGES)
     trainer.history.start_loss = 1.0
     return trainer
 
