@@ -81,7 +81,8 @@ def compare(runs: Sequence[tuple[str, Sequence[dict]]], title: str) -> Figure:
         loss.plot(epochs, _column(rows, "train_loss"), color=colour, linestyle="--", linewidth=1)
         accuracies.extend(shown)
         unvalidated = unvalidated or not validated
-    _logit_accuracy(accuracy, accuracies, "validation accuracy" + " (dashed: training)" * unvalidated)
+    # short enough for the panel's height: the longer "validation accuracy (dashed: …)" was cut off
+    _logit_accuracy(accuracy, accuracies, "accuracy; dashed: train" if unvalidated else "validation accuracy")
     _log_loss(
         loss,
         [value for _, rows in runs for key in ("val_loss", "train_loss") for value in _column(rows, key)],

@@ -114,9 +114,7 @@ def test_runs_side_by_side_show_the_training_accuracy_of_one_without_validation(
     ]
     assert [line.get_linestyle() for line in accuracy.lines] == ["--", "-"]
     alone = plots.compare([("all", rows)], "t").axes[0]
-    assert alone.get_yscale() == "logit" and alone.get_ylabel().startswith(
-        "validation accuracy (dashed: training)"
-    )
+    assert alone.get_yscale() == "logit" and alone.get_ylabel().startswith("accuracy; dashed: train")
 
 
 @pytest.fixture
