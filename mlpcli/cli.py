@@ -194,7 +194,10 @@ class _StopRequests:
 @contextmanager
 def _stop_requests() -> Iterator[_StopRequests]:
     stop = _StopRequests()
-    previous = {signum: signal.signal(signum, stop.handle) for signum in STOP_SIGNALS}
+    # a signal ignored on entry stays ignored (as Python's own SIGINT handler does): under
+    # `nohup`, or as a script's `&` job, the closed terminal or Ctrl-C is not meant for mlp
+    heard = [signum for signum in STOP_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, stop.handle) for signum in heard}
     try:
         yield stop
     finally:

@@ -29,6 +29,8 @@ class Terminal:
     def __init__(self, command: str, cwd: Path):
         self.pid, self.master = pty.fork()
         if self.pid == 0:  # the child: the terminal's session leader, in its foreground group
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # as a new terminal's shell
+                signal.signal(signum, signal.SIG_DFL)  # has them, even when pytest runs under nohup
             os.chdir(cwd)
             os.execvp("bash", ["bash", "-c", command])
         self.output = bytearray()
@@ -73,11 +75,12 @@ def data(tmp_path_factory) -> Path:
     return write_idx_dir(tmp_path_factory.mktemp("terminal") / "idx", n_train=6000, n_test=300)
 
 
-def train_command(data: Path, out: Path, pipe: str) -> str:
-    """`mlp train` (30 epochs: it is still training when stopped), its output through `pipe`,
-    its exit code written to out.code by a subshell that outlives the signals."""
-    sets = f"--set data.dir={data} --set train.epochs=30"
-    train = f"{MLP} train --config {TINY} {sets} --out {out} 2>&1"
+def train_command(data: Path, out: Path, pipe: str, run: str = "{}", epochs: int = 30) -> str:
+    """`mlp train` (30 epochs: it is still training when stopped), run as `run` says (`{}`: the
+    command), its output through `pipe`, its exit code written to out.code by a subshell that
+    outlives the signals."""
+    sets = f"--set data.dir={data} --set train.epochs={epochs}"
+    train = run.format(f"{MLP} train --config {TINY} {sets} --out {out} 2>&1")
     return f"(trap true INT TERM HUP; {train}; echo $? > {out}.code) {pipe}"
 
 
@@ -139,6 +142,36 @@ def test_a_stop_keeps_the_run_whatever_happens_to_the_output(data, tmp_path, cas
     stop(terminal)
     terminal.wait()
     assert_stopped_and_whole(out, code)
+
+
+def close_as_a_login_shell_does(terminal: Terminal) -> None:
+    """SIGHUP to the jobs (an interactive shell sends it them when its terminal closes), then
+    the terminal closes."""
+    terminal.signal_group(signal.SIGHUP)
+    terminal.hang_up()
+
+
+# how mlp train is started so that a stop signal is ignored on entry, and the signal
+IGNORED = {
+    "nohup, the terminal closes": ("nohup {} > nohup.log", close_as_a_login_shell_does),
+    "a script's & job, Ctrl-C": (  # the script outlives the Ctrl-C: its end would hang up
+        "{} & while kill -0 $! 2>/dev/null; do sleep 0.1; done; wait $!",
+        lambda t: t.type(b"\x03"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", IGNORED)
+def test_a_stop_signal_ignored_on_entry_stays_ignored(data, tmp_path, case):
+    run, stop = IGNORED[case]
+    out = tmp_path / "run"
+    terminal = Terminal(train_command(data, out, "", run, epochs=300), tmp_path)  # seconds
+    wait_for_epochs(out, 2, terminal)
+    stop(terminal)
+    assert history_rows(out) < 300, "the signal came too late to tell"
+    assert exit_code(out) == 0, terminal.text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 300
 
 
 def test_resuming_after_a_stop_through_a_pipe_repeats_no_epoch(data, tmp_path):
