@@ -644,7 +644,8 @@ def serve(target: Path, sock: socket.socket, host: str, workers: int = 1) -> Non
     """Serve `target`'s runs on the bound `sock` until Ctrl-C (then a KeyboardInterrupt, once
     every connection is closed), in `workers` processes: in each, the network answers one
     request at a time, so two use both cores of a small machine (uvicorn's supervisor starts
-    and watches them; a lost terminal, SIGHUP, stops them as SIGTERM does)."""
+    and watches them; a lost terminal, SIGHUP, stops them as SIGTERM does, unless it was ignored
+    on entry, under nohup)."""
     with tempfile.TemporaryDirectory(prefix="mlpcli-copies-") as copies:  # the steps' copies, shared
         _serve(target, sock, host, workers, Path(copies))
 
@@ -669,6 +670,9 @@ def _serve(target: Path, sock: socket.socket, host: str, workers: int, copies: P
     handlers = {signum: signal.getsignal(signum) for signum in SIGNALS}
     try:  # the supervisor's own signal handlers, for as long as it runs
         supervisor = Supervisor(uvicorn_config(target, host, bound, workers, copies), [sock])
+        hangup = getattr(signal, "SIGHUP", None)  # Windows has none
+        if handlers.get(hangup) is signal.SIG_IGN:  # nohup's: ignored by it and the workers it starts
+            signal.signal(hangup, signal.SIG_IGN)
         supervisor.run()
     finally:
         for signum, handler in handlers.items():

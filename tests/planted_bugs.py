@@ -1244,6 +1244,7 @@ BUGS = [
         "for signum in STOP_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]",
         "for signum in STOP_SIGNALS]",
     ),
+    Bug("nohup-serve-overridden", "serve.py", "if handlers.get(hangup) is signal.SIG_IGN:", "if False:"),
 ]
 
 # the order the test files run in: the fast and pointed ones first, so a bug is caught sooner

@@ -206,6 +206,22 @@ def test_a_lost_terminal_stops_the_server(runs_dir):  # noqa: F811
     assert child.wait(timeout=10) is not None
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts the server's processes in /proc")
+def test_under_nohup_a_lost_terminal_leaves_the_server_and_its_workers(runs_dir, drawn):  # noqa: F811
+    ignored = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731 (as nohup starts it)
+    child, url = start_serve(runs_dir, preexec_fn=ignored, start_new_session=True)
+    try:
+        assert post(url, drawn[0][0].read_bytes())[0] == 200
+        started = workers(child.pid)
+        os.killpg(child.pid, signal.SIGHUP)  # a login shell's, to its jobs, as its terminal closes
+        time.sleep(2)  # the supervisor looks at its signals every half second
+        assert child.poll() is None and workers(child.pid) == started
+        assert post(url, drawn[0][1].read_bytes())[0] == 200
+    finally:
+        child.terminate()
+        child.wait(30)
+
+
 @pytest.mark.skipif(os.name == "nt", reason="Ctrl-C as SIGINT")
 def test_ctrl_c_stops_the_server_at_once_with_connections_half_open(runs_dir):  # noqa: F811
     # as from a terminal: a job started in the background by a script ignores SIGINT
