@@ -108,7 +108,8 @@ def train(
     curves.png (history.csv is rewritten after every epoch, so a run can be watched).
 
     Ctrl-C (or SIGTERM, or the terminal closing) stops after the current batch and writes a
-    checkpoint that --resume continues from exactly; a second Ctrl-C stops at once. Output
+    checkpoint that --resume continues from exactly; a second Ctrl-C stops at once. A signal
+    ignored on entry stays ignored: nohup mlp train … & trains on when the terminal closes. Output
     piped to a reader that goes away (| head, or | tee killed by the same Ctrl-C) only stops
     the output, never the run.
 

@@ -6,6 +6,7 @@ import gzip
 import http.server
 import os
 import re
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -31,6 +32,18 @@ FASHION = str(CONFIGS / "fashion_mnist.yaml")
 
 
 MLP_COMMAND = [sys.executable, "-c", "from mlpcli.cli import entry_point; entry_point()"]  # `mlp`
+
+
+def default_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP at their defaults, as a command typed at a terminal starts:
+    mlp keeps a stop signal ignored on entry, which it is when pytest runs under nohup or as a
+    script's & job, so a child that is to be stopped by signal starts with this."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+DEFAULT_SIGNALS = {"preexec_fn": default_signals} if os.name == "posix" else {}  # Popen's arguments
 
 
 def epoch_of(line: str) -> int | None:
@@ -176,6 +189,7 @@ def start_serve(*args: str, port: int = 0, cwd: Path | None = None, **popen):
     import subprocess
 
     command = [*MLP_COMMAND, "serve", *map(str, args), "--port", str(port)]
+    popen = DEFAULT_SIGNALS | popen
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, **popen
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MLP_COMMAND, TINY, epoch_of, held_lock, mlp, write_idx_dir
+from conftest import DEFAULT_SIGNALS, MLP_COMMAND, TINY, epoch_of, held_lock, mlp, write_idx_dir
 
 import mlpcli.train
 from mlpcli import optim, training
@@ -289,7 +289,12 @@ def start_training(
     command = [*mlp_command, "train", "--config", TINY, *sets]
     env = (env or os.environ) | {"PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [*command, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*command, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **DEFAULT_SIGNALS,
     )
 
 

@@ -207,9 +207,10 @@ def test_a_lost_terminal_stops_the_server(runs_dir):  # noqa: F811
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts the server's processes in /proc")
-def test_under_nohup_a_lost_terminal_leaves_the_server_and_its_workers(runs_dir, drawn):  # noqa: F811
+@pytest.mark.parametrize("workers_asked", ["2", "1"])
+def test_under_nohup_a_lost_terminal_leaves_the_server_and_its_workers(runs_dir, drawn, workers_asked):  # noqa: F811
     ignored = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731 (as nohup starts it)
-    child, url = start_serve(runs_dir, preexec_fn=ignored, start_new_session=True)
+    child, url = start_serve(runs_dir, "--workers", workers_asked, preexec_fn=ignored, start_new_session=True)
     try:
         assert post(url, drawn[0][0].read_bytes())[0] == 200
         started = workers(child.pid)
@@ -224,8 +225,7 @@ def test_under_nohup_a_lost_terminal_leaves_the_server_and_its_workers(runs_dir,
 
 @pytest.mark.skipif(os.name == "nt", reason="Ctrl-C as SIGINT")
 def test_ctrl_c_stops_the_server_at_once_with_connections_half_open(runs_dir):  # noqa: F811
-    # as from a terminal: a job started in the background by a script ignores SIGINT
-    child, url = start_serve(runs_dir, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child, url = start_serve(runs_dir)
     half = [socket.create_connection(address(url)) for _ in range(5)]
     for sock in half:
         sock.sendall(HEAD + b"\r\nabc")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import MLP_COMMAND, ROOT, TINY, closed_port, epoch_of, mlp, require
+from conftest import DEFAULT_SIGNALS, MLP_COMMAND, ROOT, TINY, closed_port, epoch_of, mlp, require
 from PIL import Image
 
 from mlpcli.cli import main
@@ -395,7 +395,9 @@ def test_hopeless_trials_are_pruned_and_shown_so(idx_dir, tmp_path):
 def worker(spec: Path, out: Path, idx: Path, *options: str) -> subprocess.Popen:
     command = [*MLP_COMMAND, "sweep", str(spec), "--out", str(out), "--set", f"data.dir={idx}", *options]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}  # each epoch's line as it happens
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **DEFAULT_SIGNALS
+    )
 
 
 def accounted_for(study, out_dirs: list[Path], n: int) -> None:
