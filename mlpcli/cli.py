@@ -158,8 +158,9 @@ def _stoppable() -> Iterator["_StopRequests"]:
             raise SystemExit(128 + signal.SIGINT) from None
 
 
-SIGHUP = getattr(signal, "SIGHUP", None)  # Windows has none
-STOP_SIGNALS = tuple(signum for signum in (signal.SIGINT, signal.SIGTERM, SIGHUP) if signum is not None)
+STOP_SIGNALS = tuple(
+    signum for signum in (signal.SIGINT, signal.SIGTERM, output.SIGHUP) if signum is not None
+)
 
 
 class _StopRequests:
@@ -178,7 +179,7 @@ class _StopRequests:
         return self.signal != 0
 
     def handle(self, signum: int, frame) -> None:
-        if signum != SIGHUP:
+        if signum != output.SIGHUP:
             if self.asked:
                 if signum == signal.SIGINT:
                     raise KeyboardInterrupt
@@ -195,9 +196,7 @@ class _StopRequests:
 @contextmanager
 def _stop_requests() -> Iterator[_StopRequests]:
     stop = _StopRequests()
-    # a signal ignored on entry stays ignored (as Python's own SIGINT handler does): under
-    # `nohup`, or as a script's `&` job, the closed terminal or Ctrl-C is not meant for mlp
-    heard = [signum for signum in STOP_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    heard = [signum for signum in STOP_SIGNALS if not output.ignored_on_entry(signum)]
     previous = {signum: signal.signal(signum, stop.handle) for signum in heard}
     try:
         yield stop

@@ -1,4 +1,5 @@
-"""Standard output and error that a closed pipe or a hung-up terminal only silences.
+"""Standard output and error that a closed pipe or a hung-up terminal only silences; which
+signals a terminal's loss sends, and whether this process was told to ignore them.
 
 `mlp train ... | tee log` and Ctrl-C: the terminal signals the whole process group, `tee`
 may die first, and the next write to its pipe fails (BrokenPipeError; EIO on a terminal that
@@ -10,10 +11,19 @@ that fails turns that stream off, and the work goes on without its output.
 import contextlib
 import io
 import os
+import signal
 import sys
 from collections.abc import Callable
 
 Echo = Callable[[str], None]  # how library code reports a line (the CLI's say, a sweep's indent)
+SIGHUP = getattr(signal, "SIGHUP", None)  # the terminal closed (Windows has none)
+
+
+def ignored_on_entry(signum: int | None) -> bool:
+    """Whether the signal `signum` is ignored as the process found it, and so must stay ignored,
+    as Unix programs and Python's own Ctrl-C handler keep it: nohup's SIGHUP, a script's `&`
+    job's SIGINT, are not meant for it. Ask before setting a handler of one's own."""
+    return signum is not None and signal.getsignal(signum) is signal.SIG_IGN
 
 
 class Silenceable(io.RawIOBase):

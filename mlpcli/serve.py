@@ -50,7 +50,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlpcli import artifacts, backprop, predict, runs
+from mlpcli import artifacts, backprop, output, predict, runs
 from mlpcli.data import CLASS_NAMES, one_hot
 from mlpcli.errors import CopyError, ImageError, ImageTooLarge, MlpError, RunFileError
 from mlpcli.images import read_image, to_mnist
@@ -668,11 +668,11 @@ def _serve(target: Path, sock: socket.socket, host: str, workers: int, copies: P
             self.should_exit.set()
 
     handlers = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    nohup = output.ignored_on_entry(output.SIGHUP)
     try:  # the supervisor's own signal handlers, for as long as it runs
         supervisor = Supervisor(uvicorn_config(target, host, bound, workers, copies), [sock])
-        hangup = getattr(signal, "SIGHUP", None)  # Windows has none
-        if handlers.get(hangup) is signal.SIG_IGN:  # nohup's: ignored by it and the workers it starts
-            signal.signal(hangup, signal.SIG_IGN)
+        if nohup:  # its constructor set a handler: ignored again, by it and the workers it starts
+            signal.signal(output.SIGHUP, signal.SIG_IGN)
         supervisor.run()
     finally:
         for signum, handler in handlers.items():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import TINY, closed_port, mlp
 
-from mlpcli import cli, training
+from mlpcli import cli, output, training
 from mlpcli.train import EpochRecord
 
 
@@ -219,16 +219,16 @@ def test_every_command_has_a_whole_sentence_summary():
     assert all(line.rstrip().endswith(".") and "..." not in line for line in commands)
 
 
-@pytest.mark.skipif(cli.SIGHUP is None, reason="this platform has no SIGHUP")
+@pytest.mark.skipif(output.SIGHUP is None, reason="this platform has no SIGHUP")
 @pytest.mark.parametrize(
     ("signals", "outcome", "stop_signal"),
     [
-        ([cli.SIGHUP, signal.SIGTERM], None, signal.SIGTERM),  # the dying shell's SIGHUP came first
-        ([signal.SIGTERM, cli.SIGHUP], None, signal.SIGTERM),
-        ([cli.SIGHUP, cli.SIGHUP], None, cli.SIGHUP),
+        ([output.SIGHUP, signal.SIGTERM], None, signal.SIGTERM),  # the dying shell's SIGHUP came first
+        ([signal.SIGTERM, output.SIGHUP], None, signal.SIGTERM),
+        ([output.SIGHUP, output.SIGHUP], None, output.SIGHUP),
         ([signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
         ([signal.SIGTERM, signal.SIGTERM], SystemExit, signal.SIGTERM),
-        ([cli.SIGHUP, signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
+        ([output.SIGHUP, signal.SIGINT, signal.SIGINT], KeyboardInterrupt, signal.SIGINT),
     ],
 )
 def test_which_signals_stop_after_the_batch_and_which_at_once(signals, outcome, stop_signal):
